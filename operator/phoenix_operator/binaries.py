@@ -1,0 +1,64 @@
+"""Where the real components live: otelcol-phoenix, Prometheus, etcd, kube-apiserver.
+
+Lookup order for each binary: its environment variable (e.g. PHOENIX_OTELCOL),
+the tools cache that `make tools` fills (PHOENIX_TOOLS_DIR, by default
+~/.cache/phoenix/tools), then PATH. A missing binary is one clear error that
+says how to get it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Binary:
+    name: str
+    env_var: str
+    cache_glob: str | None = None
+
+
+OTELCOL = Binary("otelcol-phoenix", "PHOENIX_OTELCOL", "otelcol-*/otelcol-phoenix")
+PROMETHEUS = Binary("prometheus", "PHOENIX_PROMETHEUS")
+PROMTOOL = Binary("promtool", "PHOENIX_PROMTOOL")
+ETCD = Binary("etcd", "PHOENIX_ETCD", "etcd-*/etcd")
+KUBE_APISERVER = Binary(
+    "kube-apiserver", "PHOENIX_KUBE_APISERVER", "kube-apiserver-*/kube-apiserver"
+)
+TELEMETRYGEN = Binary("telemetrygen", "PHOENIX_TELEMETRYGEN", "telemetrygen-*/telemetrygen")
+
+
+class BinaryNotFound(Exception):
+    def __init__(self, binary: Binary) -> None:
+        super().__init__(
+            f"{binary.name} not found: run `make tools`, or set {binary.env_var} "
+            f"to an existing binary"
+        )
+        self.binary = binary
+
+
+def tools_dir() -> Path:
+    configured = os.environ.get("PHOENIX_TOOLS_DIR")
+    return Path(configured) if configured else Path.home() / ".cache" / "phoenix" / "tools"
+
+
+def find(binary: Binary) -> Path | None:
+    explicit = os.environ.get(binary.env_var)
+    if explicit:
+        path = Path(explicit)
+        return path if path.is_file() and os.access(path, os.X_OK) else None
+    cached = sorted(tools_dir().glob(binary.cache_glob)) if binary.cache_glob else []
+    if cached:
+        return cached[-1]
+    on_path = shutil.which(binary.name)
+    return Path(on_path) if on_path else None
+
+
+def require(binary: Binary) -> Path:
+    path = find(binary)
+    if path is None:
+        raise BinaryNotFound(binary)
+    return path

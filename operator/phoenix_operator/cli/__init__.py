@@ -1,0 +1,1 @@
+"""The `phoenix` and `kubectl phoenix` command lines."""

@@ -1,0 +1,31 @@
+"""Wires the commands into `phoenix` and `kubectl phoenix`; no logic lives here."""
+
+from __future__ import annotations
+
+import typer
+
+from phoenix_operator.cli import crds_cmd, manifest_cmds
+
+app = typer.Typer(
+    name="phoenix",
+    help="A/B test OpenTelemetry Collector pipelines and prove the metrics cost you save.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+crds_app = typer.Typer(
+    help="CustomResourceDefinitions generated from the models.", no_args_is_help=True
+)
+
+app.command("validate")(manifest_cmds.validate)
+app.command("render")(manifest_cmds.render)
+crds_app.command("generate")(crds_cmd.generate)
+app.add_typer(crds_app, name="crds")
+
+
+def main() -> None:
+    app()
+
+
+def kubectl_main() -> None:
+    app(prog_name="kubectl phoenix")

@@ -1,0 +1,96 @@
+"""`phoenix validate` and `phoenix render`: offline checks of Phoenix manifests."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from phoenix_operator.cli import files, output
+from phoenix_operator.models import kinds, manifests
+from phoenix_operator.render import experiment as render_experiment
+from phoenix_operator.render import pipeline as render_pipeline
+
+FileOption = Annotated[
+    str,
+    typer.Option(
+        "--filename", "-f", help="Manifest file (YAML, several documents allowed); - reads stdin."
+    ),
+]
+
+
+def _label(obj: object, index: int) -> str:
+    if isinstance(obj, dict):
+        name = (
+            (obj.get("metadata") or {}).get("name", "?")
+            if isinstance(obj.get("metadata"), dict)
+            else "?"
+        )
+        return f"{obj.get('kind', 'document')}/{name}"
+    return f"document {index + 1}"
+
+
+def _render(
+    obj: kinds.PhoenixExperiment | kinds.PhoenixProcessPipeline | kinds.LoadSim,
+) -> list[str]:
+    """Collector configs of the object, in variant order; LoadSims have none."""
+    if isinstance(obj, kinds.PhoenixExperiment):
+        rendered = render_experiment.render_variants(obj.metadata.name, obj.spec)
+        return [r.text for r in rendered.values()]
+    if isinstance(obj, kinds.PhoenixProcessPipeline):
+        experiment_name = obj.spec.experiment_ref or obj.metadata.name
+        variant = render_experiment.pipeline_variant_name(obj.spec)
+        return [render_pipeline.render(obj.spec, experiment=experiment_name, variant=variant).text]
+    return []
+
+
+def _parse_all(
+    path: str,
+) -> list[tuple[str, kinds.PhoenixExperiment | kinds.PhoenixProcessPipeline | kinds.LoadSim]]:
+    problems: list[str] = []
+    parsed = []
+    for index, document in enumerate(files.load_documents(path)):
+        label = _label(document, index)
+        try:
+            parsed.append((label, manifests.parse_object(document)))
+        except manifests.InvalidManifest as error:
+            problems.extend(f"{path}: {label}: {problem}" for problem in error.problems)
+    if problems:
+        output.fail(*problems)
+    return parsed
+
+
+def validate(filename: FileOption) -> None:
+    """Check Phoenix manifests against the models and render their pipelines.
+
+    Every problem is printed on stderr as FILE: KIND/NAME: FIELD.PATH: MESSAGE,
+    and the exit code is 1 if there is any.
+    """
+    problems = []
+    objects = _parse_all(filename)
+    for label, obj in objects:
+        try:
+            _render(obj)
+        except render_pipeline.RenderError as error:
+            problems.append(f"{filename}: {label}: {error}")
+    if problems:
+        output.fail(*problems)
+    for label, _ in objects:
+        typer.echo(f"{filename}: {label}: valid")
+
+
+def render(filename: FileOption) -> None:
+    """Print the collector config a pipeline renders to.
+
+    For an experiment, both variants are printed, baseline first, separated by
+    a YAML document marker (---).
+    """
+    texts = []
+    for label, obj in _parse_all(filename):
+        try:
+            texts.extend(_render(obj))
+        except render_pipeline.RenderError as error:
+            output.fail(f"{filename}: {label}: {error}")
+    if not texts:
+        output.fail(f"error: {filename}: no PhoenixExperiment or PhoenixProcessPipeline to render")
+    typer.echo("---\n".join(texts), nl=False)

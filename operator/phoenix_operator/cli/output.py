@@ -1,0 +1,56 @@
+"""Everything the CLI prints goes through here: errors, YAML, JSON and tables."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from ruamel import yaml
+
+
+class Format(StrEnum):
+    table = "table"
+    yaml = "yaml"
+    json = "json"
+
+
+def fail(*lines: str) -> NoReturn:
+    """One clear line per problem on stderr, exit code 1, no traceback."""
+    for line in lines:
+        typer.echo(line, err=True)
+    raise typer.Exit(1)
+
+
+def to_yaml(data: Any) -> str:
+    dumper = yaml.YAML()
+    dumper.default_flow_style = False
+    stream = io.StringIO()
+    dumper.dump(data, stream)
+    return stream.getvalue()
+
+
+def emit(data: Any, fmt: Format, table: Table | None = None) -> None:
+    if fmt is Format.json:
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    elif fmt is Format.yaml:
+        sys.stdout.write(to_yaml(data))
+    elif table is not None:
+        Console().print(table)
+    else:
+        sys.stdout.write(to_yaml(data))
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Table:
+    result = Table(title=title, show_edge=False, header_style="bold")
+    for column in columns:
+        result.add_column(column)
+    for row in rows:
+        result.add_row(*("" if cell is None else str(cell) for cell in row))
+    return result

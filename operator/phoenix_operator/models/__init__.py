@@ -1,0 +1,1 @@
+"""Pydantic specs and statuses: the single source of truth for the CRD schemas."""

@@ -1,0 +1,86 @@
+"""Field types and status shapes shared by the three kinds.
+
+Every constraint a user can break lives here once, so the CRD schema, the
+`phoenix validate` command and the operator reject the same inputs with the
+same message.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+import pydantic
+from pydantic import alias_generators
+
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# Metric and attribute names end up inside YAML and OTTL string literals; a
+# narrow alphabet keeps them data even before the renderer quotes them.
+METRIC_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-/]*$"
+ATTRIBUTE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
+EXECUTABLE_NAME_PATTERN = r"^[A-Za-z0-9_.+@:\-]+$"
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+
+Duration = Annotated[
+    str,
+    pydantic.StringConstraints(pattern=DURATION_PATTERN),
+    pydantic.Field(description="A duration such as 90s, 5m or 1h30m."),
+]
+Fraction = Annotated[float, pydantic.Field(ge=0.0, le=1.0)]
+DnsLabel = Annotated[str, pydantic.StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=63)]
+MetricName = Annotated[str, pydantic.StringConstraints(pattern=METRIC_NAME_PATTERN, max_length=255)]
+AttributeName = Annotated[
+    str, pydantic.StringConstraints(pattern=ATTRIBUTE_NAME_PATTERN, max_length=255)
+]
+ExecutableName = Annotated[
+    str, pydantic.StringConstraints(pattern=EXECUTABLE_NAME_PATTERN, max_length=255)
+]
+# Kubernetes quantities are written either as numbers or strings ("500m", "1Gi").
+Quantity = int | str
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a duration string that already matched DURATION_PATTERN."""
+    return sum(float(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
+
+
+class Model(pydantic.BaseModel):
+    """Base of every spec and status: camelCase on the wire, unknown keys rejected."""
+
+    model_config = pydantic.ConfigDict(
+        alias_generator=alias_generators.to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+    def to_wire(self) -> dict[str, object]:
+        """The object as it is stored in Kubernetes: camelCase, no unset optionals."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class SecretKeyRef(Model):
+    name: DnsLabel
+    key: Annotated[str, pydantic.StringConstraints(pattern=r"^[-._a-zA-Z0-9]+$")]
+
+
+class Condition(Model):
+    """A Kubernetes API convention condition."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: Annotated[
+        str, pydantic.StringConstraints(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    ]
+    message: str = ""
+    observed_generation: int | None = None
+    last_transition_time: datetime
+
+
+class StatusBase(Model):
+    observed_generation: int | None = None
+    conditions: list[Condition] = pydantic.Field(default_factory=list)

@@ -1,0 +1,157 @@
+"""CustomResourceDefinitions generated from the pydantic models.
+
+The models are the single source of truth. A CRD's openAPIV3Schema must be
+*structural*: no `$ref`, no `const`, no `additionalProperties: false`, and a
+`type` at every level outside of `anyOf`/`oneOf`. pydantic's JSON schema is
+turned into that shape here; the exact per-template rules the schema cannot
+express are enforced by the models when the operator reads an object.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic
+
+from phoenix_operator import GROUP, VERSION
+from phoenix_operator.models import kinds
+
+Schema = dict[str, Any]
+_DROPPED_KEYS = {"title", "discriminator", "$defs"}
+
+
+def _inline(node: Any, defs: Schema) -> Any:
+    if isinstance(node, dict):
+        if "$ref" in node:
+            target = defs[node["$ref"].rsplit("/", 1)[-1]]
+            extra = {k: v for k, v in node.items() if k != "$ref"}
+            return _inline({**target, **extra}, defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k not in _DROPPED_KEYS}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def _merge_objects(branches: list[Schema]) -> Schema:
+    """One object schema accepting every branch: properties merged, required shared."""
+    properties: dict[str, list[Schema]] = {}
+    for branch in branches:
+        for name, prop in branch.get("properties", {}).items():
+            properties.setdefault(name, []).append(prop)
+    required = set.intersection(*(set(b.get("required", [])) for b in branches))
+    merged: Schema = {
+        "type": "object",
+        "properties": {name: _merge_same_field(props) for name, props in properties.items()},
+    }
+    if required:
+        merged["required"] = sorted(required)
+    return merged
+
+
+def _merge_same_field(props: list[Schema]) -> Schema:
+    if len(props) == 1:
+        return props[0]
+    if all(p.get("type") == "object" and "properties" in p for p in props):
+        return _merge_objects(props)
+    if all("enum" in p for p in props):
+        values = list(dict.fromkeys(v for p in props for v in p["enum"]))
+        return {**props[0], "enum": values}
+    return props[0]
+
+
+def _structural(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_structural(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _structural(v) for k, v in node.items()}
+    for key in ("anyOf", "oneOf"):
+        if key in node:
+            branches = [b for b in node.pop(key) if b.get("type") != "null"]
+            if node.get("default", 0) is None:
+                del node["default"]
+            types = {b.get("type") for b in branches}
+            if types == {"integer", "string"}:
+                node["x-kubernetes-int-or-string"] = True
+            elif len(branches) == 1:
+                node = {**branches[0], **node}
+            elif types == {"object"}:
+                node = {
+                    **_merge_objects(branches),
+                    **{k: v for k, v in node.items() if k != "type"},
+                }
+            else:
+                raise ValueError(f"cannot express union of {sorted(map(str, types))} in a CRD")
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
+    if node.get("additionalProperties") is False:
+        del node["additionalProperties"]
+    for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(node.get(bound), int | float) and not isinstance(node.get(bound), bool):
+            node[plain] = node.pop(bound)
+            node[bound] = True
+    if node.get("default", 0) is None:
+        del node["default"]
+    return node
+
+
+def openapi_schema(model: Any) -> Schema:
+    """A structural openAPIV3Schema for a pydantic model or annotated union."""
+    raw = pydantic.TypeAdapter(model).json_schema(by_alias=True)
+    schema: Schema = _structural(_inline(raw, raw.get("$defs", {})))
+    return schema
+
+
+def definition(kind: kinds.Kind) -> Schema:
+    """The full CustomResourceDefinition object for one kind."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": kind.crd_name},
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": kind.kind,
+                "listKind": f"{kind.kind}List",
+                "plural": kind.plural,
+                "singular": kind.kind.lower(),
+                "shortNames": [kind.short_name],
+                "categories": ["phoenix"],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        {
+                            "name": c.name,
+                            "type": c.type,
+                            "jsonPath": c.json_path,
+                            **({"priority": c.priority} if c.priority else {}),
+                        }
+                        for c in kind.columns
+                    ],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": openapi_schema(kind.spec_type),
+                                "status": openapi_schema(kind.status_type),
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def file_name(kind: kinds.Kind) -> str:
+    return f"{GROUP}_{kind.plural}.yaml"

@@ -1,0 +1,185 @@
+"""PhoenixExperiment: an A/B test of two pipelines over a duration; holds the verdict."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import pydantic
+
+from phoenix_operator.models import common, loadsim, pipeline
+
+Phase = Literal["Pending", "Initializing", "Running", "Analyzing", "Completed", "Failed", "Aborted"]
+Decision = Literal["Promote", "Reject", "Inconclusive"]
+
+
+class PipelineRef(common.Model):
+    pipeline_ref: common.DnsLabel
+
+
+def _baseline_kind(value: object) -> str | None:
+    """Tag of a baseline: an existing pipeline by reference, or a template."""
+    if isinstance(value, dict):
+        if "pipelineRef" in value or "pipeline_ref" in value:
+            return "ref"
+        template = value.get("template")
+        return template if isinstance(template, str) else None
+    if isinstance(value, PipelineRef):
+        return "ref"
+    template = getattr(value, "template", None)
+    return template if isinstance(template, str) else None
+
+
+BaselineSource = Annotated[
+    Annotated[PipelineRef, pydantic.Tag("ref")]
+    | Annotated[pipeline.BaselineVariant, pydantic.Tag("baseline")]
+    | Annotated[pipeline.CandidateVariant, pydantic.Tag("candidate")]
+    | Annotated[pipeline.AdaptiveVariant, pydantic.Tag("adaptive")],
+    pydantic.Discriminator(
+        _baseline_kind,
+        custom_error_type="baseline_source",
+        custom_error_message="expected pipelineRef, or template baseline, candidate or adaptive",
+    ),
+]
+
+
+class LoadSpec(common.Model):
+    load_sim: loadsim.LoadProfileSpec = pydantic.Field(default_factory=loadsim.LoadProfileSpec)
+
+
+class PrometheusSpec(common.Model):
+    url: Annotated[str, pydantic.StringConstraints(pattern=r"^https?://\S+$")]
+    secret_ref: common.SecretKeyRef | None = pydantic.Field(
+        default=None, description="A Secret key holding a bearer token for Prometheus."
+    )
+
+
+class Objectives(common.Model):
+    min_series_reduction: common.Fraction = 0.5
+    max_query_error: common.Fraction = 0.01
+    max_cpu_increase: common.Fraction = 0.1
+    max_memory_increase: common.Fraction = 0.1
+
+
+class CriticalQuery(common.Model):
+    name: common.DnsLabel
+    query: Annotated[str, pydantic.StringConstraints(min_length=1, max_length=4096)]
+
+
+class CostModel(common.Model):
+    usd_per_million_datapoints: Annotated[float, pydantic.Field(ge=0)] = 0.10
+    usd_per_active_series_month: Annotated[float, pydantic.Field(ge=0)] = 0.005
+    usd_per_cpu_core_month: Annotated[float, pydantic.Field(ge=0)] = 25.0
+    usd_per_gib_month: Annotated[float, pydantic.Field(ge=0)] = 3.5
+
+
+class AnalysisSpec(common.Model):
+    prometheus: PrometheusSpec | None = None
+    alpha: Annotated[float, pydantic.Field(gt=0.0, lt=0.5)] = 0.05
+    mode: Literal["sequential", "fixed"] = "sequential"
+    objectives: Objectives = pydantic.Field(default_factory=Objectives)
+    critical_queries: list[CriticalQuery] = pydantic.Field(default_factory=list)
+    cost_model: CostModel = pydantic.Field(default_factory=CostModel)
+
+    @pydantic.model_validator(mode="after")
+    def _unique_query_names(self) -> AnalysisSpec:
+        names = [q.name for q in self.critical_queries]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(
+                f"critical query names must be unique, repeated: {', '.join(duplicates)}"
+            )
+        return self
+
+
+class PromotionSpec(common.Model):
+    policy: Literal["manual", "auto"] = "manual"
+    target_pipeline_ref: common.DnsLabel | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _auto_needs_target(self) -> PromotionSpec:
+        if self.policy == "auto" and self.target_pipeline_ref is None:
+            raise ValueError("policy auto needs targetPipelineRef")
+        return self
+
+
+class ExperimentSpec(common.Model):
+    baseline: BaselineSource
+    candidate: pipeline.PipelineVariant
+    load: LoadSpec = pydantic.Field(default_factory=LoadSpec)
+    duration: common.Duration = "10m"
+    warmup: common.Duration = "30s"
+    analysis_interval: common.Duration = "30s"
+    analysis: AnalysisSpec = pydantic.Field(default_factory=AnalysisSpec)
+    promotion: PromotionSpec = pydantic.Field(default_factory=PromotionSpec)
+    abort: bool = False
+
+    @pydantic.model_validator(mode="after")
+    def _timing(self) -> ExperimentSpec:
+        duration = common.duration_seconds(self.duration)
+        if duration <= 0:
+            raise ValueError("duration must be positive")
+        if common.duration_seconds(self.warmup) >= duration:
+            raise ValueError(
+                f"warmup ({self.warmup}) must be shorter than duration ({self.duration})"
+            )
+        interval = common.duration_seconds(self.analysis_interval)
+        if not 0 < interval <= duration:
+            raise ValueError(
+                f"analysisInterval ({self.analysis_interval}) must be positive and "
+                f"no longer than duration ({self.duration})"
+            )
+        return self
+
+
+class Interval(common.Model):
+    estimate: float
+    ci_low: float
+    ci_high: float
+
+
+class VariantFigures(common.Model):
+    active_series: float | None = None
+    datapoints_per_minute: float | None = None
+    cpu_cores: float | None = None
+    memory_bytes: float | None = None
+
+
+class Fidelity(common.Model):
+    checked: int
+    passed: int
+    worst_query: str | None = None
+    worst_error: float | None = None
+
+
+class Guardrail(common.Model):
+    name: str
+    passed: bool
+    estimate: float | None = None
+    limit: float | None = None
+
+
+class Results(common.Model):
+    baseline: VariantFigures = pydantic.Field(default_factory=VariantFigures)
+    candidate: VariantFigures = pydantic.Field(default_factory=VariantFigures)
+    series_reduction: Interval | None = None
+    datapoint_reduction: Interval | None = None
+    monthly_savings_usd: Interval | None = None
+    fidelity: Fidelity | None = None
+    guardrails: list[Guardrail] = pydantic.Field(default_factory=list)
+    samples_used: int = 0
+
+
+class Verdict(common.Model):
+    decision: Decision
+    reasons: list[str] = pydantic.Field(default_factory=list)
+    decided_at: datetime
+
+
+class ExperimentStatus(common.StatusBase):
+    phase: Phase = "Pending"
+    results: Results | None = None
+    verdict: Verdict | None = None
+    baseline_pipeline: str | None = None
+    candidate_pipeline: str | None = None
+    load_sim: str | None = None

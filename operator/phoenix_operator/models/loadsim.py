@@ -1,0 +1,53 @@
+"""LoadSim: a synthetic process-metrics load fanned out to every target."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import pydantic
+
+from phoenix_operator.models import common
+
+Profile = Literal["realistic", "high-cardinality", "process-churn"]
+
+
+class LoadProfileSpec(common.Model):
+    """What to generate; shared by a LoadSim and an experiment's `load.loadSim`."""
+
+    profile: Profile = "realistic"
+    hosts: Annotated[int, pydantic.Field(ge=1, le=100_000)] = 10
+    processes_per_host: Annotated[int, pydantic.Field(ge=1, le=10_000)] = 100
+    churn_per_minute: Annotated[float, pydantic.Field(ge=0)] = pydantic.Field(
+        default=0.0, description="Processes replaced per host per minute."
+    )
+    interval_seconds: Annotated[float, pydantic.Field(gt=0, le=3600)] = 10.0
+    duration: common.Duration = "5m"
+    seed: Annotated[int, pydantic.Field(ge=0)] = 42
+
+    @pydantic.model_validator(mode="after")
+    def _positive_duration(self) -> LoadProfileSpec:
+        if common.duration_seconds(self.duration) <= 0:
+            raise ValueError("duration must be positive")
+        return self
+
+
+class PipelineTarget(common.Model):
+    pipeline_ref: common.DnsLabel
+
+
+class EndpointTarget(common.Model):
+    endpoint: Annotated[str, pydantic.StringConstraints(pattern=r"^https?://\S+$")]
+
+
+LoadTarget = PipelineTarget | EndpointTarget
+
+
+class LoadSimSpec(LoadProfileSpec):
+    targets: Annotated[list[LoadTarget], pydantic.Field(min_length=1)]
+
+
+class LoadSimStatus(common.StatusBase):
+    job_name: str | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+    points_sent: int | None = None

@@ -1,0 +1,192 @@
+"""PhoenixProcessPipeline: one collector pipeline rendered from a template.
+
+`parameters` is typed per template. The template name is the tag of a
+discriminated union, so a candidate's `dropMetrics` is checked as a list of
+metric names and an adaptive pipeline's budget as a positive integer.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import pydantic
+
+from phoenix_operator.models import common
+
+# The upstream contrib image at the release tools/otelcol pins; it carries
+# every component the templates use. A test keeps the two in step.
+DEFAULT_COLLECTOR_IMAGE = "otel/opentelemetry-collector-contrib:0.155.0"
+
+TemplateName = Literal["baseline", "candidate", "adaptive"]
+VariantName = Literal["baseline", "candidate"]
+
+
+class CommonParameters(common.Model):
+    """Knobs every template has."""
+
+    memory_limit_mib: Annotated[int, pydantic.Field(ge=32, le=65536)] = 512
+    batch_timeout: common.Duration = "1s"
+    metric_expiration: common.Duration = pydantic.Field(
+        default="30s",
+        description="How long the prometheus exporter keeps a series after its last point; "
+        "short, so churned processes leave fast.",
+    )
+
+
+class BaselineParameters(CommonParameters):
+    """The baseline forwards everything it receives."""
+
+
+class KeepProcesses(common.Model):
+    executable_names: list[common.ExecutableName] = pydantic.Field(
+        default_factory=list,
+        description="Executables that keep per-process detail.",
+    )
+    top_k: Annotated[int, pydantic.Field(ge=0, le=1000)] = pydantic.Field(
+        default=0,
+        description="Also keep detail for the K executables the adaptive loop reports as "
+        "the heaviest.",
+    )
+
+
+class CandidateParameters(CommonParameters):
+    """A candidate drops metrics and aggregates away per-process attributes."""
+
+    drop_metrics: list[common.MetricName] = pydantic.Field(default_factory=list)
+    aggregate_away_attributes: list[common.AttributeName] = pydantic.Field(default_factory=list)
+    keep_processes: KeepProcesses | None = None
+
+
+class AdaptiveParameters(CommonParameters):
+    """An adaptive pipeline keeps detail for the top K executables under a series budget."""
+
+    series_budget: Annotated[int, pydantic.Field(gt=0)]
+    min_k: Annotated[int, pydantic.Field(ge=0)] = 0
+    max_k: Annotated[int, pydantic.Field(ge=0)] = 50
+    adjust_interval_seconds: Annotated[int, pydantic.Field(ge=5)] = 60
+    aggregate_away_attributes: list[common.AttributeName] = pydantic.Field(
+        min_length=1,
+        default_factory=lambda: [
+            "process.pid",
+            "process.parent_pid",
+            "process.command",
+            "process.command_line",
+        ],
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _k_range(self) -> AdaptiveParameters:
+        if self.min_k > self.max_k:
+            raise ValueError(f"minK ({self.min_k}) must not exceed maxK ({self.max_k})")
+        return self
+
+
+class BaselineVariant(common.Model):
+    template: Literal["baseline"]
+    parameters: BaselineParameters = pydantic.Field(default_factory=BaselineParameters)
+
+
+class CandidateVariant(common.Model):
+    template: Literal["candidate"]
+    parameters: CandidateParameters = pydantic.Field(default_factory=CandidateParameters)
+
+
+class AdaptiveVariant(common.Model):
+    template: Literal["adaptive"]
+    parameters: AdaptiveParameters
+
+
+PipelineVariant = Annotated[
+    BaselineVariant | CandidateVariant | AdaptiveVariant,
+    pydantic.Field(discriminator="template"),
+]
+
+
+class Toleration(common.Model):
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
+class ResourceRequirements(common.Model):
+    requests: dict[str, common.Quantity] = pydantic.Field(default_factory=dict)
+    limits: dict[str, common.Quantity] = pydantic.Field(default_factory=dict)
+
+
+class CollectorSpec(common.Model):
+    image: str = DEFAULT_COLLECTOR_IMAGE
+    mode: Literal["deployment", "daemonset"] = "deployment"
+    replicas: Annotated[int, pydantic.Field(ge=1, le=100)] = 1
+    resources: ResourceRequirements = pydantic.Field(
+        default_factory=lambda: ResourceRequirements(
+            requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "1Gi"}
+        )
+    )
+    node_selector: dict[str, str] = pydantic.Field(default_factory=dict)
+    tolerations: list[Toleration] = pydantic.Field(default_factory=list)
+
+
+class HeaderValueFrom(common.Model):
+    secret_key_ref: common.SecretKeyRef
+
+
+class ExporterHeader(common.Model):
+    """A header on an extra exporter; its value comes only from a Secret key."""
+
+    name: Annotated[str, pydantic.StringConstraints(pattern=r"^[A-Za-z0-9-]+$", max_length=128)]
+    value_from: HeaderValueFrom
+
+
+class ExtraExporter(common.Model):
+    """An extra destination declared in the spec, e.g. a vendor's OTLP/HTTP endpoint."""
+
+    name: common.DnsLabel
+    type: Literal["otlphttp", "otlp"]
+    endpoint: Annotated[
+        str,
+        pydantic.StringConstraints(
+            pattern=r"^https?://[A-Za-z0-9.\-:\[\]]+(/[A-Za-z0-9._~\-/]*)?$"
+        ),
+    ]
+    headers: list[ExporterHeader] = pydantic.Field(default_factory=list)
+
+
+class PipelineSpecBase(common.Model):
+    collector: CollectorSpec = pydantic.Field(default_factory=CollectorSpec)
+    exporters: list[ExtraExporter] = pydantic.Field(default_factory=list)
+    experiment_ref: common.DnsLabel | None = None
+    variant: VariantName | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _unique_exporter_names(self) -> PipelineSpecBase:
+        names = [e.name for e in self.exporters]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"exporter names must be unique, repeated: {', '.join(duplicates)}")
+        return self
+
+
+class BaselinePipelineSpec(PipelineSpecBase, BaselineVariant):
+    pass
+
+
+class CandidatePipelineSpec(PipelineSpecBase, CandidateVariant):
+    pass
+
+
+class AdaptivePipelineSpec(PipelineSpecBase, AdaptiveVariant):
+    pass
+
+
+PipelineSpec = Annotated[
+    BaselinePipelineSpec | CandidatePipelineSpec | AdaptivePipelineSpec,
+    pydantic.Field(discriminator="template"),
+]
+
+
+class PipelineStatus(common.StatusBase):
+    config_hash: str | None = None
+    ready_replicas: int | None = None
+    endpoints: dict[str, str] = pydantic.Field(default_factory=dict)

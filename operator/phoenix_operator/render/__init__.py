@@ -1,0 +1,1 @@
+"""Collector configs from templates: sandboxed rendering, then structural and real validation."""

@@ -1,0 +1,137 @@
+"""Render one pipeline spec into a collector config, parsed back and hashed."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from ruamel import yaml
+from ruamel.yaml import error as yaml_error
+
+from phoenix_operator.models import common, pipeline
+from phoenix_operator.render import checks, sandbox
+
+AnyPipelineSpec = (
+    pipeline.BaselinePipelineSpec | pipeline.CandidatePipelineSpec | pipeline.AdaptivePipelineSpec
+)
+AnyVariant = pipeline.BaselineVariant | pipeline.CandidateVariant | pipeline.AdaptiveVariant
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Addresses the collector binds; in a pod every interface, locally loopback ports."""
+
+    # A pod must accept traffic from its Service, so it binds every interface.
+    otlp_grpc: str = "0.0.0.0:4317"
+    otlp_http: str = "0.0.0.0:4318"
+    prometheus: str = "0.0.0.0:8889"
+    telemetry_host: str = "0.0.0.0"  # noqa: S104
+    telemetry_port: int = 8888
+
+
+@dataclass(frozen=True)
+class SecretEnv:
+    """An environment variable the runtime must fill from a Secret key."""
+
+    env_var: str
+    secret: common.SecretKeyRef
+
+
+@dataclass(frozen=True)
+class RenderedConfig:
+    text: str
+    config: dict[str, Any]
+    config_hash: str
+    secret_env: tuple[SecretEnv, ...]
+
+
+class RenderError(Exception):
+    """A template could not be rendered or produced an unusable config."""
+
+
+def _env_var(exporter: str, header: str) -> str:
+    return "PHOENIX_HEADER_" + re.sub(r"[^A-Z0-9]", "_", f"{exporter}_{header}".upper())
+
+
+def _extra_exporters(
+    exporters: Sequence[pipeline.ExtraExporter],
+) -> tuple[list[dict[str, Any]], tuple[SecretEnv, ...]]:
+    rendered, secrets = [], []
+    for exporter in exporters:
+        component = "otlp_http" if exporter.type == "otlphttp" else "otlp_grpc"
+        headers = []
+        for header in exporter.headers:
+            env_var = _env_var(exporter.name, header.name)
+            headers.append({"name": header.name, "env_var": env_var})
+            secrets.append(SecretEnv(env_var, header.value_from.secret_key_ref))
+        rendered.append(
+            {
+                "component_id": f"{component}/{exporter.name}",
+                "endpoint": exporter.endpoint,
+                "headers": headers,
+            }
+        )
+    return rendered, tuple(secrets)
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """Stable across key order and formatting: sha256 of canonical JSON."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _parse(text: str) -> dict[str, Any]:
+    loader = yaml.YAML(typ="safe", pure=True)
+    try:
+        parsed = loader.load(io.StringIO(text))
+    except yaml_error.YAMLError as error:
+        raise RenderError(f"template produced invalid YAML: {error}") from None
+    if not isinstance(parsed, dict):
+        raise RenderError("template produced no YAML mapping")
+    return parsed
+
+
+def render(
+    spec: AnyPipelineSpec | AnyVariant,
+    *,
+    experiment: str,
+    variant: str,
+    listen: Listen = Listen(),
+    exporters: Sequence[pipeline.ExtraExporter] = (),
+    keep_executables: Sequence[str] = (),
+) -> RenderedConfig:
+    """Render `spec` (a pipeline, or an experiment's `{template, parameters}`).
+
+    `keep_executables` adds executables that keep per-process detail on top of
+    the spec's own list; the adaptive loop and `keepProcesses.topK` supply it.
+    """
+    if isinstance(spec, pipeline.PipelineSpecBase):
+        exporters = spec.exporters
+    extra, secrets = _extra_exporters(exporters)
+    keep = list(keep_executables)
+    if isinstance(spec.parameters, pipeline.CandidateParameters) and spec.parameters.keep_processes:
+        keep = [*spec.parameters.keep_processes.executable_names, *keep]
+    try:
+        template = sandbox.environment().get_template(f"pipelines/{spec.template}.yaml.j2")
+        text = template.render(
+            parameters=spec.parameters,
+            experiment=experiment,
+            variant=variant,
+            listen=listen,
+            extra_exporters=extra,
+            keep_executables=list(dict.fromkeys(keep)),
+        )
+    except jinja2.TemplateError as error:
+        raise RenderError(f"template {spec.template}: {error}") from None
+    config = _parse(text)
+    try:
+        checks.check_structure(config)
+    except checks.InvalidConfig as error:
+        raise RenderError(f"template {spec.template}: {error}") from None
+    return RenderedConfig(text, config, config_hash(config), secrets)

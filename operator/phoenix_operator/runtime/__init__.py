@@ -1,0 +1,1 @@
+"""Where pipelines and loads run: Kubernetes objects, or local processes on loopback."""

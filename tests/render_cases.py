@@ -1,0 +1,76 @@
+"""Pipeline specs that the golden, injection and collector-validation tests share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic
+
+from phoenix_operator.models import pipeline
+from phoenix_operator.render import pipeline as render_pipeline
+
+_VENDOR = {
+    "name": "vendor",
+    "type": "otlphttp",
+    "endpoint": "https://otlp.vendor.example/v1",
+    "headers": [
+        {"name": "api-key", "valueFrom": {"secretKeyRef": {"name": "vendor", "key": "api-key"}}}
+    ],
+}
+
+CASES: dict[str, dict[str, Any]] = {
+    "baseline-defaults": {"template": "baseline"},
+    "baseline-tuned": {
+        "template": "baseline",
+        "parameters": {"memoryLimitMib": 2048, "batchTimeout": "5s"},
+    },
+    "candidate-drop-only": {
+        "template": "candidate",
+        "parameters": {"dropMetrics": ["process.memory.virtual"]},
+    },
+    "candidate-aggregate": {
+        "template": "candidate",
+        "parameters": {
+            "aggregateAwayAttributes": [
+                "process.pid",
+                "process.parent_pid",
+                "process.command_line",
+            ],
+            "dropMetrics": ["process.memory.virtual", "process.disk.io"],
+        },
+    },
+    "candidate-keep-processes": {
+        "template": "candidate",
+        "parameters": {
+            "aggregateAwayAttributes": ["process.pid"],
+            "keepProcesses": {"executableNames": ["postgres", "java"]},
+        },
+    },
+    "candidate-extra-exporter": {
+        "template": "candidate",
+        "parameters": {"aggregateAwayAttributes": ["process.pid"]},
+        "exporters": [_VENDOR],
+    },
+    "adaptive-budget": {"template": "adaptive", "parameters": {"seriesBudget": 5000, "maxK": 2}},
+}
+
+KEEP_EXECUTABLES = {"adaptive-budget": ["nginx", "redis", "mysqld"]}
+
+
+def spec(name: str) -> render_pipeline.AnyPipelineSpec:
+    adapter: pydantic.TypeAdapter[render_pipeline.AnyPipelineSpec] = pydantic.TypeAdapter(
+        pipeline.PipelineSpec
+    )
+    return adapter.validate_python(CASES[name])
+
+
+def rendered(
+    name: str, listen: render_pipeline.Listen | None = None
+) -> render_pipeline.RenderedConfig:
+    return render_pipeline.render(
+        spec(name),
+        experiment="golden",
+        variant=name.split("-")[0],
+        listen=listen or render_pipeline.Listen(),
+        keep_executables=KEEP_EXECUTABLES.get(name, ()),
+    )

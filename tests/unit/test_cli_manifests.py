@@ -1,0 +1,119 @@
+"""`phoenix validate`, `phoenix render` and `phoenix crds` as a user runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ruamel import yaml
+from typer.testing import CliRunner
+
+from phoenix_operator.cli import app
+
+REPO = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app.app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "manifest.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_validate_accepts_every_example() -> None:
+    for example in sorted((REPO / "examples").rglob("*.yaml")):
+        code, out, err = _run("validate", "-f", str(example))
+        assert code == 0, err
+        assert out.strip().endswith("valid")
+
+
+def test_render_experiment_prints_both_variants() -> None:
+    code, out, _ = _run("render", "-f", str(REPO / "examples/quickstart/experiment.yaml"))
+    assert code == 0
+    documents = list(yaml.YAML(typ="safe", pure=True).load_all(out))
+    variants = [d["exporters"]["prometheus"]["const_labels"]["phoenix_variant"] for d in documents]
+    assert variants == ["baseline", "candidate"]
+
+
+def test_render_pipeline_prints_one_config() -> None:
+    code, out, _ = _run("render", "-f", str(REPO / "examples/pipeline.yaml"))
+    assert code == 0
+    config = yaml.YAML(typ="safe", pure=True).load(out)
+    assert "otlp_http/vendor" in config["exporters"]
+
+
+BAD = {
+    "missing field": ("spec:\n  hosts: 3\n", "spec.targets: required field is missing"),
+    "wrong type": (
+        "spec:\n  hosts: many\n  targets: [{endpoint: 'http://a:1'}]\n",
+        "spec.hosts: Input should be a valid integer",
+    ),
+    "negative duration": (
+        "spec:\n  duration: -5m\n  targets: [{endpoint: 'http://a:1'}]\n",
+        "spec.duration: invalid value '-5m'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+@pytest.mark.parametrize("command", ["validate", "render"])
+def test_bad_input_gives_one_line_per_problem(tmp_path: Path, command: str, case: str) -> None:
+    body, expected = BAD[case]
+    manifest = "apiVersion: phoenix.io/v1alpha1\nkind: LoadSim\nmetadata: {name: l}\n" + body
+    code, out, err = _run(command, "-f", _write(tmp_path, manifest))
+    assert code == 1
+    assert "Traceback" not in err + out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].endswith(expected) or expected in lines[0]
+    assert lines[0].startswith(f"{tmp_path / 'manifest.yaml'}: LoadSim/l: ")
+
+
+def test_unknown_template_is_one_clear_line(tmp_path: Path) -> None:
+    manifest = (
+        "apiVersion: phoenix.io/v1alpha1\nkind: PhoenixProcessPipeline\n"
+        "metadata: {name: p}\nspec: {template: turbo}\n"
+    )
+    code, _, err = _run("render", "-f", _write(tmp_path, manifest))
+    assert code == 1
+    assert err.strip() == (
+        f"{tmp_path / 'manifest.yaml'}: PhoenixProcessPipeline/p: spec.template: "
+        "unknown template 'turbo' (expected 'baseline', 'candidate', 'adaptive')"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [(None, "no such file"), ("a: [", "invalid YAML (line"), ("", "no YAML documents found")],
+)
+def test_unreadable_files(tmp_path: Path, content: str | None, expected: str) -> None:
+    path = tmp_path / "manifest.yaml"
+    if content is not None:
+        path.write_text(content)
+    code, _, err = _run("validate", "-f", str(path))
+    assert code == 1
+    assert expected in err
+    assert "Traceback" not in err
+
+
+def test_crds_check_fails_on_stale_files(tmp_path: Path) -> None:
+    code, out, _ = _run("crds", "generate", "--dir", str(tmp_path))
+    assert code == 0 and out.count("wrote") == 3
+    assert _run("crds", "generate", "--dir", str(tmp_path), "--check")[0] == 0
+    stale = next(tmp_path.glob("*experiments.yaml"))
+    stale.write_text(stale.read_text().replace("Pending", "Waiting"))
+    code, _, err = _run("crds", "generate", "--dir", str(tmp_path), "--check")
+    assert code == 1
+    assert "out of date" in err
+
+
+def test_help_teaches() -> None:
+    code, out, _ = _run("--help")
+    assert code == 0
+    for command in ("validate", "render", "crds"):
+        assert command in out

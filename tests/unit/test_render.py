@@ -1,0 +1,190 @@
+"""Templates render into the configs we mean, and parameters can never become config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from phoenix_operator.models import pipeline
+from phoenix_operator.render import checks, sandbox
+from phoenix_operator.render import pipeline as render_pipeline
+from tests import render_cases
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.mark.parametrize("name", sorted(render_cases.CASES))
+def test_golden(name: str) -> None:
+    text = render_cases.rendered(name).text
+    golden = GOLDEN / f"{name}.yaml"
+    if os.environ.get("PHOENIX_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert golden.is_file(), f"{golden} missing: run with PHOENIX_UPDATE_GOLDEN=1 and review it"
+    assert text == golden.read_text()
+
+
+def _processors(name: str) -> list[str]:
+    config = render_cases.rendered(name).config
+    names: list[str] = config["service"]["pipelines"]["metrics"]["processors"]
+    return names
+
+
+def test_candidate_reduces_on_the_resource_then_merges_then_sums() -> None:
+    processors = _processors("candidate-aggregate")
+    assert processors == [
+        "memory_limiter",
+        "filter/drop_metrics",
+        "cumulativetodelta",
+        "transform/aggregate_away",
+        "groupbyattrs/compact",
+        "metrics_transform/sum_processes",
+        "batch",
+    ]
+    config = render_cases.rendered("candidate-aggregate").config
+    transform = config["processors"]["transform/aggregate_away"]["metric_statements"][0]
+    assert transform["context"] == "resource"
+    assert transform["statements"] == [
+        'delete_key(attributes, "process.pid")',
+        'delete_key(attributes, "process.parent_pid")',
+        'delete_key(attributes, "process.command_line")',
+    ]
+    # the filter processor drops what matches, so dropped metrics are its conditions
+    assert config["processors"]["filter/drop_metrics"]["metrics"]["metric"] == [
+        'name == "process.memory.virtual"',
+        'name == "process.disk.io"',
+    ]
+    assert config["processors"]["cumulativetodelta"]["initial_value"] == "drop"
+
+
+def test_kept_executables_are_excluded_from_aggregation() -> None:
+    config = render_cases.rendered("candidate-keep-processes").config
+    condition = config["processors"]["transform/aggregate_away"]["metric_statements"][0][
+        "conditions"
+    ]
+    assert condition == [
+        'not (attributes["process.executable.name"] == "postgres" or '
+        'attributes["process.executable.name"] == "java")'
+    ]
+
+
+def test_adaptive_keeps_at_most_max_k_executables() -> None:
+    config = render_cases.rendered("adaptive-budget").config
+    condition = config["processors"]["transform/aggregate_away"]["metric_statements"][0][
+        "conditions"
+    ][0]
+    assert '"nginx"' in condition and '"redis"' in condition and '"mysqld"' not in condition
+
+
+def test_prometheus_exporter_labels_and_expiration() -> None:
+    exporter = render_cases.rendered("baseline-defaults").config["exporters"]["prometheus"]
+    assert exporter["const_labels"] == {
+        "phoenix_experiment": "golden",
+        "phoenix_variant": "baseline",
+    }
+    assert exporter["resource_to_telemetry_conversion"] == {"enabled": True}
+    assert exporter["metric_expiration"] == "30s"
+
+
+def test_secret_headers_are_env_references_never_values() -> None:
+    result = render_cases.rendered("candidate-extra-exporter")
+    headers = result.config["exporters"]["otlp_http/vendor"]["headers"]
+    assert headers == {"api-key": "${env:PHOENIX_HEADER_VENDOR_API_KEY}"}
+    assert [(s.env_var, s.secret.name, s.secret.key) for s in result.secret_env] == [
+        ("PHOENIX_HEADER_VENDOR_API_KEY", "vendor", "api-key")
+    ]
+    assert result.config["service"]["pipelines"]["metrics"]["exporters"] == [
+        "prometheus",
+        "otlp_http/vendor",
+    ]
+
+
+def test_config_hash_is_stable_and_tracks_content() -> None:
+    first = render_cases.rendered("candidate-aggregate")
+    again = render_cases.rendered("candidate-aggregate")
+    other = render_cases.rendered("candidate-drop-only")
+    assert first.config_hash == again.config_hash
+    assert first.config_hash != other.config_hash
+    assert render_pipeline.config_hash({"a": 1, "b": 2}) == render_pipeline.config_hash(
+        {"b": 2, "a": 1}
+    )
+
+
+HOSTILE = [
+    "{{ 7*7 }}",
+    '}}\nexporters:\n  otlp_http/evil:\n    endpoint: "http://evil"',
+    '"\nservice: {}',
+    "${env:HOME}",
+    "${file:/etc/passwd}",
+    '") or true or ("',
+    "{% raw %}x{% endraw %}",
+    '\\"\\n',
+]
+
+
+def _hostile_candidate(value: str) -> pipeline.CandidateVariant:
+    """A candidate built without validation, as if every model check were bypassed."""
+    parameters = pipeline.CandidateParameters.model_construct(
+        memory_limit_mib=512,
+        batch_timeout="1s",
+        metric_expiration="30s",
+        drop_metrics=[value],
+        aggregate_away_attributes=[value],
+        keep_processes=pipeline.KeepProcesses.model_construct(executable_names=[value], top_k=0),
+    )
+    return pipeline.CandidateVariant.model_construct(template="candidate", parameters=parameters)
+
+
+def _shape(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _shape(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_shape(v) for v in node]
+    return type(node).__name__
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_parameters_stay_inert_strings(value: str) -> None:
+    reference = render_pipeline.render(_hostile_candidate("x"), experiment="e", variant="candidate")
+    result = render_pipeline.render(
+        _hostile_candidate(value), experiment=value, variant="candidate"
+    )
+    assert _shape(result.config) == _shape(reference.config)
+    processors = result.config["processors"]
+    # The collector reads `$$` as a literal `$`, so what it sees is exactly the OTTL literal.
+    literal = sandbox.ottl_str(value).replace("$", "$$")
+    assert processors["filter/drop_metrics"]["metrics"]["metric"] == [f"name == {literal}"]
+    assert processors["transform/aggregate_away"]["metric_statements"][0]["statements"] == [
+        f"delete_key(attributes, {literal})"
+    ]
+    labels = result.config["exporters"]["prometheus"]["const_labels"]
+    assert labels["phoenix_experiment"] == value.replace("$", "$$")
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_parameters_are_rejected_by_validation(value: str) -> None:
+    with pytest.raises(ValueError, match="dropMetrics"):
+        pipeline.CandidateParameters.model_validate({"dropMetrics": [value]})
+
+
+def test_structure_check_names_undefined_and_unused_components() -> None:
+    config = {
+        "receivers": {"otlp": {}},
+        "processors": {"batch": {}, "unused": {}},
+        "exporters": {"prometheus": {}},
+        "service": {
+            "pipelines": {
+                "metrics": {
+                    "receivers": ["otlp"],
+                    "processors": ["batch", "ghost"],
+                    "exporters": ["prometheus"],
+                }
+            }
+        },
+    }
+    assert checks.structure_problems(config) == [
+        "service.pipelines.metrics.processors: 'ghost' is not defined",
+        "processors.unused: defined but used by no pipeline",
+    ]
