@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from phoenix_operator.cli import crds_cmd, manifest_cmds
+from phoenix_operator.cli import crds_cmd, loadsim_cmd, manifest_cmds
 
 app = typer.Typer(
     name="phoenix",
@@ -21,6 +21,12 @@ app.command("validate")(manifest_cmds.validate)
 app.command("render")(manifest_cmds.render)
 crds_app.command("generate")(crds_cmd.generate)
 app.add_typer(crds_app, name="crds")
+loadsim_app = typer.Typer(
+    help="Synthetic per-process metrics, the same for every target.", no_args_is_help=True
+)
+loadsim_app.command("run")(loadsim_cmd.run)
+loadsim_app.command("estimate")(loadsim_cmd.estimate)
+app.add_typer(loadsim_app, name="loadsim")
 
 
 def main() -> None:

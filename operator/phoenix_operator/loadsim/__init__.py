@@ -1,0 +1,1 @@
+"""LoadSim: synthetic per-process metrics, identical for every target pipeline."""

@@ -1,0 +1,206 @@
+"""LoadSim against real collectors and Prometheus: identical fan-out, clean churn, isolation."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from phoenix_operator.loadsim import fleet
+from phoenix_operator.loadsim import run as loadsim_run
+from phoenix_operator.models import loadsim, pipeline
+from phoenix_operator.render import pipeline as render_pipeline
+from phoenix_operator.runtime import local_components
+from tests import conftest
+
+pytestmark = pytest.mark.e2e
+METRICS = (
+    "process_cpu_time_seconds_total",
+    "process_memory_usage_bytes",
+    "process_memory_virtual_bytes",
+    "process_disk_io_bytes_total",
+)
+
+
+def _renderer(
+    variant: str, template: str = "baseline", **parameters: object
+) -> conftest.Callable[..., str]:
+    def render(listen: render_pipeline.Listen) -> str:
+        spec = (
+            pipeline.BaselineVariant(
+                template="baseline",
+                parameters=pipeline.BaselineParameters.model_validate(parameters),
+            )
+            if template == "baseline"
+            else pipeline.CandidateVariant(
+                template="candidate",
+                parameters=pipeline.CandidateParameters.model_validate(parameters),
+            )
+        )
+        return render_pipeline.render(
+            spec, experiment="loadsim", variant=variant, listen=listen
+        ).text
+
+    return render
+
+
+def _query(url: str, promql: str) -> list[dict[str, object]]:
+    body = httpx.get(f"{url}/api/v1/query", params={"query": promql}, timeout=10).json()
+    assert body["status"] == "success", body
+    result: list[dict[str, object]] = body["data"]["result"]
+    return result
+
+
+def _series_set(url: str, variant: str) -> set[tuple[tuple[str, str], ...]]:
+    seen = set()
+    for name in METRICS:
+        for item in _query(url, f'last_over_time({name}{{phoenix_variant="{variant}"}}[30m])'):
+            labels = {
+                k: v
+                for k, v in item["metric"].items()
+                if k not in {"phoenix_variant", "job", "instance"}
+            }  # type: ignore[union-attr]
+            seen.add((("__name__", name), *sorted(labels.items())))
+    return seen
+
+
+def test_every_target_gets_exactly_the_estimated_series(
+    otelcol: conftest.StartCollector, prometheus: conftest.StartPrometheus
+) -> None:
+    spec = loadsim.LoadProfileSpec(
+        profile="process-churn",
+        hosts=3,
+        processes_per_host=20,
+        churn_per_minute=12,
+        interval_seconds=1,
+        duration="8s",
+        seed=11,
+    )
+    one, two = otelcol(_renderer("one"), "one"), otelcol(_renderer("two"), "two")
+    server = prometheus(
+        [
+            local_components.ScrapeTarget(n, c.metrics_address)
+            for n, c in (("one", one), ("two", two))
+        ],
+        scrape_interval="500ms",
+    )
+    summary = loadsim_run.run(spec, [one.otlp_http_url, two.otlp_http_url])
+    assert [t.send_errors for t in summary.targets] == [0, 0]
+    time.sleep(3)
+    first, second = _series_set(server.url, "one"), _series_set(server.url, "two")
+    assert first == second
+    assert len(first) == fleet.estimate(spec).unique_series == summary.unique_series
+
+
+def test_churned_series_expire_and_counters_never_reset(
+    otelcol: conftest.StartCollector, prometheus: conftest.StartPrometheus
+) -> None:
+    spec = loadsim.LoadProfileSpec(
+        profile="process-churn",
+        hosts=2,
+        processes_per_host=30,
+        churn_per_minute=60,
+        interval_seconds=1,
+        duration="12s",
+        seed=5,
+    )
+    baseline = otelcol(_renderer("baseline", metricExpiration="3s"), "baseline")
+    candidate = otelcol(
+        _renderer(
+            "candidate",
+            "candidate",
+            metricExpiration="3s",
+            aggregateAwayAttributes=[
+                "process.pid",
+                "process.parent_pid",
+                "process.command_line",
+                "process.command",
+            ],
+        ),
+        "candidate",
+    )
+    server = prometheus(
+        [
+            local_components.ScrapeTarget(n, c.metrics_address)
+            for n, c in (("b", baseline), ("c", candidate))
+        ],
+        scrape_interval="500ms",
+    )
+    loadsim_run.run(spec, [baseline.otlp_http_url, candidate.otlp_http_url])
+    time.sleep(1.2)  # the batch processor's timeout
+    exported = httpx.get(f"http://{baseline.metrics_address}/metrics", timeout=5).text
+    live = {
+        (line.split('host_name="')[1].split('"')[0], line.split('process_pid="')[1].split('"')[0])
+        for line in exported.splitlines()
+        if "process_pid=" in line
+    }
+    assert len(live) > 2 * 30, "dead pids should still be exported just after their last batch"
+    time.sleep(4.5)
+    exported = httpx.get(f"http://{baseline.metrics_address}/metrics", timeout=5).text
+    assert "process_pid=" not in exported, "series of dead pids must leave after metric_expiration"
+    for variant in ("baseline", "candidate"):
+        resets = _query(
+            server.url,
+            f'max(resets(process_cpu_time_seconds_total{{phoenix_variant="{variant}"}}[1m]))',
+        )
+        assert float(resets[0]["value"][1]) == 0, f"{variant} counters reset"  # type: ignore[index]
+        lowest = _query(
+            server.url,
+            f'min(rate(process_cpu_time_seconds_total{{phoenix_variant="{variant}"}}[5s]))',
+        )
+        assert float(lowest[0]["value"][1]) >= 0  # type: ignore[index]
+    # new pids start their counters at zero: the smallest first sample of any pid is 0
+    first = _query(
+        server.url,
+        'min(min_over_time(process_cpu_time_seconds_total{phoenix_variant="baseline"}[1m]))',
+    )
+    assert float(first[0]["value"][1]) == 0  # type: ignore[index]
+
+
+@pytest.fixture
+def hanging_target() -> Iterator[str]:
+    """A fault: a server that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join(timeout=5)
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+def test_a_hanging_target_does_not_slow_the_other(
+    otelcol: conftest.StartCollector, hanging_target: str
+) -> None:
+    healthy = otelcol(_renderer("healthy"), "healthy")
+    spec = loadsim.LoadProfileSpec(
+        hosts=4, processes_per_host=25, interval_seconds=0.5, duration="6s", seed=3
+    )
+    started = time.monotonic()
+    summary = loadsim_run.run(spec, [healthy.otlp_http_url, hanging_target])
+    elapsed = time.monotonic() - started
+    good, bad = summary.targets
+    expected_points = fleet.estimate(spec).datapoints
+    assert good.points_sent == expected_points and good.send_errors == 0
+    assert bad.points_sent == 0
+    assert bad.send_errors + bad.batches_dropped > 0
+    assert elapsed < 6 + 5 * 2 + 10, "the run is bounded by request timeouts, not stalled"
