@@ -58,7 +58,8 @@ demo: venv tools
 	$(BIN)/phoenix render -f examples/quickstart/experiment.yaml
 
 bench: venv tools
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in loadsim_vs_telemetrygen time_to_verdict analyze_speed; do \
+		echo "== bench/$$b.py"; $(BIN)/python -m bench.$$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

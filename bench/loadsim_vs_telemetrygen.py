@@ -9,7 +9,7 @@ generator used in that window: when the collector is the bottleneck a
 generator waits, and waiting is not charged to it. Runs alternate to spread
 machine noise.
 
-    .venv/bin/python bench/loadsim_vs_telemetrygen.py [--window 10] [--rounds 2]
+    .venv/bin/python -m bench.loadsim_vs_telemetrygen [--window 10] [--rounds 2]
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from phoenix_operator.cli import crds_cmd, loadsim_cmd, manifest_cmds
+from phoenix_operator.cli import analyze_cmd, crds_cmd, loadsim_cmd, manifest_cmds
 
 app = typer.Typer(
     name="phoenix",
@@ -19,6 +19,7 @@ crds_app = typer.Typer(
 
 app.command("validate")(manifest_cmds.validate)
 app.command("render")(manifest_cmds.render)
+app.command("analyze")(analyze_cmd.analyze)
 crds_app.command("generate")(crds_cmd.generate)
 app.add_typer(crds_app, name="crds")
 loadsim_app = typer.Typer(

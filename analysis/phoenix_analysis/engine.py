@@ -1,0 +1,416 @@
+"""The verdict: reduction, fidelity, guardrails and cost combined into a decision.
+
+The design is paired: both variants receive the same input at the same
+time, so each metric is compared per timestamp (1 - candidate/baseline for
+reductions, candidate/baseline - 1 for overheads) and the interval is on the
+mean of that paired series (see `intervals`).
+
+Decision rule (Kayenta-like, critical objectives veto):
+- Promote only when the series reduction's lower bound clears
+  minSeriesReduction, every critical query's error is bounded below
+  maxQueryError, and no measured guardrail can exceed its limit.
+- Reject when the reduction's upper bound is below the objective, a query's
+  error is bounded above maxQueryError, or a guardrail is bounded above its
+  limit.
+- Otherwise Inconclusive.
+Requiring every query to pass is an intersection-union test, so it keeps the
+level alpha without a multiplicity correction. In sequential mode the rule is
+checked at every sample against confidence sequences and the first final
+decision stands (anytime-valid early stopping). In fixed mode it is checked
+once, at the last sample. The engine fails closed: missing, NaN, mismatched or
+too few samples give Inconclusive with a reason, never Promote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from phoenix_analysis import anomalies, contract, cost, fidelity, intervals
+
+Floats = npt.NDArray[np.float64]
+Bounds = tuple[Floats, Floats, Floats]
+MIN_SAMPLES = 10
+
+
+@dataclass
+class _Check:
+    """A paired quantity with its running bounds and the side that must hold."""
+
+    name: str
+    bounds: Bounds
+    limit: float
+    passes_below: (
+        bool  # True: pass when the upper bound < limit; False: when the lower bound > limit
+    )
+    topk_overlap: float | None = None
+
+    def passed(self) -> npt.NDArray[np.bool_]:
+        return self.bounds[2] < self.limit if self.passes_below else self.bounds[1] > self.limit
+
+    def failed(self) -> npt.NDArray[np.bool_]:
+        return self.bounds[1] > self.limit if self.passes_below else self.bounds[2] < self.limit
+
+    def at(self, index: int) -> intervals.Interval:
+        mean, low, high = self.bounds
+        return intervals.Interval(float(mean[index]), float(low[index]), float(high[index]))
+
+
+@dataclass
+class _Result:
+    decision: str = "Inconclusive"
+    reasons: list[str] = field(default_factory=list)
+    series_reduction: intervals.Interval | None = None
+    datapoint_reduction: intervals.Interval | None = None
+    monthly_savings_usd: intervals.Interval | None = None
+    fidelity: dict[str, Any] = field(
+        default_factory=lambda: {
+            "checked": 0,
+            "passed": 0,
+            "worst_query": None,
+            "worst_error": None,
+            "queries": [],
+        }
+    )
+    guardrails: list[dict[str, Any]] = field(default_factory=list)
+    variants: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    anomalies: dict[str, list[int]] = field(default_factory=dict)
+    samples_used: int = 0
+    decided_at_index: int | None = None
+    mode: str = "sequential"
+    wilcoxon_p_value: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        def interval(value: intervals.Interval | None) -> dict[str, float | None] | None:
+            return value.as_dict() if value else None
+
+        return {
+            "decision": self.decision,
+            "reasons": self.reasons,
+            "series_reduction": interval(self.series_reduction),
+            "datapoint_reduction": interval(self.datapoint_reduction),
+            "monthly_savings_usd": interval(self.monthly_savings_usd),
+            "fidelity": self.fidelity,
+            "guardrails": self.guardrails,
+            "variants": self.variants,
+            "anomalies": self.anomalies,
+            "samples_used": self.samples_used,
+            "decided_at_index": self.decided_at_index,
+            "mode": self.mode,
+            "wilcoxon_p_value": self.wilcoxon_p_value,
+        }
+
+
+def _array(values: list[float | None]) -> Floats:
+    return np.array(values, dtype=np.float64)  # None becomes NaN
+
+
+def _input_problems(spec: contract.AnalysisInput) -> tuple[dict[str, Floats], list[str]]:
+    arrays: dict[str, Floats] = {}
+    for variant_name in ("baseline", "candidate"):
+        variant = getattr(spec, variant_name)
+        for key in ("active_series", "datapoints_per_minute", "cpu_cores", "memory_bytes"):
+            values = getattr(variant, key)
+            if values is not None:
+                arrays[f"{variant_name}.{key}"] = _array(values)
+    problems = []
+    lengths = {k: len(v) for k, v in arrays.items()}
+    n = lengths["baseline.active_series"]
+    mismatched = [f"{k} has {length}" for k, length in lengths.items() if length != n]
+    if mismatched:
+        problems.append(
+            f"mismatched lengths: baseline.active_series has {n}, " + ", ".join(mismatched)
+        )
+    for key in ("cpu_cores", "memory_bytes"):
+        if (f"baseline.{key}" in arrays) != (f"candidate.{key}" in arrays):
+            problems.append(f"{key} is given for one variant only")
+    for key, values in arrays.items():
+        missing = int(np.isnan(values).sum())
+        if missing:
+            problems.append(f"{key} has {missing} missing or NaN samples")
+    for key in ("baseline.active_series", "baseline.datapoints_per_minute"):
+        if key in arrays and np.any(arrays[key][~np.isnan(arrays[key])] <= 0):
+            problems.append(f"{key} has samples <= 0, so no reduction can be computed")
+    if not problems and n < MIN_SAMPLES:
+        problems.append(f"too few samples: {n} (at least {MIN_SAMPLES} are needed)")
+    return arrays, problems
+
+
+def _fmt(value: intervals.Interval) -> str:
+    if not (np.isfinite(value.low) and np.isfinite(value.high)):
+        return f"{value.estimate:.1%} (interval needs more samples)"
+    return f"{value.estimate:.1%} [{value.low:.1%}, {value.high:.1%}]"
+
+
+def analyze_input(spec: contract.AnalysisInput) -> _Result:
+    result = _Result(mode=spec.mode)
+    arrays, problems = _input_problems(spec)
+    result.samples_used = len(arrays["baseline.active_series"])
+    if problems:
+        result.reasons = ["no decision: " + p for p in problems]
+        return result
+    bound: Callable[[Floats, float], Bounds] = (
+        intervals.running_confidence_sequence
+        if spec.mode == "sequential"
+        else intervals.running_fixed_interval
+    )
+    alpha = spec.alpha
+    a = arrays
+    series_reduction = 1 - a["candidate.active_series"] / a["baseline.active_series"]
+    objective = spec.objectives.min_series_reduction
+    if spec.mode == "fixed":
+        hodges_lehmann, result.wilcoxon_p_value = intervals.hodges_lehmann_interval(
+            series_reduction, alpha, objective
+        )
+        series_bounds = _constant_bounds(hodges_lehmann, len(series_reduction))
+    else:
+        series_bounds = bound(series_reduction, alpha)
+    series = _Check("series reduction", series_bounds, objective, False)
+    dpm = bound(
+        1 - a["candidate.datapoints_per_minute"] / a["baseline.datapoints_per_minute"], alpha
+    )
+    costs = {
+        v: cost.monthly_cost(
+            spec.cost_model,
+            a[f"{v}.active_series"],
+            a[f"{v}.datapoints_per_minute"],
+            a.get(f"{v}.cpu_cores"),
+            a.get(f"{v}.memory_bytes"),
+        )
+        for v in ("baseline", "candidate")
+    }
+    savings = bound(costs["baseline"] - costs["candidate"], alpha)
+
+    query_checks, query_problems = _query_checks(spec, bound, len(series_reduction))
+    guard_checks, guard_reports = _guardrail_checks(spec, arrays, bound)
+    last = len(series_reduction) - 1
+    vetoes = [*query_checks, *guard_checks]
+    promote = (
+        series.passed() & np.all([c.passed() for c in vetoes], axis=0)
+        if vetoes
+        else series.passed()
+    )
+    reject = (
+        series.failed() | np.any([c.failed() for c in vetoes], axis=0)
+        if vetoes
+        else series.failed()
+    )
+    if query_problems:
+        promote = np.zeros_like(promote)  # a query without data can never be proven equal
+
+    decided_at = _decision_index(promote, reject, spec.mode, last)
+    result.series_reduction = series.at(last)
+    result.datapoint_reduction = intervals.Interval(
+        float(dpm[0][last]), float(dpm[1][last]), float(dpm[2][last])
+    )
+    result.monthly_savings_usd = intervals.Interval(
+        float(savings[0][last]), float(savings[1][last]), float(savings[2][last])
+    )
+    at = last if decided_at is None else decided_at
+    result.decided_at_index = decided_at if spec.mode == "sequential" else None
+    if decided_at is not None:
+        result.decision = "Promote" if promote[decided_at] else "Reject"
+    result.reasons = _reasons(
+        result.decision, series, query_checks, query_problems, guard_checks, at, spec
+    )
+    result.fidelity = _fidelity_report(spec, query_checks, query_problems, last)
+    result.guardrails = guard_reports(last)
+    result.variants = {
+        v: {
+            "active_series": float(np.mean(a[f"{v}.active_series"])),
+            "datapoints_per_minute": float(np.mean(a[f"{v}.datapoints_per_minute"])),
+            "cpu_cores": float(np.mean(a[f"{v}.cpu_cores"])) if f"{v}.cpu_cores" in a else None,
+            "memory_bytes": float(np.mean(a[f"{v}.memory_bytes"]))
+            if f"{v}.memory_bytes" in a
+            else None,
+            "monthly_cost_usd": float(np.mean(costs[v])),
+        }
+        for v in ("baseline", "candidate")
+    }
+    result.anomalies = {"series_reduction": anomalies.flagged(series_reduction)}
+    return result
+
+
+def _constant_bounds(value: intervals.Interval, n: int) -> Bounds:
+    return (np.full(n, value.estimate), np.full(n, value.low), np.full(n, value.high))
+
+
+def _decision_index(
+    promote: npt.NDArray[np.bool_], reject: npt.NDArray[np.bool_], mode: str, last: int
+) -> int | None:
+    if mode == "fixed":
+        return last if (promote[last] or reject[last]) else None
+    final = np.nonzero((promote | reject)[MIN_SAMPLES - 1 :])[0]
+    return int(final[0]) + MIN_SAMPLES - 1 if len(final) else None
+
+
+def _query_checks(
+    spec: contract.AnalysisInput, bound: Callable[[Floats, float], Bounds], samples: int
+) -> tuple[list[_Check], dict[str, str]]:
+    checks, problems = [], {}
+    for query in spec.critical_queries:
+        errors = fidelity.query_errors(query.baseline, query.candidate, samples)
+        if errors.errors is None:
+            problems[query.name] = errors.problem or "no data"
+            continue
+        bounds = bound(errors.errors, spec.alpha)
+        checks.append(
+            _Check(query.name, bounds, spec.objectives.max_query_error, True, errors.topk_overlap)
+        )
+    return checks, problems
+
+
+def _guardrail_checks(
+    spec: contract.AnalysisInput,
+    arrays: dict[str, Floats],
+    bound: Callable[[Floats, float], Bounds],
+) -> tuple[list[_Check], Callable[[int], list[dict[str, Any]]]]:
+    limits = {
+        "cpu_cores": spec.objectives.max_cpu_increase,
+        "memory_bytes": spec.objectives.max_memory_increase,
+    }
+    checks = []
+    for key, limit in limits.items():
+        base, cand = arrays.get(f"baseline.{key}"), arrays.get(f"candidate.{key}")
+        if base is None or cand is None or np.any(base <= 0):
+            continue
+        checks.append(
+            _Check(
+                f"collector {key.replace('_', ' ')} increase",
+                bound(cand / base - 1, spec.alpha),
+                limit,
+                True,
+            )
+        )
+
+    def report(index: int) -> list[dict[str, Any]]:
+        measured = {c.name: c for c in checks}
+        out: list[dict[str, Any]] = []
+        for key, limit in limits.items():
+            name = f"collector {key.replace('_', ' ')} increase"
+            check = measured.get(name)
+            if check is None:
+                out.append(
+                    {"name": name, "status": "not-measured", "increase": None, "limit": limit}
+                )
+                continue
+            status = (
+                "pass"
+                if check.passed()[index]
+                else "breach"
+                if check.failed()[index]
+                else "undetermined"
+            )
+            out.append(
+                {
+                    "name": name,
+                    "status": status,
+                    "increase": check.at(index).as_dict(),
+                    "limit": limit,
+                }
+            )
+        return out
+
+    return checks, report
+
+
+def _fidelity_report(
+    spec: contract.AnalysisInput, checks: list[_Check], problems: dict[str, str], index: int
+) -> dict[str, Any]:
+    queries = []
+    for check in checks:
+        status = (
+            "pass" if check.passed()[index] else "fail" if check.failed()[index] else "undetermined"
+        )
+        queries.append(
+            {
+                "name": check.name,
+                "status": status,
+                "error": check.at(index).as_dict(),
+                "topk_overlap": check.topk_overlap,
+                "problem": None,
+            }
+        )
+    for name, problem in problems.items():
+        queries.append(
+            {
+                "name": name,
+                "status": "no-data",
+                "error": None,
+                "topk_overlap": None,
+                "problem": problem,
+            }
+        )
+    worst = max(checks, key=lambda c: c.bounds[0][index], default=None)
+    return {
+        "checked": len(spec.critical_queries),
+        "passed": sum(q["status"] == "pass" for q in queries),
+        "worst_query": worst.name if worst else (next(iter(problems), None)),
+        "worst_error": float(worst.bounds[0][index]) if worst else None,
+        "queries": queries,
+    }
+
+
+def _reasons(
+    decision: str,
+    series: _Check,
+    queries: list[_Check],
+    query_problems: dict[str, str],
+    guardrails: list[_Check],
+    index: int,
+    spec: contract.AnalysisInput,
+) -> list[str]:
+    objective = spec.objectives.min_series_reduction
+    reduction = series.at(index)
+    reasons = []
+    if series.passed()[index]:
+        reasons.append(f"series reduction {_fmt(reduction)} clears the objective {objective:.0%}")
+    elif series.failed()[index]:
+        reasons.append(f"series reduction {_fmt(reduction)} is below the objective {objective:.0%}")
+    else:
+        reasons.append(
+            f"series reduction {_fmt(reduction)} is not yet distinguishable "
+            f"from the objective {objective:.0%}"
+        )
+    limit = spec.objectives.max_query_error
+    for check in queries:
+        error = check.at(index)
+        if check.failed()[index]:
+            reasons.append(
+                f"critical query {check.name} differs by {_fmt(error)}, "
+                f"above the {limit:.1%} allowed"
+            )
+        elif not check.passed()[index]:
+            reasons.append(
+                f"critical query {check.name} error {_fmt(error)} "
+                f"is not yet shown below {limit:.1%}"
+            )
+    for name, problem in query_problems.items():
+        reasons.append(f"critical query {name}: {problem}")
+    if queries and all(c.passed()[index] for c in queries) and not query_problems:
+        reasons.append(f"all {len(queries)} critical queries agree within {limit:.1%}")
+    for check in guardrails:
+        if check.failed()[index]:
+            reasons.append(
+                f"{check.name} {_fmt(check.at(index))} breaches the {check.limit:.0%} guardrail"
+            )
+        elif not check.passed()[index]:
+            reasons.append(
+                f"{check.name} {_fmt(check.at(index))} is not yet shown within {check.limit:.0%}"
+            )
+    if decision == "Promote":
+        return [r for r in reasons if "not yet" not in r]
+    if decision == "Reject":
+        return [
+            r for r in reasons if "below the objective" in r or "above the" in r or "breaches" in r
+        ]
+    return reasons
+
+
+def analyze(data: dict[str, Any]) -> dict[str, Any]:
+    """The stable contract: input and output dicts as documented in the package README."""
+    return analyze_input(contract.parse(data)).to_dict()

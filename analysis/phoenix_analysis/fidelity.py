@@ -1,0 +1,84 @@
+"""Does a critical query still give the same answer on the candidate?
+
+Per timestamp the error is the normalised L1 distance between the two
+answers, sum|c - b| / sum|b| over label sets. A label set present on one side
+only counts in full (its value against nothing), so a candidate that removed
+a label the query groups by fails even when totals agree. The equivalence
+test (TOST) asks whether the mean error lies within +-maxQueryError; the
+error is never negative, so the lower one-sided test always holds and the
+decision rests on the upper bound. Top-k overlap reports whether the heaviest
+label sets are still the heaviest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+Floats = npt.NDArray[np.float64]
+TOP_K = 5
+
+
+@dataclass(frozen=True)
+class QueryErrors:
+    """Per-timestamp errors of one query, or why they could not be computed."""
+
+    errors: Floats | None
+    topk_overlap: float | None
+    problem: str | None
+
+
+def _series(values: list[float | None]) -> Floats:
+    return np.array(values, dtype=np.float64)  # None becomes NaN
+
+
+def _labelled(values: dict[str, list[float | None]], keys: list[str], length: int) -> Floats:
+    """One row per label set in `keys`; a label set this side lacks is all NaN."""
+    rows = [_series(values[key]) if key in values else np.full(length, np.nan) for key in keys]
+    return np.vstack(rows) if rows else np.zeros((0, length))
+
+
+def query_errors(
+    baseline: list[float | None] | dict[str, list[float | None]],
+    candidate: list[float | None] | dict[str, list[float | None]],
+    samples: int,
+) -> QueryErrors:
+    if isinstance(baseline, list) and isinstance(candidate, list):
+        b, c = _series(baseline)[None, :], _series(candidate)[None, :]
+    elif isinstance(baseline, dict) and isinstance(candidate, dict):
+        lengths = {len(v) for v in (*baseline.values(), *candidate.values())}
+        if lengths - {samples}:
+            return QueryErrors(
+                None, None, f"has series of {sorted(lengths)} samples, expected {samples}"
+            )
+        keys = sorted(set(baseline) | set(candidate))
+        b, c = _labelled(baseline, keys, samples), _labelled(candidate, keys, samples)
+    else:
+        return QueryErrors(None, None, "one variant is a single series and the other is labelled")
+    if b.shape[1] != samples or c.shape[1] != samples:
+        return QueryErrors(None, None, f"has {b.shape[1]}/{c.shape[1]} samples, expected {samples}")
+    if b.shape[0] == 0:
+        return QueryErrors(None, None, "returned no series on either variant")
+    both_missing = np.isnan(b) & np.isnan(c)
+    if np.all(both_missing.all(axis=0)):
+        return QueryErrors(None, None, "returned no data on either variant")
+    # a series on one side only is compared against zero: it counts in full
+    b0, c0 = np.where(np.isnan(b), 0.0, b), np.where(np.isnan(c), 0.0, c)
+    scale = np.abs(b0).sum(axis=0)
+    difference = np.abs(c0 - b0).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        errors = np.where(scale > 0, difference / scale, np.where(difference > 0, 1.0, 0.0))
+    return QueryErrors(errors, _topk_overlap(b0, c0), None)
+
+
+def _topk_overlap(b: Floats, c: Floats) -> float | None:
+    """Mean share of the baseline's top-k label sets that are also the candidate's."""
+    rows = b.shape[0]
+    if rows < 2:
+        return None
+    k = min(TOP_K, rows)
+    in_top_b = np.argsort(np.argsort(-b, axis=0), axis=0) < k
+    in_top_c = np.argsort(np.argsort(-c, axis=0), axis=0) < k
+    return float(np.mean((in_top_b & in_top_c).sum(axis=0) / k))

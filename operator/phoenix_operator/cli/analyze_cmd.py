@@ -1,0 +1,73 @@
+"""`phoenix analyze`: run the verdict engine on a JSON input, offline."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from phoenix_analysis import contract, engine
+from phoenix_operator.cli import files, output
+
+
+def _interval(value: dict[str, float | None] | None, percent: bool = True) -> str:
+    if value is None:
+        return "-"
+
+    def fmt(v: float | None) -> str:
+        if v is None:
+            return "?"
+        return f"{v:.1%}" if percent else f"${v:,.2f}"
+
+    return f"{fmt(value['estimate'])} [{fmt(value['ci_low'])}, {fmt(value['ci_high'])}]"
+
+
+def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = [
+        ("decision", result["decision"]),
+        ("series reduction", _interval(result["series_reduction"])),
+        ("datapoint reduction", _interval(result["datapoint_reduction"])),
+        ("monthly savings", _interval(result["monthly_savings_usd"], percent=False)),
+        (
+            "fidelity",
+            f"{result['fidelity']['passed']}/{result['fidelity']['checked']} queries pass",
+        ),
+        ("samples", str(result["samples_used"])),
+    ]
+    rows += [
+        (f"query {q['name']}", f"{q['status']}: {_interval(q['error'])}")
+        for q in result["fidelity"]["queries"]
+    ]
+    rows += [
+        (g["name"], f"{g['status']}: {_interval(g['increase'])}") for g in result["guardrails"]
+    ]
+    rows += [("reason", reason) for reason in result["reasons"]]
+    return rows
+
+
+def analyze(
+    filename: Annotated[
+        str,
+        typer.Option("--filename", "-f", help="Input JSON (the analyze contract); - reads stdin."),
+    ],
+    fmt: Annotated[
+        output.Format, typer.Option("--output", "-o", help="table, json or yaml.")
+    ] = output.Format.table,
+) -> None:
+    """Decide Promote, Reject or Inconclusive from paired measurements.
+
+    The input holds per-sample active series and datapoints per minute of both
+    variants, optional collector CPU and memory, critical query values,
+    objectives, a cost model, alpha and the mode (sequential or fixed).
+    """
+    text = files.read_text(filename)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        output.fail(f"error: {filename}: invalid JSON (line {error.lineno}): {error.msg}")
+    try:
+        result = engine.analyze(data)
+    except contract.InvalidInput as error:
+        output.fail(*(f"error: {filename}: {p}" for p in error.problems))
+    output.emit(result, fmt, output.table("Phoenix verdict", ["", ""], summary_rows(result)))

@@ -1,0 +1,118 @@
+"""Calibration of the verdict on simulated paired experiments with AR(1) noise.
+
+Each test runs N_SIMULATIONS experiments of N_SAMPLES samples whose true
+effect is known, and checks an error rate against its bound plus a
+Monte-Carlo tolerance of three binomial standard errors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from phoenix_analysis import engine
+from tests import simulate
+
+N_SIMULATIONS = 500
+N_SAMPLES = 240
+ALPHA = 0.05
+
+
+def _tolerance(p: float) -> float:
+    return 3 * math.sqrt(p * (1 - p) / N_SIMULATIONS)
+
+
+def _rate(decision: str, seed: int, mode: str = "sequential", **effects: float) -> float:
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(N_SIMULATIONS):
+        data = simulate.experiment(rng, N_SAMPLES, **effects)  # type: ignore[arg-type]
+        data["mode"] = mode
+        hits += engine.analyze(data)["decision"] == decision
+    return hits / N_SIMULATIONS
+
+
+def test_sequential_false_promotion_at_the_objective_is_at_most_alpha() -> None:
+    """True reduction exactly at the objective, checked after every sample."""
+    rate = _rate("Promote", seed=1, reduction=0.5)
+    assert rate <= ALPHA + _tolerance(ALPHA), rate
+
+
+def test_a_a_never_promotes_a_reduction_that_is_not_there() -> None:
+    rng = np.random.default_rng(2)
+    promoted = 0
+    for _ in range(N_SIMULATIONS):
+        data = simulate.experiment(rng, N_SAMPLES, reduction=0.0)
+        data["objectives"]["min_series_reduction"] = 0.0
+        promoted += engine.analyze(data)["decision"] == "Promote"
+    assert promoted / N_SIMULATIONS <= ALPHA + _tolerance(ALPHA)
+
+
+def test_interval_covers_the_true_reduction() -> None:
+    rng = np.random.default_rng(3)
+    covered = 0
+    for _ in range(N_SIMULATIONS):
+        truth = rng.uniform(0.3, 0.9)
+        result = engine.analyze(simulate.experiment(rng, N_SAMPLES, reduction=truth))
+        interval = result["series_reduction"]
+        covered += interval["ci_low"] <= truth <= interval["ci_high"]
+    assert covered / N_SIMULATIONS >= 1 - ALPHA - _tolerance(ALPHA)
+
+
+def test_power_to_promote_a_clear_reduction() -> None:
+    rate = _rate("Promote", seed=4, reduction=0.65)
+    assert rate >= 0.9, rate
+
+
+def test_query_error_at_the_limit_rarely_passes() -> None:
+    """A candidate whose query error is exactly maxQueryError must not be promoted."""
+    rate = _rate("Promote", seed=5, reduction=0.8, query_error=0.01)
+    assert rate <= ALPHA + _tolerance(ALPHA), rate
+
+
+def test_query_error_well_beyond_the_limit_rejects() -> None:
+    rate = _rate("Reject", seed=6, reduction=0.8, query_error=0.05)
+    assert rate >= 0.9, rate
+
+
+def test_cpu_increase_at_the_guardrail_rarely_passes() -> None:
+    rate = _rate("Promote", seed=7, reduction=0.8, cpu_increase=0.1)
+    assert rate <= ALPHA + _tolerance(ALPHA), rate
+
+
+def test_repeated_checks_of_the_fixed_test_inflate_false_promotions() -> None:
+    """Why sequential is the default: peeking at a fixed-horizon test every
+    interval and stopping at the first Promote exceeds alpha, while the
+    sequential mode under the same peeking stays within it."""
+    rng = np.random.default_rng(8)
+    looks = range(20, N_SAMPLES + 1, 20)
+    peeking_fixed = 0
+    simulations = 250
+    for _ in range(simulations):
+        data = simulate.experiment(rng, N_SAMPLES, reduction=0.5)
+        data["mode"] = "fixed"
+        for n in looks:
+            prefix = _prefix(data, n)
+            if engine.analyze(prefix)["decision"] == "Promote":
+                peeking_fixed += 1
+                break
+    fixed_rate = peeking_fixed / simulations
+    sequential_rate = _rate("Promote", seed=8, reduction=0.5)
+    assert fixed_rate > 2 * ALPHA / 2 + 3 * math.sqrt(ALPHA / 2 / simulations), fixed_rate
+    assert fixed_rate > sequential_rate
+
+
+def _prefix(data: dict[str, object], n: int) -> dict[str, object]:
+    def cut(node: object) -> object:
+        if isinstance(node, list) and node and isinstance(node[0], float):
+            return node[:n]
+        if isinstance(node, list):
+            return [cut(v) for v in node]
+        if isinstance(node, dict):
+            return {k: cut(v) for k, v in node.items()}
+        return node
+
+    result = cut(data)
+    assert isinstance(result, dict)
+    return result

@@ -1,0 +1,211 @@
+"""The analyze() contract: decisions with reasons, fail-closed inputs, clear errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from phoenix_analysis import contract, engine
+from phoenix_operator.cli import app
+from tests import simulate
+
+
+def _clear_win(**effects: float) -> dict[str, Any]:
+    effects.setdefault("reduction", 0.8)
+    return simulate.experiment(np.random.default_rng(42), 240, **effects)  # type: ignore[arg-type]
+
+
+def test_output_has_every_contract_key() -> None:
+    result = engine.analyze(_clear_win())
+    for key in (
+        "decision",
+        "reasons",
+        "series_reduction",
+        "datapoint_reduction",
+        "monthly_savings_usd",
+        "fidelity",
+        "guardrails",
+        "samples_used",
+        "decided_at_index",
+    ):
+        assert key in result
+    assert set(result["series_reduction"]) == {"estimate", "ci_low", "ci_high"}
+    assert set(result["fidelity"]) >= {"checked", "passed", "worst_query", "worst_error"}
+    json.dumps(result, allow_nan=False)
+
+
+def test_clear_reduction_promotes_early_with_reasons() -> None:
+    result = engine.analyze(_clear_win())
+    assert result["decision"] == "Promote"
+    assert 9 <= result["decided_at_index"] < 60
+    assert result["series_reduction"]["ci_low"] > 0.5
+    assert any("clears the objective 50%" in r for r in result["reasons"])
+    assert result["fidelity"] == {**result["fidelity"], "checked": 1, "passed": 1}
+    assert result["monthly_savings_usd"]["ci_low"] > 0
+
+
+def test_savings_follow_the_price_list() -> None:
+    data = _clear_win()
+    data["cost_model"] = {
+        "usd_per_million_datapoints": 0.0,
+        "usd_per_active_series_month": 1.0,
+        "usd_per_cpu_core_month": 0.0,
+        "usd_per_gib_month": 0.0,
+    }
+    result = engine.analyze(data)
+    saved_series = np.mean(
+        np.array(data["baseline"]["active_series"]) - np.array(data["candidate"]["active_series"])
+    )
+    assert math.isclose(result["monthly_savings_usd"]["estimate"], saved_series, rel_tol=1e-9)
+
+
+def test_a_broken_query_vetoes_promotion_and_is_named() -> None:
+    data = _clear_win()
+    query = data["critical_queries"][0]
+    query["name"] = "cpu-by-executable"
+    query["candidate"] = {"": list(np.add(query["baseline"]["a"], query["baseline"]["b"]))}
+    result = engine.analyze(data)
+    assert result["decision"] == "Reject"
+    assert any("cpu-by-executable" in r for r in result["reasons"])
+    assert result["fidelity"]["worst_query"] == "cpu-by-executable"
+
+
+def test_a_costlier_candidate_is_rejected_with_an_upper_bound_below_zero() -> None:
+    data = _clear_win(reduction=-0.3)
+    result = engine.analyze(data)
+    assert result["decision"] == "Reject"
+    assert result["series_reduction"]["ci_high"] < 0
+
+
+def test_cpu_guardrail_breach_rejects() -> None:
+    result = engine.analyze(_clear_win(cpu_increase=0.5))
+    assert result["decision"] == "Reject"
+    cpu = next(g for g in result["guardrails"] if "cpu" in g["name"])
+    assert cpu["status"] == "breach"
+    assert any("breaches the 10% guardrail" in r for r in result["reasons"])
+
+
+def test_fixed_mode_decides_only_at_the_end() -> None:
+    data = _clear_win()
+    data["mode"] = "fixed"
+    result = engine.analyze(data)
+    assert result["decision"] == "Promote"
+    assert result["decided_at_index"] is None
+    assert result["wilcoxon_p_value"] < 0.05
+
+
+def _mutate(path: str, value: Any) -> dict[str, Any]:
+    data = copy.deepcopy(_clear_win())
+    node = data
+    keys = path.split(".")
+    for key in keys[:-1]:
+        node = node[key]
+    node[keys[-1]] = value
+    return data
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "reason"),
+    [
+        ("baseline.active_series", [], "mismatched lengths"),
+        ("candidate.active_series", [1.0] * 5, "mismatched lengths"),
+        (
+            "candidate.active_series",
+            [None] * 240,
+            "candidate.active_series has 240 missing or NaN samples",
+        ),
+        (
+            "baseline.active_series",
+            [float("nan")] + [1.0] * 239,
+            "baseline.active_series has 1 missing",
+        ),
+        ("baseline.active_series", [0.0] * 240, "samples <= 0"),
+        ("candidate.cpu_cores", None, "cpu_cores is given for one variant only"),
+    ],
+)
+def test_bad_data_fails_closed(path: str, value: Any, reason: str) -> None:
+    result = engine.analyze(_mutate(path, value))
+    assert result["decision"] == "Inconclusive"
+    assert any(reason in r for r in result["reasons"]), result["reasons"]
+
+
+def test_too_few_samples_is_inconclusive() -> None:
+    data = simulate.experiment(np.random.default_rng(1), 5, reduction=0.9)
+    result = engine.analyze(data)
+    assert result["decision"] == "Inconclusive"
+    assert "too few samples: 5" in result["reasons"][0]
+
+
+def test_a_query_without_data_never_promotes() -> None:
+    data = _clear_win()
+    data["critical_queries"][0]["baseline"] = {}
+    data["critical_queries"][0]["candidate"] = {}
+    result = engine.analyze(data)
+    assert result["decision"] == "Inconclusive"
+    assert result["fidelity"]["queries"][0]["status"] == "no-data"
+
+
+@pytest.mark.parametrize(
+    ("mutation", "problem"),
+    [
+        ({"surprise": 1}, "surprise: unknown key"),
+        ({"alpha": "small"}, "alpha: Input should be a valid number"),
+        ({"mode": "bayes"}, "mode: Input should be 'sequential' or 'fixed'"),
+        (
+            {"baseline": {"active_series": "many"}},
+            "baseline.active_series: Input should be a valid list",
+        ),
+    ],
+)
+def test_wrong_shapes_raise_one_problem_per_line(mutation: dict[str, Any], problem: str) -> None:
+    data = {**_clear_win(), **mutation}
+    with pytest.raises(contract.InvalidInput) as error:
+        engine.analyze(data)
+    assert any(p.startswith(problem) for p in error.value.problems), error.value.problems
+
+
+runner = CliRunner()
+
+
+def test_cli_analyze_prints_json(tmp_path: Any) -> None:
+    path = tmp_path / "input.json"
+    path.write_text(json.dumps(_clear_win()))
+    result = runner.invoke(app.app, ["analyze", "-f", str(path), "-o", "json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["decision"] == "Promote"
+
+
+def test_cli_analyze_table_names_the_decision(tmp_path: Any) -> None:
+    path = tmp_path / "input.json"
+    path.write_text(json.dumps(_clear_win()))
+    result = runner.invoke(app.app, ["analyze", "-f", str(path)])
+    assert result.exit_code == 0
+    assert "Promote" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("{not json", "invalid JSON"),
+        (
+            '{"interval_seconds": 15, "baseline": {}, "candidate": {}, "extra": 1}',
+            "extra: unknown key",
+        ),
+        ("[1, 2]", "Input should be a valid dictionary"),
+    ],
+)
+def test_cli_analyze_bad_input(tmp_path: Any, content: str, expected: str) -> None:
+    path = tmp_path / "input.json"
+    path.write_text(content)
+    result = runner.invoke(app.app, ["analyze", "-f", str(path)])
+    assert result.exit_code == 1
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    if "extra" in content:
+        assert len(result.stderr.strip().splitlines()) == 5  # 4 missing keys and the unknown one
