@@ -50,12 +50,8 @@ e2e: venv tools
 test: venv tools lint
 	$(BIN)/pytest tests
 
-# `phoenix run --local` is not built yet; until it is, the demo shows the
-# most complete path that exists: validating and rendering the quickstart.
 demo: venv tools
-	@echo "phoenix run --local is not available yet: validating and rendering the quickstart instead"
-	$(BIN)/phoenix validate -f examples/quickstart/experiment.yaml
-	$(BIN)/phoenix render -f examples/quickstart/experiment.yaml
+	$(BIN)/phoenix run --local -f examples/quickstart/experiment.yaml --report phoenix-report.html
 
 bench: venv tools
 	@for b in loadsim_vs_telemetrygen time_to_verdict analyze_speed; do \

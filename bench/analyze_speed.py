@@ -48,10 +48,7 @@ def with_queries(data: dict[str, Any], queries: int, rng: np.random.Generator) -
         {
             "name": f"q{i}",
             "baseline": {f"s{j}": (base / (j + 2)).tolist() for j in range(10)},
-            "candidate": {
-                f"s{j}": (base / (j + 2) * (1 + 0.001 * rng.normal(size=n))).tolist()
-                for j in range(10)
-            },
+            "candidate": {f"s{j}": (base / (j + 2) * (1 + 0.001 * rng.normal(size=n))).tolist() for j in range(10)},
         }
         for i in range(queries)
     ]
@@ -62,18 +59,14 @@ def main() -> int:
     rng = np.random.default_rng(1)
     small = with_queries(simulate.experiment(rng, 240, reduction=0.7), 3, rng)
     day = with_queries(simulate.experiment(rng, 24 * 3600 // 15, reduction=0.7), 50, rng)
-    series = 1 - np.asarray(small["candidate"]["active_series"]) / np.asarray(
-        small["baseline"]["active_series"]
-    )
+    series = 1 - np.asarray(small["candidate"]["active_series"]) / np.asarray(small["baseline"]["active_series"])
 
     small_time = timed(lambda: engine.analyze(small), 50)
     day_time = timed(lambda: engine.analyze(day), 3)
     ours = timed(lambda: intervals.running_confidence_sequence(series, 0.05), 50)
     naive = timed(lambda: naive_prefix_bounds(series), 5)
     print(f"analyze, 240 samples, 3 queries:       {small_time * 1000:8.2f} ms (target <= 10 ms)")
-    print(
-        f"analyze, 5760 samples (24 h), 50 queries: {day_time * 1000:8.1f} ms (target <= 1000 ms)"
-    )
+    print(f"analyze, 5760 samples (24 h), 50 queries: {day_time * 1000:8.1f} ms (target <= 1000 ms)")
     print(
         f"bounds at every prefix, 240 samples: running sums {ours * 1000:.3f} ms, "
         f"naive recomputation {naive * 1000:.1f} ms"

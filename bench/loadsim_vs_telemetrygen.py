@@ -92,9 +92,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="phoenix-bench-") as workdir:
         listen = local_components.loopback_listen()
         spec = pipeline.BaselineVariant(template="baseline")
-        config = render_pipeline.render(
-            spec, experiment="bench", variant="baseline", listen=listen
-        ).text
+        config = render_pipeline.render(spec, experiment="bench", variant="baseline", listen=listen).text
         collector = local_components.LocalCollector("collector", config, listen, Path(workdir))
         collector.start()
         assert collector.process is not None and collector.process.pid is not None

@@ -48,10 +48,7 @@ ALPHAS = (0.05, 0.04, 0.03, 0.02, 0.015, 0.01, 0.005)
 
 
 def promote_rate(experiments: list[dict[str, Any]], n: int, alpha: float) -> float:
-    decisions = [
-        engine.analyze({**prefix(d, n), "mode": "fixed", "alpha": alpha})["decision"]
-        for d in experiments
-    ]
+    decisions = [engine.analyze({**prefix(d, n), "mode": "fixed", "alpha": alpha})["decision"] for d in experiments]
     return float(np.mean([d == "Promote" for d in decisions]))
 
 
@@ -77,26 +74,18 @@ def main() -> int:
     parser.add_argument("--simulations", type=int, default=200)
     args = parser.parse_args()
     rng = np.random.default_rng(2026)
-    experiments = [
-        simulate.experiment(rng, HORIZON, reduction=CLEAR_REDUCTION)
-        for _ in range(args.simulations)
-    ]
+    experiments = [simulate.experiment(rng, HORIZON, reduction=CLEAR_REDUCTION) for _ in range(args.simulations)]
 
     stops = []
     for data in experiments:
         result = engine.analyze(data)
-        stops.append(
-            result["decided_at_index"] + 1 if result["decision"] != "Inconclusive" else HORIZON
-        )
+        stops.append(result["decided_at_index"] + 1 if result["decision"] != "Inconclusive" else HORIZON)
     sequential = statistics.median(stops)
 
     null_rng = np.random.default_rng(7)
     nulls = [simulate.experiment(null_rng, HORIZON, reduction=0.5) for _ in range(args.simulations)]
     false_sequential = float(np.mean([engine.analyze(d)["decision"] == "Promote" for d in nulls]))
-    print(
-        f"simulated experiments: {args.simulations}, "
-        f"true reduction {CLEAR_REDUCTION}, objective 0.50"
-    )
+    print(f"simulated experiments: {args.simulations}, true reduction {CLEAR_REDUCTION}, objective 0.50")
     print(
         f"sequential (alpha 0.05): median {sequential:.0f} samples to a final decision, "
         f"false promotions {false_sequential:.3f}"
@@ -106,10 +95,7 @@ def main() -> int:
     for alpha in ALPHAS:
         horizon = powered_horizon(experiments, alpha, args.simulations)
         false_fixed = promote_rate(nulls, horizon, alpha)
-        print(
-            f"fixed (alpha {alpha:.3f}): {horizon} samples for 90% power, "
-            f"false promotions {false_fixed:.3f}"
-        )
+        print(f"fixed (alpha {alpha:.3f}): {horizon} samples for 90% power, false promotions {false_fixed:.3f}")
         if false_fixed <= false_sequential:
             fixed, chosen = horizon, alpha
             break

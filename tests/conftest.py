@@ -47,9 +47,7 @@ def otelcol(tmp_path: Path) -> Iterator[StartCollector]:
     _require(binaries.OTELCOL)
     started: list[local_components.LocalCollector] = []
 
-    def start(
-        render: Callable[..., str], name: str = "collector"
-    ) -> local_components.LocalCollector:
+    def start(render: Callable[..., str], name: str = "collector") -> local_components.LocalCollector:
         listen = local_components.loopback_listen()
         collector = local_components.LocalCollector(name, render(listen), listen, tmp_path / name)
         started.append(collector)
@@ -72,9 +70,7 @@ def prometheus(tmp_path: Path) -> Iterator[StartPrometheus]:
     def start(
         targets: Sequence[local_components.ScrapeTarget], scrape_interval: str = "1s"
     ) -> local_components.LocalPrometheus:
-        server = local_components.LocalPrometheus(
-            targets, tmp_path / f"prometheus-{len(started)}", scrape_interval
-        )
+        server = local_components.LocalPrometheus(targets, tmp_path / f"prometheus-{len(started)}", scrape_interval)
         started.append(server)
         server.start()
         return server

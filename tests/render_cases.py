@@ -13,9 +13,7 @@ _VENDOR = {
     "name": "vendor",
     "type": "otlphttp",
     "endpoint": "https://otlp.vendor.example/v1",
-    "headers": [
-        {"name": "api-key", "valueFrom": {"secretKeyRef": {"name": "vendor", "key": "api-key"}}}
-    ],
+    "headers": [{"name": "api-key", "valueFrom": {"secretKeyRef": {"name": "vendor", "key": "api-key"}}}],
 }
 
 CASES: dict[str, dict[str, Any]] = {
@@ -58,15 +56,11 @@ KEEP_EXECUTABLES = {"adaptive-budget": ["nginx", "redis", "mysqld"]}
 
 
 def spec(name: str) -> render_pipeline.AnyPipelineSpec:
-    adapter: pydantic.TypeAdapter[render_pipeline.AnyPipelineSpec] = pydantic.TypeAdapter(
-        pipeline.PipelineSpec
-    )
+    adapter: pydantic.TypeAdapter[render_pipeline.AnyPipelineSpec] = pydantic.TypeAdapter(pipeline.PipelineSpec)
     return adapter.validate_python(CASES[name])
 
 
-def rendered(
-    name: str, listen: render_pipeline.Listen | None = None
-) -> render_pipeline.RenderedConfig:
+def rendered(name: str, listen: render_pipeline.Listen | None = None) -> render_pipeline.RenderedConfig:
     return render_pipeline.render(
         spec(name),
         experiment="golden",

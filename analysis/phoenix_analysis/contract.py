@@ -76,9 +76,7 @@ def parse(data: object) -> AnalysisInput:
     except pydantic.ValidationError as error:
         problems = []
         for item in error.errors():
-            path = ".".join(
-                str(p) for p in item["loc"] if not str(p).startswith(("list[", "dict[", "float"))
-            )
+            path = ".".join(str(p) for p in item["loc"] if not str(p).startswith(("list[", "dict[", "float")))
             message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
             problems.append(f"{path}: {message}" if path else message)
         raise InvalidInput(list(dict.fromkeys(problems))) from None

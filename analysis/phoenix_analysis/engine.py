@@ -23,6 +23,7 @@ too few samples give Inconclusive with a reason, never Promote.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,16 +45,19 @@ class _Check:
     name: str
     bounds: Bounds
     limit: float
-    passes_below: (
-        bool  # True: pass when the upper bound < limit; False: when the lower bound > limit
-    )
+    passes_below: bool  # True: pass when the upper bound < limit; False: when the lower bound > limit
     topk_overlap: float | None = None
+    # where a structural rule (a query's label coverage) fails regardless of the bounds
+    broken: npt.NDArray[np.bool_] | None = None
+    coverage: float | None = None
 
     def passed(self) -> npt.NDArray[np.bool_]:
-        return self.bounds[2] < self.limit if self.passes_below else self.bounds[1] > self.limit
+        within = self.bounds[2] < self.limit if self.passes_below else self.bounds[1] > self.limit
+        return within if self.broken is None else within & ~self.broken
 
     def failed(self) -> npt.NDArray[np.bool_]:
-        return self.bounds[1] > self.limit if self.passes_below else self.bounds[2] < self.limit
+        beyond = self.bounds[1] > self.limit if self.passes_below else self.bounds[2] < self.limit
+        return beyond if self.broken is None else beyond | self.broken
 
     def at(self, index: int) -> intervals.Interval:
         mean, low, high = self.bounds
@@ -83,9 +87,10 @@ class _Result:
     decided_at_index: int | None = None
     mode: str = "sequential"
     wilcoxon_p_value: float | None = None
+    series_reduction_sequence: dict[str, list[float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        def interval(value: intervals.Interval | None) -> dict[str, float | None] | None:
+        def interval(value: intervals.Interval | None) -> dict[str, float] | None:
             return value.as_dict() if value else None
 
         return {
@@ -102,6 +107,7 @@ class _Result:
             "decided_at_index": self.decided_at_index,
             "mode": self.mode,
             "wilcoxon_p_value": self.wilcoxon_p_value,
+            "series_reduction_sequence": self.series_reduction_sequence,
         }
 
 
@@ -122,9 +128,7 @@ def _input_problems(spec: contract.AnalysisInput) -> tuple[dict[str, Floats], li
     n = lengths["baseline.active_series"]
     mismatched = [f"{k} has {length}" for k, length in lengths.items() if length != n]
     if mismatched:
-        problems.append(
-            f"mismatched lengths: baseline.active_series has {n}, " + ", ".join(mismatched)
-        )
+        problems.append(f"mismatched lengths: baseline.active_series has {n}, " + ", ".join(mismatched))
     for key in ("cpu_cores", "memory_bytes"):
         if (f"baseline.{key}" in arrays) != (f"candidate.{key}" in arrays):
             problems.append(f"{key} is given for one variant only")
@@ -141,8 +145,6 @@ def _input_problems(spec: contract.AnalysisInput) -> tuple[dict[str, Floats], li
 
 
 def _fmt(value: intervals.Interval) -> str:
-    if not (np.isfinite(value.low) and np.isfinite(value.high)):
-        return f"{value.estimate:.1%} (interval needs more samples)"
     return f"{value.estimate:.1%} [{value.low:.1%}, {value.high:.1%}]"
 
 
@@ -154,25 +156,19 @@ def analyze_input(spec: contract.AnalysisInput) -> _Result:
         result.reasons = ["no decision: " + p for p in problems]
         return result
     bound: Callable[[Floats, float], Bounds] = (
-        intervals.running_confidence_sequence
-        if spec.mode == "sequential"
-        else intervals.running_fixed_interval
+        intervals.running_confidence_sequence if spec.mode == "sequential" else intervals.running_fixed_interval
     )
     alpha = spec.alpha
     a = arrays
     series_reduction = 1 - a["candidate.active_series"] / a["baseline.active_series"]
     objective = spec.objectives.min_series_reduction
     if spec.mode == "fixed":
-        hodges_lehmann, result.wilcoxon_p_value = intervals.hodges_lehmann_interval(
-            series_reduction, alpha, objective
-        )
+        hodges_lehmann, result.wilcoxon_p_value = intervals.hodges_lehmann_interval(series_reduction, alpha, objective)
         series_bounds = _constant_bounds(hodges_lehmann, len(series_reduction))
     else:
         series_bounds = bound(series_reduction, alpha)
     series = _Check("series reduction", series_bounds, objective, False)
-    dpm = bound(
-        1 - a["candidate.datapoints_per_minute"] / a["baseline.datapoints_per_minute"], alpha
-    )
+    dpm = bound(1 - a["candidate.datapoints_per_minute"] / a["baseline.datapoints_per_minute"], alpha)
     costs = {
         v: cost.monthly_cost(
             spec.cost_model,
@@ -189,49 +185,39 @@ def analyze_input(spec: contract.AnalysisInput) -> _Result:
     guard_checks, guard_reports = _guardrail_checks(spec, arrays, bound)
     last = len(series_reduction) - 1
     vetoes = [*query_checks, *guard_checks]
-    promote = (
-        series.passed() & np.all([c.passed() for c in vetoes], axis=0)
-        if vetoes
-        else series.passed()
-    )
-    reject = (
-        series.failed() | np.any([c.failed() for c in vetoes], axis=0)
-        if vetoes
-        else series.failed()
-    )
+    promote = series.passed() & np.all([c.passed() for c in vetoes], axis=0) if vetoes else series.passed()
+    reject = series.failed() | np.any([c.failed() for c in vetoes], axis=0) if vetoes else series.failed()
     if query_problems:
         promote = np.zeros_like(promote)  # a query without data can never be proven equal
 
     decided_at = _decision_index(promote, reject, spec.mode, last)
-    result.series_reduction = series.at(last)
-    result.datapoint_reduction = intervals.Interval(
-        float(dpm[0][last]), float(dpm[1][last]), float(dpm[2][last])
-    )
-    result.monthly_savings_usd = intervals.Interval(
-        float(savings[0][last]), float(savings[1][last]), float(savings[2][last])
-    )
+    # The first final decision stands, so every figure is reported as it was then.
     at = last if decided_at is None else decided_at
+    result.samples_used = at + 1
+    result.series_reduction = series.at(at)
+    result.datapoint_reduction = intervals.Interval(float(dpm[0][at]), float(dpm[1][at]), float(dpm[2][at]))
+    result.monthly_savings_usd = intervals.Interval(float(savings[0][at]), float(savings[1][at]), float(savings[2][at]))
     result.decided_at_index = decided_at if spec.mode == "sequential" else None
     if decided_at is not None:
         result.decision = "Promote" if promote[decided_at] else "Reject"
-    result.reasons = _reasons(
-        result.decision, series, query_checks, query_problems, guard_checks, at, spec
-    )
-    result.fidelity = _fidelity_report(spec, query_checks, query_problems, last)
-    result.guardrails = guard_reports(last)
+    result.reasons = _reasons(result.decision, series, query_checks, query_problems, guard_checks, at, spec)
+    result.fidelity = _fidelity_report(spec, query_checks, query_problems, at)
+    result.guardrails = guard_reports(at)
+    used = slice(0, at + 1)
     result.variants = {
         v: {
-            "active_series": float(np.mean(a[f"{v}.active_series"])),
-            "datapoints_per_minute": float(np.mean(a[f"{v}.datapoints_per_minute"])),
-            "cpu_cores": float(np.mean(a[f"{v}.cpu_cores"])) if f"{v}.cpu_cores" in a else None,
-            "memory_bytes": float(np.mean(a[f"{v}.memory_bytes"]))
-            if f"{v}.memory_bytes" in a
-            else None,
-            "monthly_cost_usd": float(np.mean(costs[v])),
+            "active_series": float(np.mean(a[f"{v}.active_series"][used])),
+            "datapoints_per_minute": float(np.mean(a[f"{v}.datapoints_per_minute"][used])),
+            "cpu_cores": float(np.mean(a[f"{v}.cpu_cores"][used])) if f"{v}.cpu_cores" in a else None,
+            "memory_bytes": float(np.mean(a[f"{v}.memory_bytes"][used])) if f"{v}.memory_bytes" in a else None,
+            "monthly_cost_usd": float(np.mean(costs[v][used])),
         }
         for v in ("baseline", "candidate")
     }
     result.anomalies = {"series_reduction": anomalies.flagged(series_reduction)}
+    result.series_reduction_sequence = {
+        name: values.tolist() for name, values in zip(("estimate", "ci_low", "ci_high"), series.bounds, strict=True)
+    }
     return result
 
 
@@ -239,9 +225,7 @@ def _constant_bounds(value: intervals.Interval, n: int) -> Bounds:
     return (np.full(n, value.estimate), np.full(n, value.low), np.full(n, value.high))
 
 
-def _decision_index(
-    promote: npt.NDArray[np.bool_], reject: npt.NDArray[np.bool_], mode: str, last: int
-) -> int | None:
+def _decision_index(promote: npt.NDArray[np.bool_], reject: npt.NDArray[np.bool_], mode: str, last: int) -> int | None:
     if mode == "fixed":
         return last if (promote[last] or reject[last]) else None
     final = np.nonzero((promote | reject)[MIN_SAMPLES - 1 :])[0]
@@ -258,9 +242,11 @@ def _query_checks(
             problems[query.name] = errors.problem or "no data"
             continue
         bounds = bound(errors.errors, spec.alpha)
-        checks.append(
-            _Check(query.name, bounds, spec.objectives.max_query_error, True, errors.topk_overlap)
-        )
+        assert errors.coverage is not None
+        running_coverage = np.cumsum(errors.coverage) / np.arange(1, samples + 1)
+        broken = running_coverage < fidelity.MIN_COVERAGE
+        check = _Check(query.name, bounds, spec.objectives.max_query_error, True, errors.topk_overlap, broken)
+        checks.append(dataclasses.replace(check, coverage=float(np.mean(errors.coverage))))
     return checks, problems
 
 
@@ -294,17 +280,9 @@ def _guardrail_checks(
             name = f"collector {key.replace('_', ' ')} increase"
             check = measured.get(name)
             if check is None:
-                out.append(
-                    {"name": name, "status": "not-measured", "increase": None, "limit": limit}
-                )
+                out.append({"name": name, "status": "not-measured", "increase": None, "limit": limit})
                 continue
-            status = (
-                "pass"
-                if check.passed()[index]
-                else "breach"
-                if check.failed()[index]
-                else "undetermined"
-            )
+            status = "pass" if check.passed()[index] else "breach" if check.failed()[index] else "undetermined"
             out.append(
                 {
                     "name": name,
@@ -323,15 +301,14 @@ def _fidelity_report(
 ) -> dict[str, Any]:
     queries = []
     for check in checks:
-        status = (
-            "pass" if check.passed()[index] else "fail" if check.failed()[index] else "undetermined"
-        )
+        status = "pass" if check.passed()[index] else "fail" if check.failed()[index] else "undetermined"
         queries.append(
             {
                 "name": check.name,
                 "status": status,
                 "error": check.at(index).as_dict(),
                 "topk_overlap": check.topk_overlap,
+                "label_coverage": check.coverage,
                 "problem": None,
             }
         )
@@ -342,6 +319,7 @@ def _fidelity_report(
                 "status": "no-data",
                 "error": None,
                 "topk_overlap": None,
+                "label_coverage": None,
                 "problem": problem,
             }
         )
@@ -373,41 +351,34 @@ def _reasons(
         reasons.append(f"series reduction {_fmt(reduction)} is below the objective {objective:.0%}")
     else:
         reasons.append(
-            f"series reduction {_fmt(reduction)} is not yet distinguishable "
-            f"from the objective {objective:.0%}"
+            f"series reduction {_fmt(reduction)} is not yet distinguishable from the objective {objective:.0%}"
         )
     limit = spec.objectives.max_query_error
     for check in queries:
         error = check.at(index)
-        if check.failed()[index]:
+        if check.broken is not None and check.broken[index]:
             reasons.append(
-                f"critical query {check.name} differs by {_fmt(error)}, "
-                f"above the {limit:.1%} allowed"
+                f"critical query {check.name} lost label sets: the candidate's answer covers only "
+                f"{check.coverage:.0%} of the baseline's (a label it groups by is gone)"
             )
+        elif check.failed()[index]:
+            reasons.append(f"critical query {check.name} differs by {_fmt(error)}, above the {limit:.1%} allowed")
         elif not check.passed()[index]:
-            reasons.append(
-                f"critical query {check.name} error {_fmt(error)} "
-                f"is not yet shown below {limit:.1%}"
-            )
+            reasons.append(f"critical query {check.name} error {_fmt(error)} is not yet shown below {limit:.1%}")
     for name, problem in query_problems.items():
         reasons.append(f"critical query {name}: {problem}")
     if queries and all(c.passed()[index] for c in queries) and not query_problems:
         reasons.append(f"all {len(queries)} critical queries agree within {limit:.1%}")
     for check in guardrails:
         if check.failed()[index]:
-            reasons.append(
-                f"{check.name} {_fmt(check.at(index))} breaches the {check.limit:.0%} guardrail"
-            )
+            reasons.append(f"{check.name} {_fmt(check.at(index))} breaches the {check.limit:.0%} guardrail")
         elif not check.passed()[index]:
-            reasons.append(
-                f"{check.name} {_fmt(check.at(index))} is not yet shown within {check.limit:.0%}"
-            )
+            reasons.append(f"{check.name} {_fmt(check.at(index))} is not yet shown within {check.limit:.0%}")
     if decision == "Promote":
         return [r for r in reasons if "not yet" not in r]
     if decision == "Reject":
-        return [
-            r for r in reasons if "below the objective" in r or "above the" in r or "breaches" in r
-        ]
+        verdict_reasons = ("below the objective", "above the", "breaches", "lost label sets")
+        return [r for r in reasons if any(marker in r for marker in verdict_reasons)]
     return reasons
 
 

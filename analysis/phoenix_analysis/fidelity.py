@@ -1,13 +1,20 @@
 """Does a critical query still give the same answer on the candidate?
 
-Per timestamp the error is the normalised L1 distance between the two
-answers, sum|c - b| / sum|b| over label sets. A label set present on one side
-only counts in full (its value against nothing), so a candidate that removed
-a label the query groups by fails even when totals agree. The equivalence
-test (TOST) asks whether the mean error lies within +-maxQueryError; the
-error is never negative, so the lower one-sided test always holds and the
-decision rests on the upper bound. Top-k overlap reports whether the heaviest
-label sets are still the heaviest.
+Two questions, per timestamp:
+- *Values.* The error is the relative difference of the answers' totals,
+  |sum c - sum b| / sum |b|. The two variants are scraped at slightly
+  different moments, so each label set carries a little timing noise; in a
+  total it cancels, where a sum of per-label-set absolute differences would
+  pile it up into a bias. A near-tie at the edge of a topk (rank 5 swapping
+  with rank 6 between variants) also stays small. The equivalence test (TOST) asks whether the
+  mean error lies within +-maxQueryError; the error is never negative, so the
+  lower one-sided test always holds and the decision rests on the upper bound.
+- *Shape.* Coverage is the share of the baseline's answer whose label set the
+  candidate also returns. A candidate that removed a label the query groups
+  by keeps totals but loses coverage; below MIN_COVERAGE the query fails
+  outright, whatever its values. What neither catches is value moved between
+  label sets that both variants keep, which aggregation does not do.
+Top-k overlap reports whether the heaviest label sets are still the heaviest.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ import numpy as np
 import numpy.typing as npt
 
 Floats = npt.NDArray[np.float64]
+# A topk boundary swap costs a few percent of coverage at most; a lost label costs all of it.
+MIN_COVERAGE = 0.9
 TOP_K = 5
 
 
@@ -26,6 +35,7 @@ class QueryErrors:
     """Per-timestamp errors of one query, or why they could not be computed."""
 
     errors: Floats | None
+    coverage: Floats | None
     topk_overlap: float | None
     problem: str | None
 
@@ -50,27 +60,28 @@ def query_errors(
     elif isinstance(baseline, dict) and isinstance(candidate, dict):
         lengths = {len(v) for v in (*baseline.values(), *candidate.values())}
         if lengths - {samples}:
-            return QueryErrors(
-                None, None, f"has series of {sorted(lengths)} samples, expected {samples}"
-            )
+            return QueryErrors(None, None, None, f"has series of {sorted(lengths)} samples, expected {samples}")
         keys = sorted(set(baseline) | set(candidate))
         b, c = _labelled(baseline, keys, samples), _labelled(candidate, keys, samples)
     else:
-        return QueryErrors(None, None, "one variant is a single series and the other is labelled")
+        return QueryErrors(None, None, None, "one variant is a single series and the other is labelled")
     if b.shape[1] != samples or c.shape[1] != samples:
-        return QueryErrors(None, None, f"has {b.shape[1]}/{c.shape[1]} samples, expected {samples}")
+        return QueryErrors(None, None, None, f"has {b.shape[1]}/{c.shape[1]} samples, expected {samples}")
     if b.shape[0] == 0:
-        return QueryErrors(None, None, "returned no series on either variant")
+        return QueryErrors(None, None, None, "returned no series on either variant")
     both_missing = np.isnan(b) & np.isnan(c)
     if np.all(both_missing.all(axis=0)):
-        return QueryErrors(None, None, "returned no data on either variant")
+        return QueryErrors(None, None, None, "returned no data on either variant")
     # a series on one side only is compared against zero: it counts in full
+    shared = ~np.isnan(b) & ~np.isnan(c)
     b0, c0 = np.where(np.isnan(b), 0.0, b), np.where(np.isnan(c), 0.0, c)
     scale = np.abs(b0).sum(axis=0)
-    difference = np.abs(c0 - b0).sum(axis=0)
+    difference = np.abs(c0.sum(axis=0) - b0.sum(axis=0))
+    covered = np.where(shared, np.abs(b0), 0.0).sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         errors = np.where(scale > 0, difference / scale, np.where(difference > 0, 1.0, 0.0))
-    return QueryErrors(errors, _topk_overlap(b0, c0), None)
+        coverage = np.where(scale > 0, covered / scale, np.where(np.abs(c0).sum(axis=0) > 0, 0.0, 1.0))
+    return QueryErrors(errors, coverage, _topk_overlap(b0, c0), None)
 
 
 def _topk_overlap(b: Floats, c: Floats) -> float | None:

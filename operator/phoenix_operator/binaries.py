@@ -25,18 +25,13 @@ OTELCOL = Binary("otelcol-phoenix", "PHOENIX_OTELCOL", "otelcol-*/otelcol-phoeni
 PROMETHEUS = Binary("prometheus", "PHOENIX_PROMETHEUS")
 PROMTOOL = Binary("promtool", "PHOENIX_PROMTOOL")
 ETCD = Binary("etcd", "PHOENIX_ETCD", "etcd-*/etcd")
-KUBE_APISERVER = Binary(
-    "kube-apiserver", "PHOENIX_KUBE_APISERVER", "kube-apiserver-*/kube-apiserver"
-)
+KUBE_APISERVER = Binary("kube-apiserver", "PHOENIX_KUBE_APISERVER", "kube-apiserver-*/kube-apiserver")
 TELEMETRYGEN = Binary("telemetrygen", "PHOENIX_TELEMETRYGEN", "telemetrygen-*/telemetrygen")
 
 
 class BinaryNotFound(Exception):
     def __init__(self, binary: Binary) -> None:
-        super().__init__(
-            f"{binary.name} not found: run `make tools`, or set {binary.env_var} "
-            f"to an existing binary"
-        )
+        super().__init__(f"{binary.name} not found: run `make tools`, or set {binary.env_var} to an existing binary")
         self.binary = binary
 
 

@@ -25,9 +25,7 @@ def test_collector_validates_every_golden_config(name: str) -> None:
 
 @pytest.mark.parametrize("value", test_render.HOSTILE)
 def test_collector_validates_configs_rendered_from_hostile_values(value: str) -> None:
-    rendered = render_pipeline.render(
-        test_render._hostile_candidate(value), experiment=value, variant="candidate"
-    )
+    rendered = render_pipeline.render(test_render._hostile_candidate(value), experiment=value, variant="candidate")
     collector.validate(rendered)
 
 
@@ -48,9 +46,7 @@ def test_collector_does_not_expand_references_in_parameters(
 
     def render(listen: render_pipeline.Listen) -> str:
         spec = render_cases.spec("baseline-defaults")
-        return render_pipeline.render(
-            spec, experiment=hostile, variant="baseline", listen=listen
-        ).text
+        return render_pipeline.render(spec, experiment=hostile, variant="baseline", listen=listen).text
 
     running = otelcol(render)
     assert otlp.post(running.otlp_http_url, otlp.gauge_request("phoenix.inert", 1.0, {})) == 200

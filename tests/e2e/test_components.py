@@ -57,12 +57,7 @@ def test_prometheus_scrapes_the_collector_and_answers_promql(
     otelcol: conftest.StartCollector, prometheus: conftest.StartPrometheus
 ) -> None:
     collector = otelcol(_baseline)
-    assert (
-        otlp.post(
-            collector.otlp_http_url, otlp.gauge_request("phoenix.smoke", 7.0, {"host.name": "h2"})
-        )
-        == 200
-    )
+    assert otlp.post(collector.otlp_http_url, otlp.gauge_request("phoenix.smoke", 7.0, {"host.name": "h2"})) == 200
     server = prometheus([local_components.ScrapeTarget("baseline", collector.metrics_address)])
     deadline = time.monotonic() + 30
     result: list[dict[str, object]] = []
@@ -78,9 +73,7 @@ def test_promtool_backfill_serves_known_data(
 ) -> None:
     start = int(time.time()) - 3600
     lines = ["# TYPE phoenix_known gauge"]
-    lines += [
-        f'phoenix_known{{phoenix_variant="baseline"}} {i} {start + 60 * i}' for i in range(30)
-    ]
+    lines += [f'phoenix_known{{phoenix_variant="baseline"}} {i} {start + 60 * i}' for i in range(30)]
     server = promtool_backfill("\n".join(lines) + "\n# EOF\n")
     body = httpx.get(
         f"{server.url}/api/v1/query_range",

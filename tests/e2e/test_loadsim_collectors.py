@@ -26,9 +26,7 @@ METRICS = (
 )
 
 
-def _renderer(
-    variant: str, template: str = "baseline", **parameters: object
-) -> conftest.Callable[..., str]:
+def _renderer(variant: str, template: str = "baseline", **parameters: object) -> conftest.Callable[..., str]:
     def render(listen: render_pipeline.Listen) -> str:
         spec = (
             pipeline.BaselineVariant(
@@ -41,9 +39,7 @@ def _renderer(
                 parameters=pipeline.CandidateParameters.model_validate(parameters),
             )
         )
-        return render_pipeline.render(
-            spec, experiment="loadsim", variant=variant, listen=listen
-        ).text
+        return render_pipeline.render(spec, experiment="loadsim", variant=variant, listen=listen).text
 
     return render
 
@@ -59,11 +55,7 @@ def _series_set(url: str, variant: str) -> set[tuple[tuple[str, str], ...]]:
     seen = set()
     for name in METRICS:
         for item in _query(url, f'last_over_time({name}{{phoenix_variant="{variant}"}}[30m])'):
-            labels = {
-                k: v
-                for k, v in item["metric"].items()
-                if k not in {"phoenix_variant", "job", "instance"}
-            }  # type: ignore[union-attr]
+            labels = {k: v for k, v in item["metric"].items() if k not in {"phoenix_variant", "job", "instance"}}  # type: ignore[union-attr]
             seen.add((("__name__", name), *sorted(labels.items())))
     return seen
 
@@ -82,10 +74,7 @@ def test_every_target_gets_exactly_the_estimated_series(
     )
     one, two = otelcol(_renderer("one"), "one"), otelcol(_renderer("two"), "two")
     server = prometheus(
-        [
-            local_components.ScrapeTarget(n, c.metrics_address)
-            for n, c in (("one", one), ("two", two))
-        ],
+        [local_components.ScrapeTarget(n, c.metrics_address) for n, c in (("one", one), ("two", two))],
         scrape_interval="500ms",
     )
     summary = loadsim_run.run(spec, [one.otlp_http_url, two.otlp_http_url])
@@ -124,10 +113,7 @@ def test_churned_series_expire_and_counters_never_reset(
         "candidate",
     )
     server = prometheus(
-        [
-            local_components.ScrapeTarget(n, c.metrics_address)
-            for n, c in (("b", baseline), ("c", candidate))
-        ],
+        [local_components.ScrapeTarget(n, c.metrics_address) for n, c in (("b", baseline), ("c", candidate))],
         scrape_interval="500ms",
     )
     loadsim_run.run(spec, [baseline.otlp_http_url, candidate.otlp_http_url])
@@ -188,13 +174,9 @@ def hanging_target() -> Iterator[str]:
     listener.close()
 
 
-def test_a_hanging_target_does_not_slow_the_other(
-    otelcol: conftest.StartCollector, hanging_target: str
-) -> None:
+def test_a_hanging_target_does_not_slow_the_other(otelcol: conftest.StartCollector, hanging_target: str) -> None:
     healthy = otelcol(_renderer("healthy"), "healthy")
-    spec = loadsim.LoadProfileSpec(
-        hosts=4, processes_per_host=25, interval_seconds=0.5, duration="6s", seed=3
-    )
+    spec = loadsim.LoadProfileSpec(hosts=4, processes_per_host=25, interval_seconds=0.5, duration="6s", seed=3)
     started = time.monotonic()
     summary = loadsim_run.run(spec, [healthy.otlp_http_url, hanging_target])
     elapsed = time.monotonic() - started
@@ -204,3 +186,36 @@ def test_a_hanging_target_does_not_slow_the_other(
     assert bad.points_sent == 0
     assert bad.send_errors + bad.batches_dropped > 0
     assert elapsed < 6 + 5 * 2 + 10, "the run is bounded by request timeouts, not stalled"
+
+
+def test_cli_reports_its_own_metrics_and_a_json_summary(otelcol: conftest.StartCollector) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from phoenix_operator.runtime import process
+
+    collector = otelcol(_renderer("cli"), "cli")
+    port = process.free_port()
+    run = subprocess.Popen(
+        [
+            sys.executable, "-m", "phoenix_operator", "loadsim", "run", "--hosts", "2", "--processes-per-host", "5",
+            "--interval", "1s", "--duration", "6s", "--metrics-port", str(port), "--target", collector.otlp_http_url,
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    scraped = ""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and "phoenix_loadsim_points_sent_total" not in scraped:
+        try:
+            scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    stdout, _ = run.communicate(timeout=30)
+    assert run.returncode == 0
+    assert f'phoenix_loadsim_points_sent_total{{target="{collector.otlp_http_url}"}}' in scraped
+    assert "phoenix_loadsim_unique_series" in scraped
+    summary = json.loads(stdout)
+    assert summary["targets"][0]["points_sent"] == 6 * 2 * 5 * fleet.POINTS_PER_PROCESS
+    assert summary["targets"][0]["send_errors"] == 0
+    assert summary["unique_series"] == 2 * 5 * fleet.POINTS_PER_PROCESS

@@ -81,8 +81,6 @@ def write_pki(directory: Path) -> dict[str, Path]:
     _write_key(admin_key, paths["admin_key"])
     _write_key(sa_key, paths["sa_key"])
     paths["sa_pub"].write_bytes(
-        sa_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return paths

@@ -131,13 +131,9 @@ def running(workdir: Path, timeout: float = 90.0) -> Iterator[ControlPlane]:
         etcd.start()
         etcd.wait_healthy(lambda: process.port_open(client_port), timeout, "client port")
         apiserver.start()
-        apiserver.wait_healthy(
-            lambda: (cert_dir / "apiserver.crt").is_file(), timeout, "serving certificate"
-        )
+        apiserver.wait_healthy(lambda: (cert_dir / "apiserver.crt").is_file(), timeout, "serving certificate")
         ca = cert_dir / "apiserver.crt"
-        apiserver.wait_healthy(
-            lambda: _ready(url, pki["admin_cert"], pki["admin_key"], ca), timeout, "/readyz"
-        )
+        apiserver.wait_healthy(lambda: _ready(url, pki["admin_cert"], pki["admin_key"], ca), timeout, "/readyz")
         kubeconfig = workdir / "kubeconfig"
         _write_kubeconfig(kubeconfig, url, ca, pki["admin_cert"], pki["admin_key"])
         yield ControlPlane(url, kubeconfig, workdir)

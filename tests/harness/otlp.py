@@ -15,10 +15,7 @@ def gauge_request(name: str, value: float, resource: dict[str, str]) -> bytes:
     now = time.time_ns()
     point = metrics_pb2.NumberDataPoint(time_unix_nano=now, as_double=value)
     metric = metrics_pb2.Metric(name=name, unit="1", gauge=metrics_pb2.Gauge(data_points=[point]))
-    attributes = [
-        common_pb2.KeyValue(key=k, value=common_pb2.AnyValue(string_value=v))
-        for k, v in resource.items()
-    ]
+    attributes = [common_pb2.KeyValue(key=k, value=common_pb2.AnyValue(string_value=v)) for k, v in resource.items()]
     request = metrics_service_pb2.ExportMetricsServiceRequest(
         resource_metrics=[
             metrics_pb2.ResourceMetrics(

@@ -15,11 +15,7 @@ EXAMPLES = sorted((controlplane.REPO / "examples").rglob("*.yaml"))
 
 def test_reports_the_pinned_kubernetes_version(control_plane: controlplane.ControlPlane) -> None:
     versions = (controlplane.REPO / "tools" / "versions.env").read_text()
-    pinned = next(
-        line.split("=")[1]
-        for line in versions.splitlines()
-        if line.startswith("KUBERNETES_VERSION=")
-    )
+    pinned = next(line.split("=")[1] for line in versions.splitlines() if line.startswith("KUBERNETES_VERSION="))
     server = json.loads(control_plane.kubectl("version", "-o", "json").stdout)["serverVersion"]
     assert server["gitVersion"] == f"v{pinned}"
 
@@ -27,9 +23,7 @@ def test_reports_the_pinned_kubernetes_version(control_plane: controlplane.Contr
 def test_kubectl_lists_experiments_by_short_name(control_plane: controlplane.ControlPlane) -> None:
     result = control_plane.kubectl("get", "pexp", "-A", "-o", "json")
     assert json.loads(result.stdout)["items"] == []
-    resources = control_plane.kubectl(
-        "api-resources", "--api-group=phoenix.io", "-o", "name"
-    ).stdout.split()
+    resources = control_plane.kubectl("api-resources", "--api-group=phoenix.io", "-o", "name").stdout.split()
     assert sorted(resources) == [
         "loadsims.phoenix.io",
         "phoenixexperiments.phoenix.io",
@@ -38,9 +32,7 @@ def test_kubectl_lists_experiments_by_short_name(control_plane: controlplane.Con
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: str(p.relative_to(controlplane.REPO)))
-def test_every_example_is_accepted_by_its_crd(
-    control_plane: controlplane.ControlPlane, example: Path
-) -> None:
+def test_every_example_is_accepted_by_its_crd(control_plane: controlplane.ControlPlane, example: Path) -> None:
     namespace = "ex-" + example.stem.replace("_", "-")[:40]
     control_plane.kubectl("create", "namespace", namespace, check=False)
     result = control_plane.kubectl(
@@ -54,9 +46,7 @@ def test_every_example_is_accepted_by_its_crd(
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    stored = json.loads(
-        control_plane.kubectl("get", "-n", namespace, "-f", str(example), "-o", "json").stdout
-    )
+    stored = json.loads(control_plane.kubectl("get", "-n", namespace, "-f", str(example), "-o", "json").stdout)
     assert stored["spec"], "the API server pruned the whole spec"
 
 

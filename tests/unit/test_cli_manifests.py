@@ -76,8 +76,7 @@ def test_bad_input_gives_one_line_per_problem(tmp_path: Path, command: str, case
 
 def test_unknown_template_is_one_clear_line(tmp_path: Path) -> None:
     manifest = (
-        "apiVersion: phoenix.io/v1alpha1\nkind: PhoenixProcessPipeline\n"
-        "metadata: {name: p}\nspec: {template: turbo}\n"
+        "apiVersion: phoenix.io/v1alpha1\nkind: PhoenixProcessPipeline\nmetadata: {name: p}\nspec: {template: turbo}\n"
     )
     code, _, err = _run("render", "-f", _write(tmp_path, manifest))
     assert code == 1

@@ -67,16 +67,15 @@ def test_values_in_the_bytes_are_the_fleet_values() -> None:
     population = fleet.Fleet(_spec(), START)
     encoder = encode.FleetEncoder(population)
     encoder.advance()
-    # values() draws noise, so draw the expectation and the batch from the same stream state
+    # values() draws noise and moves memory, so both start again from the same state
+    memory = population.memory_bytes.copy()
     population.noise = np.random.default_rng(0)
     expected = population.values()
     population.noise = np.random.default_rng(0)
+    population.memory_bytes = memory
     request = _decode(encoder.batch()[1])
     decoded = [
-        p.as_double
-        for rm in request.resource_metrics
-        for m in rm.scope_metrics[0].metrics
-        for p in m.sum.data_points
+        p.as_double for rm in request.resource_metrics for m in rm.scope_metrics[0].metrics for p in m.sum.data_points
     ]
     assert np.allclose(decoded, expected[1].reshape(-1))
     assert all(
@@ -139,16 +138,11 @@ def test_high_cardinality_profile_has_unique_command_lines() -> None:
     population = fleet.Fleet(_spec(profile="high-cardinality"), START)
     request = _decode(encode.FleetEncoder(population).batch()[0])
     lines = {
-        next(
-            a.value.string_value for a in rm.resource.attributes if a.key == "process.command_line"
-        )
+        next(a.value.string_value for a in rm.resource.attributes if a.key == "process.command_line")
         for rm in request.resource_metrics
     }
     assert len(lines) == 20
-    assert (
-        profiles.PROFILES["high-cardinality"].executables
-        > profiles.PROFILES["realistic"].executables
-    )
+    assert profiles.PROFILES["high-cardinality"].executables > profiles.PROFILES["realistic"].executables
 
 
 runner = CliRunner()

@@ -152,9 +152,7 @@ def test_baseline_may_reference_an_existing_pipeline() -> None:
     assert obj.spec.baseline == experiment.PipelineRef(pipeline_ref="production")
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"), [("30s", 30), ("5m", 300), ("1h30m", 5400), ("250ms", 0.25)]
-)
+@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("5m", 300), ("1h30m", 5400), ("250ms", 0.25)])
 def test_duration_seconds(text: str, seconds: float) -> None:
     assert common.duration_seconds(text) == seconds
 

@@ -61,20 +61,15 @@ def test_candidate_reduces_on_the_resource_then_merges_then_sums() -> None:
 
 def test_kept_executables_are_excluded_from_aggregation() -> None:
     config = render_cases.rendered("candidate-keep-processes").config
-    condition = config["processors"]["transform/aggregate_away"]["metric_statements"][0][
-        "conditions"
-    ]
+    condition = config["processors"]["transform/aggregate_away"]["metric_statements"][0]["conditions"]
     assert condition == [
-        'not (attributes["process.executable.name"] == "postgres" or '
-        'attributes["process.executable.name"] == "java")'
+        'not (attributes["process.executable.name"] == "postgres" or attributes["process.executable.name"] == "java")'
     ]
 
 
 def test_adaptive_keeps_at_most_max_k_executables() -> None:
     config = render_cases.rendered("adaptive-budget").config
-    condition = config["processors"]["transform/aggregate_away"]["metric_statements"][0][
-        "conditions"
-    ][0]
+    condition = config["processors"]["transform/aggregate_away"]["metric_statements"][0]["conditions"][0]
     assert '"nginx"' in condition and '"redis"' in condition and '"mysqld"' not in condition
 
 
@@ -107,9 +102,7 @@ def test_config_hash_is_stable_and_tracks_content() -> None:
     other = render_cases.rendered("candidate-drop-only")
     assert first.config_hash == again.config_hash
     assert first.config_hash != other.config_hash
-    assert render_pipeline.config_hash({"a": 1, "b": 2}) == render_pipeline.config_hash(
-        {"b": 2, "a": 1}
-    )
+    assert render_pipeline.config_hash({"a": 1, "b": 2}) == render_pipeline.config_hash({"b": 2, "a": 1})
 
 
 HOSTILE = [
@@ -148,9 +141,7 @@ def _shape(node: Any) -> Any:
 @pytest.mark.parametrize("value", HOSTILE)
 def test_hostile_parameters_stay_inert_strings(value: str) -> None:
     reference = render_pipeline.render(_hostile_candidate("x"), experiment="e", variant="candidate")
-    result = render_pipeline.render(
-        _hostile_candidate(value), experiment=value, variant="candidate"
-    )
+    result = render_pipeline.render(_hostile_candidate(value), experiment=value, variant="candidate")
     assert _shape(result.config) == _shape(reference.config)
     processors = result.config["processors"]
     # The collector reads `$$` as a literal `$`, so what it sees is exactly the OTTL literal.

@@ -11,13 +11,11 @@ from phoenix_analysis import contract, engine
 from phoenix_operator.cli import files, output
 
 
-def _interval(value: dict[str, float | None] | None, percent: bool = True) -> str:
+def _interval(value: dict[str, float] | None, percent: bool = True) -> str:
     if value is None:
         return "-"
 
-    def fmt(v: float | None) -> str:
-        if v is None:
-            return "?"
+    def fmt(v: float) -> str:
         return f"{v:.1%}" if percent else f"${v:,.2f}"
 
     return f"{fmt(value['estimate'])} [{fmt(value['ci_low'])}, {fmt(value['ci_high'])}]"
@@ -35,13 +33,8 @@ def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         ("samples", str(result["samples_used"])),
     ]
-    rows += [
-        (f"query {q['name']}", f"{q['status']}: {_interval(q['error'])}")
-        for q in result["fidelity"]["queries"]
-    ]
-    rows += [
-        (g["name"], f"{g['status']}: {_interval(g['increase'])}") for g in result["guardrails"]
-    ]
+    rows += [(f"query {q['name']}", f"{q['status']}: {_interval(q['error'])}") for q in result["fidelity"]["queries"]]
+    rows += [(g["name"], f"{g['status']}: {_interval(g['increase'])}") for g in result["guardrails"]]
     rows += [("reason", reason) for reason in result["reasons"]]
     return rows
 
@@ -51,9 +44,7 @@ def analyze(
         str,
         typer.Option("--filename", "-f", help="Input JSON (the analyze contract); - reads stdin."),
     ],
-    fmt: Annotated[
-        output.Format, typer.Option("--output", "-o", help="table, json or yaml.")
-    ] = output.Format.table,
+    fmt: Annotated[output.Format, typer.Option("--output", "-o", help="table, json or yaml.")] = output.Format.table,
 ) -> None:
     """Decide Promote, Reject or Inconclusive from paired measurements.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from phoenix_operator.cli import analyze_cmd, crds_cmd, loadsim_cmd, manifest_cmds
+from phoenix_operator.cli import analyze_cmd, crds_cmd, loadsim_cmd, manifest_cmds, run_cmd
 
 app = typer.Typer(
     name="phoenix",
@@ -13,18 +13,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-crds_app = typer.Typer(
-    help="CustomResourceDefinitions generated from the models.", no_args_is_help=True
-)
+crds_app = typer.Typer(help="CustomResourceDefinitions generated from the models.", no_args_is_help=True)
 
 app.command("validate")(manifest_cmds.validate)
 app.command("render")(manifest_cmds.render)
 app.command("analyze")(analyze_cmd.analyze)
+app.command("run")(run_cmd.run)
 crds_app.command("generate")(crds_cmd.generate)
 app.add_typer(crds_app, name="crds")
-loadsim_app = typer.Typer(
-    help="Synthetic per-process metrics, the same for every target.", no_args_is_help=True
-)
+loadsim_app = typer.Typer(help="Synthetic per-process metrics, the same for every target.", no_args_is_help=True)
 loadsim_app.command("run")(loadsim_cmd.run)
 loadsim_app.command("estimate")(loadsim_cmd.estimate)
 app.add_typer(loadsim_app, name="loadsim")

@@ -18,9 +18,7 @@ def expected_files() -> dict[str, str]:
 
 
 def generate(
-    directory: Annotated[Path, typer.Option("--dir", help="Where the CRD files live.")] = Path(
-        "crds"
-    ),
+    directory: Annotated[Path, typer.Option("--dir", help="Where the CRD files live.")] = Path("crds"),
     check: Annotated[
         bool,
         typer.Option("--check", help="Write nothing; exit 1 if the files differ from the models."),

@@ -15,14 +15,10 @@ from phoenix_operator.loadsim import fleet, sender
 from phoenix_operator.loadsim import run as loadsim_run
 from phoenix_operator.models import common, loadsim, manifests
 
-Profile = Annotated[
-    str, typer.Option("--profile", help="realistic, high-cardinality or process-churn.")
-]
+Profile = Annotated[str, typer.Option("--profile", help="realistic, high-cardinality or process-churn.")]
 Hosts = Annotated[int, typer.Option("--hosts", help="Simulated hosts.")]
 Processes = Annotated[int, typer.Option("--processes-per-host", help="Processes on each host.")]
-Churn = Annotated[
-    float, typer.Option("--churn-per-minute", help="Processes replaced per host per minute.")
-]
+Churn = Annotated[float, typer.Option("--churn-per-minute", help="Processes replaced per host per minute.")]
 Interval = Annotated[str, typer.Option("--interval", help="Time between batches, e.g. 10s.")]
 Duration = Annotated[str, typer.Option("--duration", help="Total time to send, e.g. 5m.")]
 Seed = Annotated[int, typer.Option("--seed", help="Fixes every pid, executable and value.")]
@@ -41,14 +37,10 @@ def _spec(
     }
     problems = []
     try:
-        interval_seconds = common.duration_seconds(
-            pydantic.TypeAdapter(common.Duration).validate_python(interval)
-        )
+        interval_seconds = common.duration_seconds(pydantic.TypeAdapter(common.Duration).validate_python(interval))
         raw["intervalSeconds"] = interval_seconds
     except pydantic.ValidationError:
-        problems.append(
-            f"--interval: invalid value {interval!r}: expected a duration such as 30s, 5m or 1h30m"
-        )
+        problems.append(f"--interval: invalid value {interval!r}: expected a duration such as 30s, 5m or 1h30m")
     try:
         spec = loadsim.LoadProfileSpec.model_validate(raw)
     except pydantic.ValidationError as error:
@@ -87,15 +79,11 @@ def estimate(
         "datapoints": result.datapoints,
     }
     rows = [(k, f"{v:,}") for k, v in data.items()]
-    output.emit(
-        data, fmt, output.table(f"LoadSim estimate: {spec.profile}", ["figure", "value"], rows)
-    )
+    output.emit(data, fmt, output.table(f"LoadSim estimate: {spec.profile}", ["figure", "value"], rows))
 
 
 def run(
-    target: Annotated[
-        list[str], typer.Option("--target", help="OTLP/HTTP endpoint; repeat for each pipeline.")
-    ],
+    target: Annotated[list[str], typer.Option("--target", help="OTLP/HTTP endpoint; repeat for each pipeline.")],
     profile: Profile = "realistic",
     hosts: Hosts = 10,
     processes_per_host: Processes = 100,
@@ -141,9 +129,7 @@ def run(
         task = bar.add_task("send", total=ticks, status="")
 
         def progress(p: loadsim_run.Progress) -> None:
-            bar.update(
-                task, completed=p.tick, status=f"{p.unique_series:,} series, {p.send_errors} errors"
-            )
+            bar.update(task, completed=p.tick, status=f"{p.unique_series:,} series, {p.send_errors} errors")
 
         summary = loadsim_run.run(spec, target, paced=not max_speed, on_progress=progress)
     typer.echo(json.dumps(summary.to_dict(), indent=2))

@@ -13,19 +13,13 @@ from phoenix_operator.render import pipeline as render_pipeline
 
 FileOption = Annotated[
     str,
-    typer.Option(
-        "--filename", "-f", help="Manifest file (YAML, several documents allowed); - reads stdin."
-    ),
+    typer.Option("--filename", "-f", help="Manifest file (YAML, several documents allowed); - reads stdin."),
 ]
 
 
 def _label(obj: object, index: int) -> str:
     if isinstance(obj, dict):
-        name = (
-            (obj.get("metadata") or {}).get("name", "?")
-            if isinstance(obj.get("metadata"), dict)
-            else "?"
-        )
+        name = (obj.get("metadata") or {}).get("name", "?") if isinstance(obj.get("metadata"), dict) else "?"
         return f"{obj.get('kind', 'document')}/{name}"
     return f"document {index + 1}"
 

@@ -94,9 +94,7 @@ def _metric(name: str, unit: str, points: list[_Piece], monotonic: bool | None) 
     if monotonic is None:
         inner = body.wrapped(5)  # gauge
     else:
-        sum_tail = (
-            _key(2, _VARINT) + _varint(_CUMULATIVE) + _key(3, _VARINT) + _varint(int(monotonic))
-        )
+        sum_tail = _key(2, _VARINT) + _varint(_CUMULATIVE) + _key(3, _VARINT) + _varint(int(monotonic))
         inner = _Piece(body.data + sum_tail, body.time_offsets, body.value_offsets).wrapped(7)
     return _concat([_Piece(header, [], []), inner])
 
@@ -145,14 +143,9 @@ def _process(population: fleet.Fleet, host: int, slot: int) -> _Piece:
         ),
         _metric("process.memory.usage", "By", [_point(b"", start)], False),
         _metric("process.memory.virtual", "By", [_point(b"", start)], False),
-        _metric(
-            "process.disk.io", "By", [_point(_direction(d), start) for d in ("read", "write")], True
-        ),
+        _metric("process.disk.io", "By", [_point(_direction(d), start) for d in ("read", "write")], True),
     ]
-    scope = _concat(
-        [_Piece(_field(1, _field(1, SCOPE_NAME.encode())), [], [])]
-        + [m.wrapped(2) for m in metrics]
-    )
+    scope = _concat([_Piece(_field(1, _field(1, SCOPE_NAME.encode())), [], [])] + [m.wrapped(2) for m in metrics])
     resource = _Piece(_field(1, _resource_attributes(population, host, slot)), [], [])
     return _concat([resource, scope.wrapped(2)]).wrapped(1)
 
@@ -163,9 +156,7 @@ class HostEncoder:
     def __init__(self, population: fleet.Fleet, host: int) -> None:
         self.population = population
         self.host = host
-        self._pieces = [
-            _process(population, host, s) for s in range(population.spec.processes_per_host)
-        ]
+        self._pieces = [_process(population, host, s) for s in range(population.spec.processes_per_host)]
         self._assemble()
 
     def _assemble(self) -> None:
@@ -182,9 +173,7 @@ class HostEncoder:
     def encode(self, now_nano: int, values: npt.NDArray[np.float64]) -> bytes:
         """The request bytes for this tick; `values` is (processes, 7) for this host."""
         self._buffer[self._time_index] = np.frombuffer(struct.pack("<Q", now_nano), dtype=np.uint8)
-        self._buffer[self._value_index] = (
-            values.astype("<f8").reshape(-1, 1).view(np.uint8).reshape(-1, 8)
-        )
+        self._buffer[self._value_index] = values.astype("<f8").reshape(-1, 1).view(np.uint8).reshape(-1, 8)
         return self._buffer.tobytes()
 
 

@@ -44,9 +44,7 @@ class Fleet:
     def __post_init__(self) -> None:
         # Two streams: the population depends on the seed alone, so `estimate`
         # (which skips values) replays exactly the processes a run sends.
-        self.rng, self.noise = (
-            np.random.default_rng(s) for s in np.random.SeedSequence(self.spec.seed).spawn(2)
-        )
+        self.rng, self.noise = (np.random.default_rng(s) for s in np.random.SeedSequence(self.spec.seed).spawn(2))
         self.profile = profiles.PROFILES[self.spec.profile]
         ranks = np.arange(1, self.profile.executables + 1, dtype=np.float64)
         weights = ranks**-self.profile.zipf_exponent
@@ -91,9 +89,7 @@ class Fleet:
             return
         hosts = np.nonzero(mask)[0]
         per_host = np.bincount(hosts, minlength=self.spec.hosts)
-        offsets = (
-            np.concatenate([np.arange(n) for n in per_host]) if count else np.zeros(0, np.int64)
-        )
+        offsets = np.concatenate([np.arange(n) for n in per_host]) if count else np.zeros(0, np.int64)
         self.pids[mask] = self._next_pid[hosts] + offsets
         self._next_pid += per_host
         self.parent_pids[mask] = self.rng.integers(1, 1000, count)
@@ -102,9 +98,7 @@ class Fleet:
         base = self.rng.lognormal(mean=-4.0, sigma=self.profile.cpu_log_sigma, size=count)
         self.cpu_rates[mask] = base[:, None] * np.array([0.7, 0.25, 0.05])
         resident = self.rng.lognormal(mean=17.5, sigma=1.2, size=count)
-        self.memory_bytes[mask] = np.stack(
-            [resident, resident * self.rng.uniform(2, 8, count)], axis=1
-        )
+        self.memory_bytes[mask] = np.stack([resident, resident * self.rng.uniform(2, 8, count)], axis=1)
         self.io_rates[mask] = self.rng.lognormal(mean=8.0, sigma=2.0, size=(count, 2))
         self.counters[mask] = 0.0
         self.processes_started += count
@@ -123,7 +117,7 @@ class Fleet:
             self._spawn(new, self.now_nanos())
         grown = ~new
         seconds = self.spec.interval_seconds
-        jitter = self.noise.uniform(0.8, 1.2, size=self.pids.shape)
+        jitter = self.noise.uniform(0.9, 1.1, size=self.pids.shape)
         self.counters[..., :3][grown] += (self.cpu_rates * seconds * jitter[..., None])[grown]
         self.counters[..., 3:][grown] += (self.io_rates * seconds * jitter[..., None])[grown]
         return new
@@ -132,12 +126,13 @@ class Fleet:
         return self.start_unix_nano + self.tick * self.interval_nanos
 
     def values(self) -> Floats:
-        """This tick's point values, shape (hosts, processes, POINTS_PER_PROCESS)."""
-        wobble = self.noise.uniform(0.95, 1.05, size=self.pids.shape)
-        memory = self.memory_bytes * wobble[..., None]
-        return np.concatenate(
-            [self.counters[..., :3], np.round(memory), self.counters[..., 3:]], axis=2
-        )
+        """This tick's point values, shape (hosts, processes, POINTS_PER_PROCESS).
+
+        Memory drifts slowly (a small multiplicative random walk), as resident
+        sizes do, rather than jumping at every sample.
+        """
+        self.memory_bytes *= self.noise.uniform(0.998, 1.002, size=self.pids.shape)[..., None]
+        return np.concatenate([self.counters[..., :3], np.round(self.memory_bytes), self.counters[..., 3:]], axis=2)
 
 
 @dataclass(frozen=True)

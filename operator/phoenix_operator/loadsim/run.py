@@ -83,9 +83,7 @@ async def _run(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, delay))
     drain_deadline = max(5.0, 2 * spec.interval_seconds)
-    await asyncio.gather(
-        *(s.drain(w, drain_deadline) for s, w in zip(senders, workers, strict=True))
-    )
+    await asyncio.gather(*(s.drain(w, drain_deadline) for s, w in zip(senders, workers, strict=True)))
     return Summary(
         profile=spec.profile,
         hosts=spec.hosts,

@@ -17,9 +17,7 @@ import httpx
 import prometheus_client
 
 REGISTRY = prometheus_client.CollectorRegistry()
-POINTS = prometheus_client.Counter(
-    "phoenix_loadsim_points_sent", "Datapoints delivered", ["target"], registry=REGISTRY
-)
+POINTS = prometheus_client.Counter("phoenix_loadsim_points_sent", "Datapoints delivered", ["target"], registry=REGISTRY)
 BYTES = prometheus_client.Counter(
     "phoenix_loadsim_bytes_sent", "Request bytes delivered", ["target"], registry=REGISTRY
 )
@@ -59,9 +57,7 @@ def check_reachable(target: str, timeout: float = 3.0) -> None:
         with socket.create_connection((parsed.hostname, port), timeout=timeout):
             pass
     except OSError as error:
-        raise UnreachableTarget(
-            f"target {target} is unreachable: {error.strerror or error}"
-        ) from None
+        raise UnreachableTarget(f"target {target} is unreachable: {error.strerror or error}") from None
 
 
 @dataclass
@@ -109,14 +105,10 @@ class TargetSender:
         await self._queues[host % self.lanes].put((body, points))
 
     async def run(self) -> None:
-        async with httpx.AsyncClient(
-            timeout=self.timeout, limits=httpx.Limits(max_connections=self.lanes)
-        ) as client:
+        async with httpx.AsyncClient(timeout=self.timeout, limits=httpx.Limits(max_connections=self.lanes)) as client:
             await asyncio.gather(*(self._lane(client, queue) for queue in self._queues))
 
-    async def _lane(
-        self, client: httpx.AsyncClient, queue: asyncio.Queue[tuple[bytes, int] | None]
-    ) -> None:
+    async def _lane(self, client: httpx.AsyncClient, queue: asyncio.Queue[tuple[bytes, int] | None]) -> None:
         headers = {"Content-Type": "application/x-protobuf"}
         while (item := await queue.get()) is not None:
             body, points = item
@@ -141,9 +133,7 @@ class TargetSender:
                     self.stats.batches_dropped += 1
                     DROPPED.labels(self.target).inc()
 
-    async def _send(
-        self, client: httpx.AsyncClient, body: bytes, points: int, headers: dict[str, str]
-    ) -> None:
+    async def _send(self, client: httpx.AsyncClient, body: bytes, points: int, headers: dict[str, str]) -> None:
         for attempt in range(self.max_retries + 1):
             if attempt:
                 self.stats.retries += 1

@@ -33,12 +33,8 @@ Duration = Annotated[
 Fraction = Annotated[float, pydantic.Field(ge=0.0, le=1.0)]
 DnsLabel = Annotated[str, pydantic.StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=63)]
 MetricName = Annotated[str, pydantic.StringConstraints(pattern=METRIC_NAME_PATTERN, max_length=255)]
-AttributeName = Annotated[
-    str, pydantic.StringConstraints(pattern=ATTRIBUTE_NAME_PATTERN, max_length=255)
-]
-ExecutableName = Annotated[
-    str, pydantic.StringConstraints(pattern=EXECUTABLE_NAME_PATTERN, max_length=255)
-]
+AttributeName = Annotated[str, pydantic.StringConstraints(pattern=ATTRIBUTE_NAME_PATTERN, max_length=255)]
+ExecutableName = Annotated[str, pydantic.StringConstraints(pattern=EXECUTABLE_NAME_PATTERN, max_length=255)]
 # Kubernetes quantities are written either as numbers or strings ("500m", "1Gi").
 Quantity = int | str
 
@@ -73,9 +69,7 @@ class Condition(Model):
 
     type: str
     status: Literal["True", "False", "Unknown"]
-    reason: Annotated[
-        str, pydantic.StringConstraints(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
-    ]
+    reason: Annotated[str, pydantic.StringConstraints(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")]
     message: str = ""
     observed_generation: int | None = None
     last_transition_time: datetime

@@ -86,9 +86,7 @@ class AnalysisSpec(common.Model):
         names = [q.name for q in self.critical_queries]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(
-                f"critical query names must be unique, repeated: {', '.join(duplicates)}"
-            )
+            raise ValueError(f"critical query names must be unique, repeated: {', '.join(duplicates)}")
         return self
 
 
@@ -120,9 +118,7 @@ class ExperimentSpec(common.Model):
         if duration <= 0:
             raise ValueError("duration must be positive")
         if common.duration_seconds(self.warmup) >= duration:
-            raise ValueError(
-                f"warmup ({self.warmup}) must be shorter than duration ({self.duration})"
-            )
+            raise ValueError(f"warmup ({self.warmup}) must be shorter than duration ({self.duration})")
         interval = common.duration_seconds(self.analysis_interval)
         if not 0 < interval <= duration:
             raise ValueError(

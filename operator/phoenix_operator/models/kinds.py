@@ -51,9 +51,7 @@ class LoadSim(_Object):
     status: loadsim.LoadSimStatus | None = None
 
 
-PhoenixObject = Annotated[
-    PhoenixExperiment | PhoenixProcessPipeline | LoadSim, pydantic.Field(discriminator="kind")
-]
+PhoenixObject = Annotated[PhoenixExperiment | PhoenixProcessPipeline | LoadSim, pydantic.Field(discriminator="kind")]
 
 
 @dataclass(frozen=True)

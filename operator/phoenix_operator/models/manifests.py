@@ -15,9 +15,7 @@ import pydantic
 
 from phoenix_operator.models import common, kinds
 
-_OBJECT_ADAPTER: pydantic.TypeAdapter[kinds.PhoenixObject] = pydantic.TypeAdapter(
-    kinds.PhoenixObject
-)
+_OBJECT_ADAPTER: pydantic.TypeAdapter[kinds.PhoenixObject] = pydantic.TypeAdapter(kinds.PhoenixObject)
 
 _PATTERN_MEANING = {
     common.DURATION_PATTERN: "a duration such as 30s, 5m or 1h30m",
@@ -103,9 +101,7 @@ def problems_of(error: pydantic.ValidationError, data: Any) -> list[Problem]:
             loc = (*loc, str(item.get("ctx", {}).get("discriminator", "")).strip("'"))
         elif item["type"] == "baseline_source" and isinstance(item.get("input"), dict):
             template = item["input"].get("template")
-            problems.append(
-                Problem(_user_path(data, (*loc, "template")), _unknown_template(template))
-            )
+            problems.append(Problem(_user_path(data, (*loc, "template")), _unknown_template(template)))
             continue
         problems.append(Problem(_user_path(data, loc), _message(item, "input" in item)))
     return list(dict.fromkeys(problems))
@@ -116,15 +112,11 @@ def parse_object(
 ) -> kinds.PhoenixExperiment | kinds.PhoenixProcessPipeline | kinds.LoadSim:
     """Validate one manifest document; raise InvalidManifest with every problem."""
     if not isinstance(data, dict):
-        raise InvalidManifest(
-            [Problem("", "a manifest must be a mapping with apiVersion, kind, metadata and spec")]
-        )
+        raise InvalidManifest([Problem("", "a manifest must be a mapping with apiVersion, kind, metadata and spec")])
     kind = data.get("kind")
     if kinds.by_kind(str(kind)) is None:
         expected = ", ".join(k.kind for k in kinds.KINDS)
-        raise InvalidManifest(
-            [Problem("kind", f"unknown kind {kind!r} (expected one of {expected})")]
-        )
+        raise InvalidManifest([Problem("kind", f"unknown kind {kind!r} (expected one of {expected})")])
     try:
         return _OBJECT_ADAPTER.validate_python(data)
     except pydantic.ValidationError as error:

@@ -44,8 +44,7 @@ class KeepProcesses(common.Model):
     )
     top_k: Annotated[int, pydantic.Field(ge=0, le=1000)] = pydantic.Field(
         default=0,
-        description="Also keep detail for the K executables the adaptive loop reports as "
-        "the heaviest.",
+        description="Also keep detail for the K executables the adaptive loop reports as the heaviest.",
     )
 
 
@@ -146,9 +145,7 @@ class ExtraExporter(common.Model):
     type: Literal["otlphttp", "otlp"]
     endpoint: Annotated[
         str,
-        pydantic.StringConstraints(
-            pattern=r"^https?://[A-Za-z0-9.\-:\[\]]+(/[A-Za-z0-9._~\-/]*)?$"
-        ),
+        pydantic.StringConstraints(pattern=r"^https?://[A-Za-z0-9.\-:\[\]]+(/[A-Za-z0-9._~\-/]*)?$"),
     ]
     headers: list[ExporterHeader] = pydantic.Field(default_factory=list)
 

@@ -35,9 +35,7 @@ def structure_problems(config: Any) -> list[str]:
             for name in names:
                 used[section].add(name)
                 if name not in (config.get(section) or {}):
-                    problems.append(
-                        f"service.pipelines.{pipeline_name}.{section}: {name!r} is not defined"
-                    )
+                    problems.append(f"service.pipelines.{pipeline_name}.{section}: {name!r} is not defined")
     for section in _SECTIONS:
         for name in config.get(section) or {}:
             if name not in used[section]:

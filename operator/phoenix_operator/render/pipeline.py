@@ -17,9 +17,7 @@ from ruamel.yaml import error as yaml_error
 from phoenix_operator.models import common, pipeline
 from phoenix_operator.render import checks, sandbox
 
-AnyPipelineSpec = (
-    pipeline.BaselinePipelineSpec | pipeline.CandidatePipelineSpec | pipeline.AdaptivePipelineSpec
-)
+AnyPipelineSpec = pipeline.BaselinePipelineSpec | pipeline.CandidatePipelineSpec | pipeline.AdaptivePipelineSpec
 AnyVariant = pipeline.BaselineVariant | pipeline.CandidateVariant | pipeline.AdaptiveVariant
 
 

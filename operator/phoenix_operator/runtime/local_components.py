@@ -75,8 +75,7 @@ class LocalCollector:
         self.process.start()
         self.process.wait_healthy(
             lambda: (
-                process.port_open(_port(self.listen.otlp_http))
-                and _http_ok(f"http://{self.telemetry_address}/metrics")
+                process.port_open(_port(self.listen.otlp_http)) and _http_ok(f"http://{self.telemetry_address}/metrics")
             ),
             timeout,
             "OTLP endpoint and telemetry",
@@ -92,6 +91,8 @@ class ScrapeTarget:
     job: str
     address: str
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Exported series already carry phoenix_* labels; honouring them avoids exported_* copies.
+    honor_labels: bool = False
 
 
 def prometheus_config(targets: Sequence[ScrapeTarget], scrape_interval: str) -> str:
@@ -104,6 +105,7 @@ def prometheus_config(targets: Sequence[ScrapeTarget], scrape_interval: str) -> 
     for target in targets:
         lines += [
             f"  - job_name: {target.job!r}",
+            f"    honor_labels: {str(target.honor_labels).lower()}",
             "    static_configs:",
             f"      - targets: [{target.address!r}]",
         ]

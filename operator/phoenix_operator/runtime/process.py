@@ -71,6 +71,10 @@ class ManagedProcess:
             except OSError as error:
                 raise StartupError(f"{self.name}: cannot start {self.argv[0]}: {error}") from None
 
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.poll() if self._popen else None
+
     def running(self) -> bool:
         return self._popen is not None and self._popen.poll() is None
 
@@ -86,16 +90,12 @@ class ManagedProcess:
         while time.monotonic() < deadline:
             if not self.running():
                 code = self._popen.returncode if self._popen else None
-                raise StartupError(
-                    f"{self.name} exited (code {code}) before {what}; its output:\n{self.tail()}"
-                )
+                raise StartupError(f"{self.name} exited (code {code}) before {what}; its output:\n{self.tail()}")
             if check():
                 return
             time.sleep(0.1)
         self.stop()
-        raise StartupError(
-            f"{self.name}: no {what} within {timeout:.0f}s; its output:\n{self.tail()}"
-        )
+        raise StartupError(f"{self.name}: no {what} within {timeout:.0f}s; its output:\n{self.tail()}")
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM the whole group, then SIGKILL what is left after `grace` seconds."""

@@ -1,0 +1,1 @@
+"""Prometheus in, the analysis contract's arrays out; the rest of Phoenix never sees PromQL."""

@@ -1,0 +1,94 @@
+"""Scoping a user's PromQL to one variant by rewriting its syntax tree.
+
+Every vector selector in the query, wherever it sits (inside rate, topk, on
+either side of a binary operation, in a subquery), gets the variant's label
+matchers; matchers the user wrote for those labels are replaced. The query is
+parsed with promql-parser and each selector is rebuilt from its parts, never
+edited as text, so quoting inside label values cannot confuse the rewrite.
+
+promql-parser prints label values without escaping them, so a value holding
+a quote, a backslash or a line break would print as different PromQL; such
+queries are refused with a clear error rather than silently changed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Mapping
+
+import promql_parser
+
+# MatchOp members are not hashable, so the mapping is a list of pairs.
+_OPERATORS = (
+    (promql_parser.MatchOp.Equal, "="),
+    (promql_parser.MatchOp.NotEqual, "!="),
+    (promql_parser.MatchOp.Re, "=~"),
+    (promql_parser.MatchOp.NotRe, "!~"),
+)
+
+
+def _operator(op: object) -> str:
+    return next(text for member, text in _OPERATORS if member == op)
+
+
+class QueryError(ValueError):
+    """The query is not PromQL Phoenix can scope to a variant."""
+
+
+def _duration(delta: datetime.timedelta) -> str:
+    milliseconds = round(delta.total_seconds() * 1000)
+    return f"{milliseconds}ms" if milliseconds >= 0 else f"-{-milliseconds}ms"
+
+
+def _at(modifier: object) -> str:
+    kind = getattr(modifier, "type", None)
+    if kind == promql_parser.AtModifierType.Start:
+        return " @ start()"
+    if kind == promql_parser.AtModifierType.End:
+        return " @ end()"
+    moment = getattr(modifier, "at", None)
+    if isinstance(moment, datetime.datetime):
+        return f" @ {moment.timestamp():.3f}"
+    raise QueryError(f"unsupported @ modifier: {modifier!r}")
+
+
+_UNPRINTABLE = ('"', "\\", "\n")
+
+
+def _scoped_selector(selector: promql_parser.VectorSelector, labels: Mapping[str, str]) -> promql_parser.Expr:
+    if selector.matchers.or_matchers:
+        raise QueryError("selectors with `or` matchers are not supported")
+    for matcher in selector.matchers.matchers:
+        if any(c in matcher.value for c in _UNPRINTABLE):
+            raise QueryError(
+                f"label value {matcher.value!r} of {matcher.name} holds a quote, backslash or "
+                "line break, which cannot be scoped safely"
+            )
+    matchers = [
+        f"{m.name}{_operator(m.op)}{json.dumps(m.value)}"
+        for m in selector.matchers.matchers
+        if m.name not in labels and not (selector.name and m.name == "__name__")
+    ]
+    matchers += [f"{name}={json.dumps(value)}" for name, value in labels.items()]
+    text = f"{selector.name or ''}{{{','.join(matchers)}}}"
+    if selector.offset is not None:
+        text += f" offset {_duration(selector.offset)}"
+    if selector.at is not None:
+        text += _at(selector.at)
+    return promql_parser.parse(text)
+
+
+def scope(query: str, labels: Mapping[str, str]) -> str:
+    """`query` with `labels` (e.g. phoenix_variant) as equality matchers on every selector."""
+    try:
+        tree = promql_parser.parse(query)
+    except ValueError as error:
+        raise QueryError(f"invalid PromQL: {error}") from None
+
+    def visit(node: promql_parser.Expr) -> promql_parser.Expr | None:
+        if isinstance(node, promql_parser.VectorSelector):
+            return _scoped_selector(node, labels)
+        return None
+
+    return str(promql_parser.transform(tree, visit))

@@ -1,0 +1,1 @@
+"""Pure reconcile logic: (spec, observed, now) -> desired objects and status."""

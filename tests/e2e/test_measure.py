@@ -1,0 +1,165 @@
+"""The measurement adapter against a real Prometheus holding known, backfilled data."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from phoenix_operator.measure import adapter, promql
+from phoenix_operator.measure import prometheus as prom
+from phoenix_operator.models import experiment
+from phoenix_operator.runtime import local_components
+
+pytestmark = pytest.mark.e2e
+STEP = 15
+SAMPLES = 40
+HOSTS = ("h1", "h2")
+EXECUTABLES = {"java": 3, "bash": 1}  # processes per executable on each host
+RATE = {"java": 0.5, "bash": 0.01}  # CPU seconds per second, per process
+EXPORTED = 'phoenix_experiment="exp",phoenix_scrape="export",job="export"'
+
+
+def _openmetrics(start: int) -> str:
+    lines = ["# TYPE process_cpu_time_seconds counter"]
+    for variant in ("baseline", "candidate"):
+        for host in HOSTS:
+            for exe, count in EXECUTABLES.items():
+                pids = range(count) if variant == "baseline" else [None]
+                for pid in pids:
+                    processes = 1 if pid is not None else count
+                    pid_label = f',process_pid="{host}{exe}{pid}"' if pid is not None else ""
+                    process_labels = f'host_name="{host}",process_executable_name="{exe}"{pid_label}'
+                    labels = f'{EXPORTED},phoenix_variant="{variant}",{process_labels}'
+                    for i in range(SAMPLES):
+                        value = RATE[exe] * processes * STEP * i
+                        lines.append(f"process_cpu_time_seconds_total{{{labels}}} {value} {start + STEP * i}")
+    lines.append("# TYPE scrape_samples_scraped gauge")
+    for variant, samples in (("baseline", 16), ("candidate", 4)):
+        for i in range(SAMPLES):
+            lines.append(
+                f'scrape_samples_scraped{{{EXPORTED},phoenix_variant="{variant}"}} {samples} {start + STEP * i}'
+            )
+    return "\n".join(lines) + "\n# EOF\n"
+
+
+def _spec(*queries: str) -> experiment.ExperimentSpec:
+    return experiment.ExperimentSpec.model_validate({
+        "baseline": {"template": "baseline"},
+        "candidate": {"template": "candidate"},
+        "analysis": {"criticalQueries": [{"name": f"q{i}", "query": q} for i, q in enumerate(queries)]},
+    })  # fmt: skip
+
+
+@pytest.fixture
+def backfilled(
+    promtool_backfill: Callable[[str], local_components.LocalPrometheus],
+) -> tuple[prom.Client, prom.Grid]:
+    start = (int(time.time()) - 3 * 3600) // STEP * STEP
+    server = promtool_backfill(_openmetrics(start))
+    return prom.Client(server.url), prom.Grid(start + 120, start + STEP * (SAMPLES - 1), STEP)
+
+
+def test_recovers_series_counts_and_datapoints_exactly(
+    backfilled: tuple[prom.Client, prom.Grid],
+) -> None:
+    client, grid = backfilled
+    result = adapter.measure(client, "exp", _spec(), grid)
+    assert result.phase == "Successful", result.message
+    data = result.analysis_input
+    assert data is not None
+    # baseline: 2 hosts x (3 java + 1 bash) processes; candidate: 2 hosts x 2 executables
+    assert set(data["baseline"]["active_series"]) == {8.0}
+    assert set(data["candidate"]["active_series"]) == {4.0}
+    # four scrapes of 16 (baseline) or 4 (candidate) samples in every minute
+    assert set(data["baseline"]["datapoints_per_minute"]) == {64.0}
+    assert set(data["candidate"]["datapoints_per_minute"]) == {16.0}
+    assert len(result.timestamps) == len(data["baseline"]["active_series"]) == (SAMPLES * STEP - 120) // STEP
+
+
+def _query(result: adapter.Measurement, index: int) -> dict[str, dict[str, list[float | None]]]:
+    assert result.phase == "Successful", result.message
+    assert result.analysis_input is not None
+    query: dict[str, dict[str, list[float | None]]] = result.analysis_input["critical_queries"][index]
+    return query
+
+
+def test_rewritten_queries_give_each_variant_its_own_values(
+    backfilled: tuple[prom.Client, prom.Grid],
+) -> None:
+    client, grid = backfilled
+    result = adapter.measure(
+        client, "exp",
+        _spec(
+            "sum by (host_name, process_executable_name) (rate(process_cpu_time_seconds_total[1m]))",
+            "topk(1, sum by (process_executable_name) (rate(process_cpu_time_seconds_total[1m])))",
+            'sum(rate(process_cpu_time_seconds_total{process_executable_name="java"}[1m]))'
+            ' / sum(rate(process_cpu_time_seconds_total[1m]))',
+            "count(process_cpu_time_seconds_total)",
+        ),
+        grid,
+    )  # fmt: skip
+    by_host = _query(result, 0)
+    for variant in ("baseline", "candidate"):
+        values = by_host[variant]
+        assert sorted(values) == [
+            f"host_name={h},process_executable_name={e}" for h in HOSTS for e in sorted(EXECUTABLES)
+        ]
+        assert np.allclose(values["host_name=h1,process_executable_name=java"], 1.5)
+        assert np.allclose(values["host_name=h2,process_executable_name=bash"], 0.01)
+    topk = _query(result, 1)
+    assert list(topk["baseline"]) == list(topk["candidate"]) == ["process_executable_name=java"]
+    assert np.allclose(topk["candidate"]["process_executable_name=java"], 3.0)
+    share = _query(result, 2)
+    for variant in ("baseline", "candidate"):
+        assert np.allclose(share[variant][""], 1.5 / 1.51)
+    count = _query(result, 3)
+    assert set(count["baseline"][""]) == {8.0} and set(count["candidate"][""]) == {4.0}
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("rate(x[5m] offset 1m)", 'rate(x{phoenix_variant="b"}[5m] offset 1m)'),
+        ('x{phoenix_variant="a", y=~"java|node"}', 'x{y=~"java|node",phoenix_variant="b"}'),
+        (
+            "a / on (h) group_left () b",
+            'a{phoenix_variant="b"} / on (h) group_left () b{phoenix_variant="b"}',
+        ),
+        (
+            "max_over_time(rate(x[1m])[5m:30s])",
+            'max_over_time(rate(x{phoenix_variant="b"}[1m])[5m:30s])',
+        ),
+        ("vector(1)", "vector(1)"),
+    ],
+)
+def test_scope_rewrites_every_selector(query: str, expected: str) -> None:
+    assert promql.scope(query, {"phoenix_variant": "b"}).replace("300000ms", "5m").replace("60000ms", "1m") == expected
+
+
+def test_values_that_would_print_differently_are_refused() -> None:
+    with pytest.raises(promql.QueryError, match="cannot be scoped safely"):
+        promql.scope('x{y=~"a\\\\.b"}', {"phoenix_variant": "b"})
+
+
+def test_invalid_query_is_a_measurement_error(backfilled: tuple[prom.Client, prom.Grid]) -> None:
+    client, grid = backfilled
+    result = adapter.measure(client, "exp", _spec("sum(rate(x[1m]"), grid)
+    assert result.phase == "Error"
+    assert result.message.startswith("critical query: invalid PromQL")
+
+
+def test_unknown_experiment_is_inconclusive(backfilled: tuple[prom.Client, prom.Grid]) -> None:
+    client, grid = backfilled
+    result = adapter.measure(client, "nobody", _spec(), grid)
+    assert result.phase == "Inconclusive"
+    assert "no series exported by the baseline pipeline" in result.message
+
+
+def test_unreachable_prometheus_is_a_measurement_error() -> None:
+    grid = prom.Grid(0, 60, 15)
+    result = adapter.measure(prom.Client("http://127.0.0.1:9", timeout=2), "exp", _spec(), grid)
+    assert result.phase == "Error"
+    assert "unreachable" in result.message

@@ -1,0 +1,166 @@
+"""`phoenix run --local` as a user runs it: real collectors, LoadSim and Prometheus."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel import yaml
+
+from phoenix_operator.loadsim import fleet
+from phoenix_operator.models import loadsim
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[2]
+QUICKSTART = REPO / "examples/quickstart/experiment.yaml"
+PHOENIX = [sys.executable, "-m", "phoenix_operator"]
+
+
+def _children_of_runs() -> list[str]:
+    """Command lines of processes a local run started (they all live under its work directory)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "phoenix-run-" in cmdline or ("loadsim run" in cmdline and "phoenix_operator" in cmdline):
+                found.append(cmdline)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_strays() -> Iterator[None]:
+    yield
+    deadline = time.monotonic() + 10
+    while _children_of_runs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _children_of_runs() == [], "a local run left processes behind"
+
+
+def _run(*args: str, timeout: float = 420) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PHOENIX, "run", "--local", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def _manifest(tmp_path: Path, source: Path, edit: dict[str, Any]) -> str:
+    document = yaml.YAML(typ="safe", pure=True).load(source.read_text())
+    document["spec"].update(edit)
+    path = tmp_path / "experiment.yaml"
+    stream = path.open("w")
+    yaml.YAML().dump(document, stream)
+    stream.close()
+    return str(path)
+
+
+def test_quickstart_promotes_with_the_reduction_it_promises(tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    result = _run("-f", str(QUICKSTART), "-o", "json", "--report", str(report))
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["verdict"]["decision"] == "Promote", status
+    results = status["results"]
+    assert results["seriesReduction"]["estimate"] >= 0.8
+    assert results["seriesReduction"]["ciLow"] > 0.5
+    assert results["fidelity"]["checked"] == results["fidelity"]["passed"] == 3
+    assert results["monthlySavingsUsd"]["estimate"] > 0
+    # LoadSim's estimate of live series is what the baseline exports, give or take
+    # the churned pids still inside their 8 s metric_expiration
+    spec = yaml.YAML(typ="safe", pure=True).load(QUICKSTART.read_text())["spec"]["load"]["loadSim"]
+    expected = fleet.estimate(loadsim.LoadProfileSpec.model_validate(spec)).active_series
+    lingering = spec["hosts"] * spec["churnPerMinute"] * fleet.POINTS_PER_PROCESS * 8 / 60
+    measured = results["baseline"]["activeSeries"]
+    assert expected <= measured <= expected + lingering + 2 * 3  # + target_info per collector
+    page = report.read_text()
+    assert "Promote: quickstart" in page
+    assert page.count("<svg") == 5  # series, reduction sequence, three queries
+    assert "progress" not in result.stdout
+    assert "series baseline" in result.stderr  # progress lines go to stderr
+
+
+def test_trap_experiment_rejects_and_names_the_query() -> None:
+    result = _run("-f", str(REPO / "examples/quickstart/trap-experiment.yaml"), "-o", "json")
+    assert result.returncode == 0, result.stderr
+    verdict = json.loads(result.stdout)["verdict"]
+    assert verdict["decision"] == "Reject"
+    assert any("cpu-by-host-and-executable" in reason for reason in verdict["reasons"])
+
+
+def test_interrupt_stops_everything_and_reports_what_was_measured() -> None:
+    run = subprocess.Popen(
+        [*PHOENIX, "run", "--local", "-f", str(QUICKSTART), "-o", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert run.stderr is not None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        line = run.stderr.readline()
+        if "series baseline" in line:
+            break
+    run.send_signal(signal.SIGINT)
+    stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130
+    assert "interrupted; the results below are partial" in stderr
+    assert json.loads(stdout)["results"]["samplesUsed"] > 0
+
+
+def test_missing_file_is_one_line() -> None:
+    result = _run("-f", "/nonexistent/experiment.yaml")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: /nonexistent/experiment.yaml: no such file"
+
+
+def test_invalid_experiment_lists_its_problems(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, QUICKSTART, {"duration": "-3m", "warmup": "soon"})
+    result = _run("-f", manifest)
+    assert result.returncode == 1
+    assert "spec.duration: invalid value '-3m'" in result.stderr
+    assert "spec.warmup: invalid value 'soon'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_port_in_use_is_refused() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = _run("-f", str(QUICKSTART), "--prometheus-port", str(port))
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(f"error: port {port} is already in use")
+
+
+def test_a_collector_that_fails_to_start_shows_its_stderr(tmp_path: Path) -> None:
+    broken = tmp_path / "otelcol-broken"
+    broken.write_text("#!/bin/sh\necho 'cannot load config: simulated failure' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    result = _run("-f", str(QUICKSTART), "--otelcol", str(broken))
+    assert result.returncode == 1
+    assert "the baseline collector failed to start" in result.stderr
+    assert "exited (code 3)" in result.stderr
+    assert "cannot load config: simulated failure" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_binary_says_how_to_get_it(tmp_path: Path) -> None:
+    env = {**os.environ, "PHOENIX_OTELCOL": str(tmp_path / "nothing-here")}
+    result = subprocess.run(
+        [*PHOENIX, "run", "--local", "-f", str(QUICKSTART)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "otelcol-phoenix not found: run `make tools`" in result.stderr
