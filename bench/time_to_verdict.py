@@ -30,25 +30,12 @@ CLEAR_REDUCTION = 0.8
 GRID = range(10, HORIZON + 1, 5)
 
 
-def prefix(data: dict[str, Any], n: int) -> dict[str, Any]:
-    def cut(node: Any) -> Any:
-        if isinstance(node, list) and node and isinstance(node[0], float):
-            return node[:n]
-        if isinstance(node, list):
-            return [cut(v) for v in node]
-        if isinstance(node, dict):
-            return {k: cut(v) for k, v in node.items()}
-        return node
-
-    result: dict[str, Any] = cut(data)
-    return result
-
-
 ALPHAS = (0.05, 0.04, 0.03, 0.02, 0.015, 0.01, 0.005)
 
 
 def promote_rate(experiments: list[dict[str, Any]], n: int, alpha: float) -> float:
-    decisions = [engine.analyze({**prefix(d, n), "mode": "fixed", "alpha": alpha})["decision"] for d in experiments]
+    looks = [{**simulate.prefix(d, n), "mode": "fixed", "alpha": alpha} for d in experiments]
+    decisions = [engine.analyze(look)["decision"] for look in looks]
     return float(np.mean([d == "Promote" for d in decisions]))
 
 

@@ -57,3 +57,19 @@ def experiment(
             "max_cpu_increase": 0.1,
         },
     }
+
+
+def prefix(data: dict[str, Any], n: int) -> dict[str, Any]:
+    """The same experiment input cut to its first n samples, as an earlier look would see it."""
+
+    def cut(node: Any) -> Any:
+        if isinstance(node, list) and node and isinstance(node[0], float):
+            return node[:n]
+        if isinstance(node, list):
+            return [cut(v) for v in node]
+        if isinstance(node, dict):
+            return {k: cut(v) for k, v in node.items()}
+        return node
+
+    result: dict[str, Any] = cut(data)
+    return result

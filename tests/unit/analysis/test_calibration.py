@@ -93,7 +93,7 @@ def test_repeated_checks_of_the_fixed_test_inflate_false_promotions() -> None:
         data = simulate.experiment(rng, N_SAMPLES, reduction=0.5)
         data["mode"] = "fixed"
         for n in looks:
-            prefix = _prefix(data, n)
+            prefix = simulate.prefix(data, n)
             if engine.analyze(prefix)["decision"] == "Promote":
                 peeking_fixed += 1
                 break
@@ -101,18 +101,3 @@ def test_repeated_checks_of_the_fixed_test_inflate_false_promotions() -> None:
     sequential_rate = _rate("Promote", seed=8, reduction=0.5)
     assert fixed_rate > 2 * ALPHA / 2 + 3 * math.sqrt(ALPHA / 2 / simulations), fixed_rate
     assert fixed_rate > sequential_rate
-
-
-def _prefix(data: dict[str, object], n: int) -> dict[str, object]:
-    def cut(node: object) -> object:
-        if isinstance(node, list) and node and isinstance(node[0], float):
-            return node[:n]
-        if isinstance(node, list):
-            return [cut(v) for v in node]
-        if isinstance(node, dict):
-            return {k: cut(v) for k, v in node.items()}
-        return node
-
-    result = cut(data)
-    assert isinstance(result, dict)
-    return result
