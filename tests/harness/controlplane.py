@@ -42,8 +42,32 @@ class ControlPlane:
             input=input_text,
         )
 
+    def token_kubeconfig(self, path: Path, token: str) -> Path:
+        """A kubeconfig that authenticates with a bearer token, e.g. a ServiceAccount's."""
+        ca = self.workdir / "apiserver-certs" / "apiserver.crt"
+        path.write_text(
+            f"""apiVersion: v1
+kind: Config
+clusters:
+- name: phoenix-test
+  cluster:
+    server: {self.url}
+    certificate-authority-data: {_b64(ca)}
+users:
+- name: token
+  user:
+    token: {token}
+contexts:
+- name: phoenix-test
+  context: {{cluster: phoenix-test, user: token}}
+current-context: phoenix-test
+""",
+            encoding="utf-8",
+        )
+        return path
+
     def install_crds(self) -> None:
-        self.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+        self.kubectl("apply", "--server-side", "-k", str(REPO / "crds"))
         names = [f"crd/{kind.crd_name}" for kind in kinds.KINDS]
         self.kubectl("wait", "--for=condition=Established", "--timeout=30s", *names)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,9 @@ def test_reports_the_pinned_kubernetes_version(control_plane: controlplane.Contr
 
 
 def test_kubectl_lists_experiments_by_short_name(control_plane: controlplane.ControlPlane) -> None:
-    result = control_plane.kubectl("get", "pexp", "-A", "-o", "json")
+    namespace = f"list-{uuid.uuid4().hex[:8]}"
+    control_plane.kubectl("create", "namespace", namespace)
+    result = control_plane.kubectl("get", "pexp", "-n", namespace, "-o", "json")
     assert json.loads(result.stdout)["items"] == []
     resources = control_plane.kubectl("api-resources", "--api-group=phoenix.io", "-o", "name").stdout.split()
     assert sorted(resources) == [
@@ -84,6 +87,6 @@ def test_printer_columns_answer_the_first_question(
 def test_crds_pass_client_and_server_dry_run(control_plane: controlplane.ControlPlane) -> None:
     crds = str(controlplane.REPO / "crds")
     for mode in ("client", "server"):
-        result = control_plane.kubectl("apply", f"--dry-run={mode}", "-f", crds, check=False)
+        result = control_plane.kubectl("apply", f"--dry-run={mode}", "-k", crds, check=False)
         assert result.returncode == 0, result.stderr
         assert result.stdout.count("customresourcedefinition.apiextensions.k8s.io/") == 3

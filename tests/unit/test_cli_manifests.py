@@ -102,7 +102,7 @@ def test_unreadable_files(tmp_path: Path, content: str | None, expected: str) ->
 
 def test_crds_check_fails_on_stale_files(tmp_path: Path) -> None:
     code, out, _ = _run("crds", "generate", "--dir", str(tmp_path))
-    assert code == 0 and out.count("wrote") == 3
+    assert code == 0 and out.count("wrote") == 4  # three CRDs and their kustomization
     assert _run("crds", "generate", "--dir", str(tmp_path), "--check")[0] == 0
     stale = next(tmp_path.glob("*experiments.yaml"))
     stale.write_text(stale.read_text().replace("Pending", "Waiting"))

@@ -51,11 +51,7 @@ def test_quickstart_is_valid() -> None:
     [
         ("spec.duration", "-5m", "spec.duration: invalid value '-5m': expected a duration"),
         ("spec.duration", "10 minutes", "spec.duration: invalid value '10 minutes'"),
-        (
-            "spec.warmup",
-            "5m",
-            "spec: Value error" if False else "warmup (5m) must be shorter than duration (3m)",
-        ),
+        ("spec.warmup", "5m", "warmup (5m) must be shorter than duration (4m)"),
         (
             "spec.analysisInterval",
             "1h",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from phoenix_operator.cli import analyze_cmd, crds_cmd, loadsim_cmd, manifest_cmds, run_cmd
+from phoenix_operator.cli import analyze_cmd, crds_cmd, loadsim_cmd, manifest_cmds, operator_cmd, run_cmd
 
 app = typer.Typer(
     name="phoenix",
@@ -25,6 +25,9 @@ loadsim_app = typer.Typer(help="Synthetic per-process metrics, the same for ever
 loadsim_app.command("run")(loadsim_cmd.run)
 loadsim_app.command("estimate")(loadsim_cmd.estimate)
 app.add_typer(loadsim_app, name="loadsim")
+operator_app = typer.Typer(help="The Kubernetes operator that runs experiments.", no_args_is_help=True)
+operator_app.command("run")(operator_cmd.run)
+app.add_typer(operator_app, name="operator")
 
 
 def main() -> None:

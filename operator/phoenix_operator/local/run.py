@@ -9,6 +9,7 @@ stops all of them.
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import tempfile
 import threading
@@ -34,7 +35,11 @@ class LocalRunError(Exception):
 @dataclass(frozen=True)
 class Options:
     duration_seconds: float | None = None
-    scrape_interval_seconds: int = 5
+    # Faster than any load interval, so no batch is replaced in the exporter
+    # before Prometheus has scraped it; samples keep the datapoints' own times,
+    # so scraping often only re-reads the same samples.
+    scrape_interval_seconds: int = 2
+    step_seconds: int = 5  # between analysed samples
     prometheus_port: int = 0
     workdir: Path | None = None
 
@@ -115,6 +120,17 @@ def _scrape_targets(
     return targets
 
 
+def lookback_seconds(obj: kinds.PhoenixExperiment, options: Options) -> int:
+    """How long a sample stays current in instant queries.
+
+    The collectors send the datapoints' own timestamps, so both variants store
+    identical sample times whatever their scrape phase; Prometheus then writes
+    no staleness markers, and this lookback is what lets the series of a
+    process that ended disappear, instead of lingering for the default 5m.
+    """
+    return math.ceil(3 * max(options.scrape_interval_seconds, obj.spec.load.load_sim.interval_seconds))
+
+
 def _loadsim_argv(obj: kinds.PhoenixExperiment, duration: float, targets: list[str]) -> list[str]:
     load = obj.spec.load.load_sim
     argv = [
@@ -168,6 +184,7 @@ def run(
             workdir / "prometheus",
             f"{options.scrape_interval_seconds}s",
             options.prometheus_port,
+            [f"--query.lookback-delta={lookback_seconds(obj, options)}s"],
         )
         stack.callback(server.stop)
         try:
@@ -183,7 +200,7 @@ def run(
         loadsim.start()
         client = prom.Client(server.url)
         started = time.time()
-        step = options.scrape_interval_seconds
+        step = options.step_seconds
         next_check = started + max(interval, warmup + 2 * step)
         while True:
             if stop.wait(timeout=max(0.0, next_check - time.time())):
@@ -193,7 +210,7 @@ def run(
                 raise LocalRunError(f"LoadSim failed (exit {loadsim.returncode}); its output:\n{loadsim.tail()}")
             now = time.time()
             first = (started + warmup) // step * step + step
-            grid = prom.Grid(first, now // step * step, step)
+            grid = prom.Grid(first, (now - adapter.SETTLE_STEPS * step) // step * step, step)
             measurement = adapter.measure(client, name, spec, grid)
             analysis = engine.analyze(measurement.analysis_input) if measurement.analysis_input else None
             snapshot = Snapshot(now - started, measurement, analysis)

@@ -22,6 +22,9 @@ from phoenix_operator.models import experiment
 
 VARIANTS = ("baseline", "candidate")
 Phase = Literal["Successful", "Inconclusive", "Error"]
+# Samples carry the datapoints' own times, so the newest grid points may hold a
+# batch one variant was scraped with and the other not yet; they are left out.
+SETTLE_STEPS = 2
 
 
 @dataclass(frozen=True)

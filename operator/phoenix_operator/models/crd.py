@@ -18,6 +18,7 @@ from phoenix_operator.models import kinds
 
 Schema = dict[str, Any]
 _DROPPED_KEYS = {"title", "discriminator", "$defs"}
+_MISSING = object()
 
 
 def _inline(node: Any, defs: Schema) -> Any:
@@ -41,11 +42,23 @@ def _merge_objects(branches: list[Schema]) -> Schema:
     required = set.intersection(*(set(b.get("required", [])) for b in branches))
     merged: Schema = {
         "type": "object",
-        "properties": {name: _merge_same_field(props) for name, props in properties.items()},
+        "properties": {
+            name: _shared_default(_merge_same_field(props), props, len(branches)) for name, props in properties.items()
+        },
     }
     if required:
         merged["required"] = sorted(required)
     return merged
+
+
+def _shared_default(merged: Schema, props: list[Schema], branches: int) -> Schema:
+    """Keep a default only if every branch has it: the API server applies
+    defaults before the operator knows the branch, so one branch's default
+    would land in objects of another branch, whose model rejects it."""
+    defaults = [p.get("default", _MISSING) for p in props]
+    if len(props) == branches and all(d == defaults[0] for d in defaults) and defaults[0] is not _MISSING:
+        return merged
+    return {k: v for k, v in merged.items() if k != "default"}
 
 
 def _merge_same_field(props: list[Schema]) -> Schema:

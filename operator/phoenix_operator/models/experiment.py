@@ -174,6 +174,10 @@ class Verdict(common.Model):
 
 class ExperimentStatus(common.StatusBase):
     phase: Phase = "Pending"
+    started_at: datetime | None = pydantic.Field(default=None, description="When the load started.")
+    analyzing_since: datetime | None = pydantic.Field(
+        default=None, description="When the final analysis began; the verdict waits for the last samples."
+    )
     results: Results | None = None
     verdict: Verdict | None = None
     baseline_pipeline: str | None = None

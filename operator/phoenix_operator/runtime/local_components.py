@@ -95,13 +95,26 @@ class ScrapeTarget:
     honor_labels: bool = False
 
 
-def prometheus_config(targets: Sequence[ScrapeTarget], scrape_interval: str) -> str:
+# Jobs whose targets come from files the runtime rewrites as collectors come and go.
+FILE_SD_JOBS = {"export": True, "telemetry": False}  # job -> honor_labels
+
+
+def prometheus_config(targets: Sequence[ScrapeTarget], scrape_interval: str, file_sd_dir: Path | None = None) -> str:
     lines = [
         "global:",
         f"  scrape_interval: {scrape_interval}",
         f"  evaluation_interval: {scrape_interval}",
         "scrape_configs:",
     ]
+    if file_sd_dir is not None:
+        for job, honor_labels in FILE_SD_JOBS.items():
+            lines += [
+                f"  - job_name: {job!r}",
+                f"    honor_labels: {str(honor_labels).lower()}",
+                "    file_sd_configs:",
+                f"      - files: [{str(file_sd_dir / f'{job}.json')!r}]",
+                "        refresh_interval: 2s",
+            ]
     for target in targets:
         lines += [
             f"  - job_name: {target.job!r}",
@@ -124,6 +137,7 @@ class LocalPrometheus:
     scrape_interval: str = "5s"
     port: int = 0
     extra_args: Sequence[str] = ()
+    file_sd_dir: Path | None = None
     process: process.ManagedProcess | None = None
 
     @property
@@ -134,7 +148,7 @@ class LocalPrometheus:
         binary = binaries.require(binaries.PROMETHEUS)
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "prometheus.yml"
-        config.write_text(prometheus_config(self.targets, self.scrape_interval), encoding="utf-8")
+        config.write_text(prometheus_config(self.targets, self.scrape_interval, self.file_sd_dir), encoding="utf-8")
         self.port = self.port or process.free_port()
         self.process = process.ManagedProcess(
             "prometheus",

@@ -1,0 +1,215 @@
+"""The operator's `--runtime local`: collectors and loads as processes here.
+
+The objects live in the API server as usual; only where the collectors and
+loads run differs. One local Prometheus scrapes every collector through file
+service discovery, labelled the way the measurement layer expects, so the
+operator measures exactly as it would in a cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from phoenix_operator.models import kinds
+from phoenix_operator.reconcile import loadsim as reconcile_loadsim
+from phoenix_operator.reconcile import pipeline as reconcile_pipeline
+from phoenix_operator.render import pipeline as render_pipeline
+from phoenix_operator.runtime import local_components, process
+
+SCRAPE_SECONDS = 2  # faster than the load interval: see local.run.Options
+# Three load intervals of 5 s: how long an ended process's series stays current.
+LOOKBACK_SECONDS = 15
+REGISTRY = "processes.json"
+
+
+def _reap(registry: Path) -> None:
+    """Kill the process groups an earlier operator on this workdir left behind.
+
+    A killed operator cannot stop its children, and a restarted one starts new
+    collectors, so the old ones would linger. A pid is only killed while its
+    command line is still the recorded one, never a recycled pid.
+    """
+    if not registry.exists():
+        return
+    for pid, argv0 in json.loads(registry.read_text(encoding="utf-8")).items():
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+            if cmdline == argv0:
+                os.killpg(int(pid), signal.SIGKILL)
+    registry.unlink()
+
+
+def _key(obj: kinds.PhoenixProcessPipeline | kinds.LoadSim) -> str:
+    return f"{obj.metadata.namespace or 'default'}.{obj.metadata.name}"
+
+
+@dataclass
+class _Running:
+    config_hash: str
+    collector: local_components.LocalCollector
+    labels: dict[str, str]
+
+
+@dataclass
+class LocalRuntime:
+    workdir: Path
+    prometheus: local_components.LocalPrometheus
+    collectors: dict[str, _Running] = field(default_factory=dict)
+    loads: dict[str, process.ManagedProcess] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    load_started: dict[str, str] = field(default_factory=dict)
+    started: dict[str, str] = field(default_factory=dict)  # pid -> argv[0], for the next operator's _reap
+
+    @classmethod
+    def start(cls, workdir: str | None) -> LocalRuntime:
+        root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="phoenix-operator-"))
+        _reap(root / REGISTRY)
+        targets = root / "targets"
+        targets.mkdir(parents=True, exist_ok=True)
+        for job in local_components.FILE_SD_JOBS:
+            (targets / f"{job}.json").write_text("[]", encoding="utf-8")
+        server = local_components.LocalPrometheus(
+            [],
+            root / "prometheus",
+            f"{SCRAPE_SECONDS}s",
+            # collectors send the datapoints' own timestamps: see local.run for why
+            extra_args=[f"--query.lookback-delta={LOOKBACK_SECONDS}s"],
+            file_sd_dir=targets,
+        )
+        server.start()
+        runtime = cls(root, server)
+        runtime._record(server.process)
+        return runtime
+
+    def _record(self, started: process.ManagedProcess | None) -> None:
+        if started is None or started.pid is None:
+            return
+        self.started[str(started.pid)] = started.argv[0]
+        (self.workdir / REGISTRY).write_text(json.dumps(self.started), encoding="utf-8")
+
+    @property
+    def prometheus_url(self) -> str:
+        return self.prometheus.url
+
+    def _write_targets(self) -> None:
+        assert self.prometheus.file_sd_dir is not None
+        export, telemetry = [], []
+        for running in self.collectors.values():
+            collector = running.collector
+            export.append(
+                {"targets": [collector.metrics_address], "labels": {**running.labels, "phoenix_scrape": "export"}}
+            )
+            telemetry.append(
+                {"targets": [collector.telemetry_address], "labels": {**running.labels, "phoenix_scrape": "telemetry"}}
+            )
+        for job, entries in (("export", export), ("telemetry", telemetry)):
+            path = self.prometheus.file_sd_dir / f"{job}.json"
+            staged = path.with_suffix(".tmp")
+            staged.write_text(json.dumps(entries), encoding="utf-8")
+            staged.replace(path)  # Prometheus must never read a half-written file
+
+    def apply_pipeline(
+        self, obj: kinds.PhoenixProcessPipeline, rendered: render_pipeline.RenderedConfig
+    ) -> reconcile_pipeline.Observed:
+        key = _key(obj)
+        with self.lock:
+            running = self.collectors.get(key)
+            if (
+                running
+                and running.config_hash == rendered.config_hash
+                and running.collector.process
+                and running.collector.process.running()
+            ):
+                return self._observed(running)
+            if running:
+                running.collector.stop()
+            listen = local_components.loopback_listen()
+            experiment = obj.spec.experiment_ref or obj.metadata.name
+            variant = obj.spec.variant or obj.spec.template
+            local = render_pipeline.render(obj.spec, experiment=experiment, variant=variant, listen=listen)
+            collector = local_components.LocalCollector(obj.metadata.name, local.text, listen, self.workdir / key)
+            running = _Running(
+                rendered.config_hash, collector, {"phoenix_experiment": experiment, "phoenix_variant": variant}
+            )
+            self.collectors[key] = running
+            try:
+                collector.start()
+            except process.StartupError:
+                collector.stop()
+            self._record(collector.process)
+            self._write_targets()
+            return self._observed(running)
+
+    @staticmethod
+    def _observed(running: _Running) -> reconcile_pipeline.Observed:
+        collector = running.collector
+        alive = collector.process is not None and collector.process.running()
+        return reconcile_pipeline.Observed(
+            1,
+            1 if alive else 0,
+            {
+                "otlpGrpc": collector.listen.otlp_grpc,
+                "otlpHttp": collector.otlp_http_url,
+                "metrics": f"http://{collector.metrics_address}/metrics",
+            },
+        )
+
+    def observe_pipeline(self, obj: kinds.PhoenixProcessPipeline) -> reconcile_pipeline.Observed | None:
+        with self.lock:
+            running = self.collectors.get(_key(obj))
+            return self._observed(running) if running else reconcile_pipeline.Observed(1, 0, {})
+
+    def delete_pipeline(self, obj: kinds.PhoenixProcessPipeline) -> None:
+        with self.lock:
+            running = self.collectors.pop(_key(obj), None)
+            if running:
+                running.collector.stop()
+                self._write_targets()
+
+    def apply_load(self, obj: kinds.LoadSim, targets: list[str]) -> reconcile_loadsim.Observed:
+        key = _key(obj)
+        with self.lock:
+            load = self.loads.get(key)
+            if load is None:
+                served = {running.collector.otlp_http_url for running in self.collectors.values()}
+                stale = [t for t in targets if t.startswith("http://127.0.0.1:") and t not in served]
+                if stale:
+                    # endpoints a previous operator's collectors had; this one's are not up yet
+                    raise reconcile_loadsim.TargetsNotReady(f"no local collector serves {', '.join(stale)} yet")
+                argv = [sys.executable, "-m", "phoenix_operator", *reconcile_loadsim.arguments(obj.spec, targets)]
+                load = process.ManagedProcess(f"loadsim {key}", argv, self.workdir / f"{key}.loadsim.log")
+                self.loads[key] = load
+                load.start()
+                self.load_started[key] = datetime.now(UTC).isoformat()
+                self._record(load)
+            code = None if load.running() else load.returncode
+            return reconcile_loadsim.Observed(
+                started_at=self.load_started[key],
+                active=code is None,
+                succeeded=code == 0,
+                failed=code not in (None, 0),
+                message=f"LoadSim exited with {code}: {load.tail()}" if code not in (None, 0) else "",
+            )
+
+    def delete_load(self, obj: kinds.LoadSim) -> None:
+        with self.lock:
+            load = self.loads.pop(_key(obj), None)
+        if load:
+            load.stop()
+
+    def stop(self) -> None:
+        with self.lock:
+            for load in self.loads.values():
+                load.stop()
+            for running in self.collectors.values():
+                running.collector.stop()
+        self.prometheus.stop()

@@ -1,0 +1,147 @@
+"""A LoadSim as a Job (or a local process), and its status from the Job's.
+
+The same `phoenix loadsim run` arguments serve the Job, the local runtime and
+`phoenix run --local`, so every runtime sends exactly the same load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from phoenix_operator.models import common, kinds, loadsim
+from phoenix_operator.reconcile import conditions
+from phoenix_operator.reconcile import pipeline as reconcile_pipeline
+
+# Time a Job may overrun its load duration (image pull, scheduling) before it is stopped.
+JOB_GRACE_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The load's run as the runtime sees it."""
+
+    active: bool
+    succeeded: bool
+    failed: bool
+    started_at: str | None = None
+    completed_at: str | None = None
+    message: str = ""
+
+
+class TargetsNotReady(Exception):
+    """A target pipeline does not exist yet or has no ready collectors."""
+
+
+def arguments(profile: loadsim.LoadProfileSpec, targets: Sequence[str], duration: str | None = None) -> list[str]:
+    """`phoenix` sub-command arguments that send `profile` to `targets`."""
+    argv = [
+        "loadsim",
+        "run",
+        "--profile",
+        profile.profile,
+        "--hosts",
+        str(profile.hosts),
+        "--processes-per-host",
+        str(profile.processes_per_host),
+        "--churn-per-minute",
+        str(profile.churn_per_minute),
+        "--interval",
+        f"{profile.interval_seconds}s",
+        "--duration",
+        duration or profile.duration,
+        "--seed",
+        str(profile.seed),
+    ]
+    for target in targets:
+        argv += ["--target", target]
+    return argv
+
+
+def resolve_targets(obj: kinds.LoadSim, pipeline_endpoints: Mapping[str, str | None]) -> list[str]:
+    """OTLP/HTTP URLs of every target; pipelines are looked up in `pipeline_endpoints`."""
+    urls = []
+    for target in obj.spec.targets:
+        if isinstance(target, loadsim.EndpointTarget):
+            urls.append(target.endpoint)
+            continue
+        url = pipeline_endpoints.get(target.pipeline_ref)
+        if not url:
+            raise TargetsNotReady(f"pipeline {target.pipeline_ref} is not ready")
+        urls.append(url)
+    return urls
+
+
+def job_name(name: str) -> str:
+    return f"{name}-load"
+
+
+def job(obj: kinds.LoadSim, targets: Sequence[str], image: str) -> dict[str, Any]:
+    profile = obj.spec
+    deadline = int(common.duration_seconds(profile.duration)) + JOB_GRACE_SECONDS
+    container = {
+        "name": "loadsim",
+        "image": image,
+        "command": ["phoenix", *arguments(profile, targets)],
+        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        "securityContext": reconcile_pipeline.restricted_security_context(),
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(obj.metadata.name),
+            "namespace": obj.metadata.namespace,
+            "labels": {"app.kubernetes.io/name": "loadsim", "app.kubernetes.io/managed-by": "phoenix"},
+            "ownerReferences": [reconcile_pipeline.owner_reference(obj)],
+        },
+        "spec": {
+            # a retried run would send a second, different load to collectors mid-measurement
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": deadline,
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/name": "loadsim"}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [container],
+                },
+            },
+        },
+    }
+
+
+def status(
+    obj: kinds.LoadSim, previous: loadsim.LoadSimStatus, observed: Observed | None, waiting: str, now: datetime
+) -> loadsim.LoadSimStatus:
+    """Ready while the load runs; Succeeded once it ran to the end."""
+    generation = obj.metadata.generation
+    ready: tuple[conditions.Status, str, str]
+    succeeded: tuple[conditions.Status, str, str]
+    if observed is None:
+        ready = ("False", "WaitingForTargets", waiting)
+        succeeded = ("Unknown", "NotStarted", waiting)
+    elif observed.failed:
+        ready = ("False", "LoadFailed", observed.message or "the load run failed")
+        succeeded = ("False", "LoadFailed", observed.message or "the load run failed")
+    elif observed.succeeded:
+        ready = ("False", "Finished", "the load ran to the end")
+        succeeded = ("True", "Finished", "the load ran to the end")
+    else:
+        ready = ("True", "Sending", "sending load") if observed.active else ("False", "Starting", "starting")
+        succeeded = ("Unknown", "Running", "the load is running")
+    updated = list(previous.conditions)
+    for type_, (state, reason, message) in (("Ready", ready), ("Succeeded", succeeded)):
+        updated = conditions.set_condition(updated, type_, state, reason, message, generation, now)
+    return previous.model_copy(
+        update={
+            "observed_generation": generation,
+            "conditions": updated,
+            "job_name": job_name(obj.metadata.name),
+            "started_at": observed.started_at if observed else previous.started_at,
+            "completed_at": observed.completed_at if observed else previous.completed_at,
+        }
+    )

@@ -1,0 +1,213 @@
+"""A PhoenixProcessPipeline as Kubernetes objects, and its status from what runs.
+
+Pure: the desired ConfigMap, workload and Service follow from the pipeline and
+its rendered config alone, so applying them again after a restart changes
+nothing. The config hash sits on the pod template, so a new config rolls the
+pods while an unchanged one leaves them alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from phoenix_operator import API_VERSION
+from phoenix_operator.models import kinds, pipeline
+from phoenix_operator.reconcile import conditions
+from phoenix_operator.render import pipeline as render_pipeline
+
+CONFIG_HASH_ANNOTATION = "phoenix.io/config-hash"
+CONFIG_FILE = "config.yaml"
+CONFIG_DIR = "/etc/otelcol"
+# The non-root user of the upstream collector images.
+COLLECTOR_UID = 10001
+PORTS = {
+    "otlp-grpc": int(render_pipeline.Listen.otlp_grpc.rsplit(":", 1)[1]),
+    "otlp-http": int(render_pipeline.Listen.otlp_http.rsplit(":", 1)[1]),
+    "metrics": int(render_pipeline.Listen.prometheus.rsplit(":", 1)[1]),
+    "telemetry": render_pipeline.Listen.telemetry_port,
+}
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the runtime reports about a pipeline's running collectors."""
+
+    desired_replicas: int
+    ready_replicas: int
+    endpoints: dict[str, str]
+
+
+def child_name(name: str) -> str:
+    return f"{name}-collector"
+
+
+def selector_labels(name: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "otelcol", "app.kubernetes.io/instance": child_name(name)}
+
+
+def owner_reference(obj: kinds.PhoenixExperiment | kinds.PhoenixProcessPipeline | kinds.LoadSim) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": obj.kind,
+        "name": obj.metadata.name,
+        "uid": obj.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _metadata(obj: kinds.PhoenixProcessPipeline) -> dict[str, Any]:
+    return {
+        "name": child_name(obj.metadata.name),
+        "namespace": obj.metadata.namespace,
+        "labels": {**selector_labels(obj.metadata.name), "app.kubernetes.io/managed-by": "phoenix"},
+        "ownerReferences": [owner_reference(obj)],
+    }
+
+
+def restricted_security_context() -> dict[str, Any]:
+    """The container half of the Pod Security Standards' restricted profile."""
+    return {
+        "runAsNonRoot": True,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _container(spec: render_pipeline.AnyPipelineSpec, rendered: render_pipeline.RenderedConfig) -> dict[str, Any]:
+    collector = spec.collector
+    env = [
+        {"name": s.env_var, "valueFrom": {"secretKeyRef": {"name": s.secret.name, "key": s.secret.key}}}
+        for s in rendered.secret_env
+    ]
+    container: dict[str, Any] = {
+        "name": "otelcol",
+        "image": collector.image,
+        "args": [f"--config={CONFIG_DIR}/{CONFIG_FILE}"],
+        "ports": [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in PORTS.items()],
+        "resources": collector.resources.to_wire(),
+        "securityContext": {**restricted_security_context(), "runAsUser": COLLECTOR_UID},
+        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
+        "readinessProbe": {"httpGet": {"path": "/metrics", "port": "telemetry"}, "periodSeconds": 5},
+        "livenessProbe": {"httpGet": {"path": "/metrics", "port": "telemetry"}, "periodSeconds": 20},
+    }
+    if env:
+        container["env"] = env
+    return container
+
+
+def manifests(obj: kinds.PhoenixProcessPipeline, rendered: render_pipeline.RenderedConfig) -> list[dict[str, Any]]:
+    """ConfigMap, Deployment or DaemonSet, and Service; all owned by the pipeline."""
+    spec = obj.spec
+    name = obj.metadata.name
+    labels = selector_labels(name)
+    pod_spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [_container(spec, rendered)],
+        "volumes": [{"name": "config", "configMap": {"name": child_name(name)}}],
+    }
+    if spec.collector.node_selector:
+        pod_spec["nodeSelector"] = dict(spec.collector.node_selector)
+    if spec.collector.tolerations:
+        pod_spec["tolerations"] = [t.to_wire() for t in spec.collector.tolerations]
+    workload_spec: dict[str, Any] = {
+        "selector": {"matchLabels": labels},
+        "template": {
+            "metadata": {"labels": labels, "annotations": {CONFIG_HASH_ANNOTATION: rendered.config_hash}},
+            "spec": pod_spec,
+        },
+    }
+    if spec.collector.mode == "deployment":
+        workload_spec["replicas"] = spec.collector.replicas
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _metadata(obj),
+            "data": {CONFIG_FILE: rendered.text},
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment" if spec.collector.mode == "deployment" else "DaemonSet",
+            "metadata": _metadata(obj),
+            "spec": workload_spec,
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _metadata(obj),
+            "spec": {
+                "selector": labels,
+                "ports": [{"name": n, "port": p, "targetPort": n, "protocol": "TCP"} for n, p in PORTS.items()],
+            },
+        },
+    ]
+
+
+def cluster_endpoints(obj: kinds.PhoenixProcessPipeline) -> dict[str, str]:
+    host = f"{child_name(obj.metadata.name)}.{obj.metadata.namespace}.svc"
+    return {
+        "otlpGrpc": f"{host}:{PORTS['otlp-grpc']}",
+        "otlpHttp": f"http://{host}:{PORTS['otlp-http']}",
+        "metrics": f"http://{host}:{PORTS['metrics']}/metrics",
+    }
+
+
+def render(obj: kinds.PhoenixProcessPipeline) -> render_pipeline.RenderedConfig:
+    """The pipeline's config; raises RenderError with a message for the user."""
+    spec = obj.spec
+    return render_pipeline.render(
+        spec,
+        experiment=spec.experiment_ref or obj.metadata.name,
+        variant=spec.variant or spec.template,
+    )
+
+
+def invalid_status(
+    obj: kinds.PhoenixProcessPipeline | None,
+    previous: pipeline.PipelineStatus,
+    generation: int | None,
+    message: str,
+    now: datetime,
+) -> pipeline.PipelineStatus:
+    """ConfigValid=False and not Ready: nothing is deployed for a spec that does not render."""
+    updated = conditions.set_condition(
+        previous.conditions, "ConfigValid", "False", "InvalidSpec", message, generation, now
+    )
+    updated = conditions.set_condition(updated, "Ready", "False", "InvalidSpec", "the spec is invalid", generation, now)
+    return previous.model_copy(update={"conditions": updated, "observed_generation": generation})
+
+
+def status(
+    obj: kinds.PhoenixProcessPipeline,
+    previous: pipeline.PipelineStatus,
+    config_hash: str,
+    observed: Observed,
+    now: datetime,
+) -> pipeline.PipelineStatus:
+    generation = obj.metadata.generation
+    updated = conditions.set_condition(
+        previous.conditions, "ConfigValid", "True", "Rendered", f"config {config_hash}", generation, now
+    )
+    ready = observed.desired_replicas > 0 and observed.ready_replicas >= observed.desired_replicas
+    updated = conditions.set_condition(
+        updated,
+        "Ready",
+        "True" if ready else "False",
+        "CollectorsReady" if ready else "WaitingForCollectors",
+        f"{observed.ready_replicas}/{observed.desired_replicas} collectors ready",
+        generation,
+        now,
+    )
+    return pipeline.PipelineStatus(
+        observed_generation=generation,
+        conditions=updated,
+        config_hash=config_hash,
+        ready_replicas=observed.ready_replicas,
+        endpoints=observed.endpoints,
+    )

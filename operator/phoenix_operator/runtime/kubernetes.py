@@ -1,0 +1,142 @@
+"""The Kubernetes runtime: children are applied with server-side apply.
+
+Server-side apply makes every write idempotent: re-applying after a restart or
+a conflicting edit converges on the same objects instead of duplicating them,
+and fields other managers own (an HPA's replicas, a user's label) survive.
+Children carry owner references, so the API server's garbage collector removes
+them with their owner; the runtime deletes only what a transition asks for.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes import dynamic
+from kubernetes.dynamic import exceptions as dynamic_errors
+
+from phoenix_operator.models import kinds
+from phoenix_operator.reconcile import loadsim as reconcile_loadsim
+from phoenix_operator.reconcile import pipeline as reconcile_pipeline
+from phoenix_operator.render import pipeline as render_pipeline
+
+FIELD_MANAGER = "phoenix-operator"
+
+
+class Api:
+    """Thin typed access to any kind through the dynamic client."""
+
+    def __init__(self, api_client: k8s.ApiClient) -> None:
+        self._api_client = api_client
+        self._dynamic = dynamic.DynamicClient(api_client)  # type: ignore[no-untyped-call]
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        return self._dynamic.resources.get(api_version=api_version, kind=kind)
+
+    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        resource = self._resource(manifest["apiVersion"], manifest["kind"])
+        applied = resource.server_side_apply(
+            body=manifest,
+            name=manifest["metadata"]["name"],
+            namespace=manifest["metadata"].get("namespace"),
+            field_manager=FIELD_MANAGER,
+            force_conflicts=True,
+        )
+        result: dict[str, Any] = applied.to_dict()
+        return result
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            found = self._resource(api_version, kind).get(name=name, namespace=namespace)
+        except dynamic_errors.NotFoundError:
+            return None
+        result: dict[str, Any] = found.to_dict()
+        return result
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        with contextlib.suppress(dynamic_errors.NotFoundError):
+            self._resource(api_version, kind).delete(
+                name=name, namespace=namespace, body={"propagationPolicy": "Background"}
+            )
+
+    def patch_spec(self, api_version: str, kind: str, namespace: str, name: str, spec: dict[str, Any]) -> None:
+        self._resource(api_version, kind).patch(
+            name=name,
+            namespace=namespace,
+            body={"spec": spec},
+            content_type="application/merge-patch+json",
+        )
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str:
+        secret = k8s.CoreV1Api(self._api_client).read_namespaced_secret(name, namespace)
+        return base64.b64decode((secret.data or {})[key]).decode()
+
+
+class KubernetesRuntime:
+    """Collectors as Deployments or DaemonSets, loads as Jobs."""
+
+    def __init__(self, api: Api, image: str) -> None:
+        self.api = api
+        self.image = image
+
+    def apply_pipeline(
+        self, obj: kinds.PhoenixProcessPipeline, rendered: render_pipeline.RenderedConfig
+    ) -> reconcile_pipeline.Observed:
+        workload: dict[str, Any] = {}
+        for manifest in reconcile_pipeline.manifests(obj, rendered):
+            applied = self.api.apply(manifest)
+            if manifest["kind"] in ("Deployment", "DaemonSet"):
+                workload = applied
+        return self._pipeline_observed(obj, workload)
+
+    def observe_pipeline(self, obj: kinds.PhoenixProcessPipeline) -> reconcile_pipeline.Observed | None:
+        kind = "Deployment" if obj.spec.collector.mode == "deployment" else "DaemonSet"
+        name = reconcile_pipeline.child_name(obj.metadata.name)
+        workload = self.api.get("apps/v1", kind, obj.metadata.namespace or "default", name)
+        return None if workload is None else self._pipeline_observed(obj, workload)
+
+    @staticmethod
+    def _pipeline_observed(obj: kinds.PhoenixProcessPipeline, workload: dict[str, Any]) -> reconcile_pipeline.Observed:
+        status = workload.get("status") or {}
+        if obj.spec.collector.mode == "deployment":
+            desired = int((workload.get("spec") or {}).get("replicas") or 0)
+            ready = int(status.get("readyReplicas") or 0)
+            # replicas of the previous config still count as ready until the rollout ends
+            if int(status.get("updatedReplicas") or 0) < desired:
+                ready = min(ready, int(status.get("updatedReplicas") or 0))
+        else:
+            desired = int(status.get("desiredNumberScheduled") or 0)
+            ready = int(status.get("numberReady") or 0)
+        return reconcile_pipeline.Observed(desired, ready, reconcile_pipeline.cluster_endpoints(obj))
+
+    def delete_pipeline(self, obj: kinds.PhoenixProcessPipeline) -> None:
+        """Nothing to do: the garbage collector follows the owner references."""
+
+    def apply_load(self, obj: kinds.LoadSim, targets: Sequence[str]) -> reconcile_loadsim.Observed:
+        job = self.api.get(
+            "batch/v1", "Job", obj.metadata.namespace or "default", reconcile_loadsim.job_name(obj.metadata.name)
+        )
+        if job is None:
+            # a Job's pod template is immutable, so it is created once and then only read
+            job = self.api.apply(reconcile_loadsim.job(obj, targets, self.image))
+        return _job_observed(job)
+
+    def delete_load(self, obj: kinds.LoadSim) -> None:
+        """Nothing to do: the garbage collector follows the owner references."""
+
+
+def _job_observed(job: dict[str, Any]) -> reconcile_loadsim.Observed:
+    status = job.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"}
+    failed = "Failed" in conditions
+    return reconcile_loadsim.Observed(
+        active=int(status.get("active") or 0) > 0,
+        succeeded="Complete" in conditions,
+        failed=failed,
+        started_at=status.get("startTime"),
+        completed_at=status.get("completionTime"),
+        message=str(conditions["Failed"].get("message") or "") if failed else "",
+    )

@@ -1,0 +1,150 @@
+"""The whole lifecycle through the operator: objects in the real API server,
+real collectors, LoadSim and Prometheus run by the local runtime."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.harness import controlplane
+from tests.harness import operator as harness
+
+pytestmark = pytest.mark.e2e
+QUICKSTART = controlplane.REPO / "examples" / "quickstart" / "experiment.yaml"
+
+
+@pytest.fixture
+def namespace(control_plane: controlplane.ControlPlane) -> str:
+    return harness.namespace(control_plane)
+
+
+@pytest.fixture
+def local_operator(
+    control_plane: controlplane.ControlPlane, namespace: str, tmp_path: Path
+) -> Iterator[harness.Operator]:
+    with harness.running(
+        control_plane,
+        namespace,
+        tmp_path,
+        "--runtime",
+        "local",
+        "--measure-step",
+        "5s",
+        "--workdir",
+        str(tmp_path / "runtime"),
+    ) as running:
+        yield running
+
+
+def _phase(plane: controlplane.ControlPlane, namespace: str) -> str | None:
+    found = harness.get(plane, namespace, "pexp", "quickstart")
+    phase: str | None = ((found or {}).get("status") or {}).get("phase")
+    return phase
+
+
+def test_the_quickstart_goes_from_pending_to_a_promoted_verdict(
+    control_plane: controlplane.ControlPlane, namespace: str, local_operator: harness.Operator
+) -> None:
+    manifest: dict[str, Any] = yaml.safe_load(QUICKSTART.read_text())
+    harness.apply(control_plane, namespace, manifest)
+    seen: list[str] = []
+
+    def completed() -> bool:
+        phase = _phase(control_plane, namespace)
+        if phase and (not seen or seen[-1] != phase):
+            seen.append(phase)
+        return phase in ("Completed", "Failed", "Aborted")
+
+    harness.wait_for("a verdict", completed, 420, local_operator.log)
+    found = harness.get(control_plane, namespace, "pexp", "quickstart")
+    assert found is not None
+    status = found["status"]
+    assert status["phase"] == "Completed", json.dumps(status, indent=1)
+    assert seen[-3:] == ["Running", "Analyzing", "Completed"]
+    assert "Initializing" in seen or "Pending" in seen
+    assert status["verdict"]["decision"] == "Promote", status["verdict"]
+    assert status["results"]["seriesReduction"]["ciLow"] > 0.5
+    assert status["results"]["fidelity"]["passed"] == status["results"]["fidelity"]["checked"] == 3
+    succeeded = harness.condition(found, "Succeeded")
+    assert succeeded is not None and (succeeded["status"], succeeded["reason"]) == ("True", "Promote")
+    table = control_plane.kubectl("get", "pexp", "-n", namespace).stdout.splitlines()
+    header, row = table[0].split(), table[1].split()
+    assert header[:5] == ["NAME", "PHASE", "DECISION", "REDUCTION", "SAVINGS/MO"]
+    assert row[:3] == ["quickstart", "Completed", "Promote"]
+    assert float(row[3]) >= 0.8
+    # the experiment removed what it created, and the local runtime stopped those collectors
+    harness.wait_for(
+        "the pipelines to be removed",
+        lambda: harness.get(control_plane, namespace, "ppp", "quickstart-candidate") is None,
+        30,
+    )
+    events = json.loads(control_plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+    promote = [e for e in events if e["involvedObject"]["name"] == "quickstart" and e["reason"] == "Promote"]
+    assert promote and "series reduction" in promote[0]["message"] and "savings $" in promote[0]["message"]
+    assert 'phoenix_decisions_total{decision="Promote"} 1.0' in local_operator.metrics()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_killed_local_operator_resumes_and_completes_with_one_verdict(
+    control_plane: controlplane.ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    """Killed while Running, and again while Analyzing."""
+    workdir = tmp_path / "runtime"
+    flags = ("--runtime", "local", "--measure-step", "5s", "--workdir", str(workdir))
+    harness.apply(control_plane, namespace, yaml.safe_load(QUICKSTART.read_text()))
+    with harness.running(control_plane, namespace, tmp_path, *flags) as first:
+        harness.wait_for("Running", lambda: _phase(control_plane, namespace) == "Running", 120, first.log)
+        harness.wait_for(
+            "the load",
+            lambda: (
+                (
+                    harness.condition(harness.get(control_plane, namespace, "lsim", "quickstart-load"), "Ready") or {}
+                ).get("status")
+                == "True"
+            ),
+            60,
+            first.log,
+        )
+        started_at = harness.get(control_plane, namespace, "pexp", "quickstart")["status"]["startedAt"]  # type: ignore[index]
+        left_behind = [int(pid) for pid in json.loads((workdir / "processes.json").read_text())]
+        first.kill()
+    assert all(_alive(pid) for pid in left_behind), "SIGKILL leaves the children running"
+    with harness.running(control_plane, namespace, tmp_path, *flags) as second:
+        assert not any(_alive(pid) for pid in left_behind), "the restarted operator reaps what the killed one left"
+        phase = harness.wait_for(
+            "Analyzing",
+            lambda: (p := _phase(control_plane, namespace)) in ("Analyzing", "Completed", "Failed") and p,
+            420,
+            second.log,
+        )
+        assert phase == "Analyzing", "the verdict waits for the last samples, so Analyzing lasts long enough to see"
+        second.kill()
+    with harness.running(control_plane, namespace, tmp_path, *flags) as third:
+        harness.wait_for(
+            "a verdict", lambda: _phase(control_plane, namespace) in ("Completed", "Failed"), 120, third.log
+        )
+        found = harness.get(control_plane, namespace, "pexp", "quickstart")
+        assert found is not None
+        assert found["status"]["phase"] == "Completed", json.dumps(found["status"], indent=1)
+        assert found["status"]["startedAt"] == started_at
+        assert found["status"]["verdict"]["decision"] in ("Promote", "Reject", "Inconclusive")
+        events = json.loads(control_plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+        decisions = [
+            e
+            for e in events
+            if e["involvedObject"]["name"] == "quickstart" and e["reason"] in ("Promote", "Reject", "Inconclusive")
+        ]
+        assert len(decisions) == 1 and decisions[0].get("count", 1) == 1
+        pipelines = json.loads(control_plane.kubectl("get", "ppp", "-n", namespace, "-o", "json").stdout)["items"]
+        assert pipelines == [] or all(p["metadata"].get("deletionTimestamp") for p in pipelines)

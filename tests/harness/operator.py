@@ -1,0 +1,137 @@
+"""The operator as a real process against the test control plane."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from phoenix_operator.runtime import process
+from tests.harness import controlplane
+
+
+@dataclass
+class Operator:
+    process: process.ManagedProcess
+    metrics_url: str
+    health_url: str
+
+    def log(self) -> str:
+        return self.process.log_path.read_text(errors="replace")
+
+    def metrics(self) -> str:
+        return httpx.get(self.metrics_url, timeout=5).text
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handlers run, as when a node dies."""
+        assert self.process.pid is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        wait_for("the operator to die", lambda: not self.process.running(), 10)
+
+
+@contextlib.contextmanager
+def running(
+    plane: controlplane.ControlPlane, namespace: str, workdir: Path, *extra: str, kubeconfig: Path | None = None
+) -> Iterator[Operator]:
+    metrics_port, liveness_port = process.free_port(), process.free_port()
+    managed = process.ManagedProcess(
+        "operator",
+        [
+            sys.executable,
+            "-m",
+            "phoenix_operator",
+            "operator",
+            "run",
+            "--namespace",
+            namespace,
+            "--metrics-port",
+            str(metrics_port),
+            "--liveness-port",
+            str(liveness_port),
+            "--log-format",
+            "plain",
+            *extra,
+        ],
+        workdir / f"operator-{uuid.uuid4().hex[:6]}.log",
+        env={**os.environ, "KUBECONFIG": str(kubeconfig or plane.kubeconfig)},
+    )
+    managed.start()
+    found = Operator(managed, f"http://127.0.0.1:{metrics_port}/metrics", f"http://127.0.0.1:{liveness_port}/healthz")
+    try:
+        managed.wait_healthy(lambda: _ok(found.health_url), 60, "liveness")
+        yield found
+    finally:
+        managed.stop()
+
+
+def _ok(url: str) -> bool:
+    with contextlib.suppress(httpx.HTTPError):
+        return httpx.get(url, timeout=2).status_code == 200
+    return False
+
+
+def namespace(plane: controlplane.ControlPlane) -> str:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    plane.kubectl("create", "namespace", name)
+    return name
+
+
+def get(plane: controlplane.ControlPlane, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+    result = plane.kubectl("get", "-n", namespace, kind, name, "-o", "json", check=False)
+    if result.returncode != 0:
+        return None
+    found: dict[str, Any] = json.loads(result.stdout)
+    return found
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float, describe: Callable[[], str] = lambda: "") -> Any:
+    """Poll `probe` until it returns something truthy; fail with `describe()` after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{describe()}")
+
+
+def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
+    for found in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if found.get("type") == type_:
+            result: dict[str, Any] = found
+            return result
+    return None
+
+
+def wait_condition(
+    plane: controlplane.ControlPlane,
+    namespace: str,
+    kind: str,
+    name: str,
+    type_: str,
+    status: str,
+    timeout: float,
+    describe: Callable[[], str] = lambda: "",
+) -> dict[str, Any]:
+    """The object's condition `type_` once it has `status`."""
+
+    def probe() -> dict[str, Any] | None:
+        found = condition(get(plane, namespace, kind, name), type_)
+        return found if found and found["status"] == status else None
+
+    result: dict[str, Any] = wait_for(f"{kind}/{name} {type_}={status}", probe, timeout, describe)
+    return result
+
+
+def apply(plane: controlplane.ControlPlane, namespace: str, manifest: dict[str, Any]) -> None:
+    plane.kubectl("apply", "-n", namespace, "-f", "-", input_text=json.dumps(manifest))

@@ -1,0 +1,505 @@
+"""The operator against the real API server, with the Kubernetes runtime.
+
+The control plane has no kubelet or controllers, so nothing ever runs: the
+tests check the objects the operator writes, and mark workloads ready by
+patching their status, as envtest users do.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from phoenix_operator.reconcile import pipeline as reconcile_pipeline
+from tests.harness import controlplane
+from tests.harness import operator as harness
+
+pytestmark = pytest.mark.integration
+EXAMPLES = controlplane.REPO / "examples"
+IMAGE = "registry.example/phoenix-operator:test"
+
+
+@pytest.fixture
+def namespace(control_plane: controlplane.ControlPlane) -> str:
+    return harness.namespace(control_plane)
+
+
+@pytest.fixture
+def operator(control_plane: controlplane.ControlPlane, namespace: str, tmp_path: Path) -> Iterator[harness.Operator]:
+    with harness.running(
+        control_plane,
+        namespace,
+        tmp_path,
+        "--image",
+        IMAGE,
+        "--prometheus-url",
+        "http://127.0.0.1:9",  # nothing listens on the discard port
+        "--measure-step",
+        "1s",
+        "--prometheus-timeout",
+        "6s",
+    ) as running:
+        yield running
+
+
+def _example(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((EXAMPLES / name).read_text())
+    return loaded
+
+
+def _mark_ready(plane: controlplane.ControlPlane, namespace: str, kind: str, name: str) -> None:
+    found = harness.get(plane, namespace, kind, name)
+    assert found is not None, f"{kind}/{name} was never created"
+    replicas = found["spec"].get("replicas", 1)
+    status = (
+        {"replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas, "availableReplicas": replicas}
+        if kind == "deployment"
+        else {"desiredNumberScheduled": 1, "numberReady": 1, "currentNumberScheduled": 1, "numberMisscheduled": 0}
+    )
+    plane.kubectl(
+        "patch",
+        "-n",
+        namespace,
+        kind,
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+    )
+
+
+def _mark_collectors_ready(
+    plane: controlplane.ControlPlane, namespace: str, experiment: str, operator: harness.Operator
+) -> None:
+    for variant in ("baseline", "candidate"):
+        name = f"{experiment}-{variant}-collector"
+        harness.wait_for(name, lambda n=name: harness.get(plane, namespace, "deployment", n), 30, operator.log)
+        _mark_ready(plane, namespace, "deployment", name)
+
+
+def _start_job(plane: controlplane.ControlPlane, namespace: str, name: str, operator: harness.Operator) -> None:
+    """What the Job controller would write once the load's pod runs."""
+    harness.wait_for(f"the Job {name}", lambda: harness.get(plane, namespace, "job", name), 30, operator.log)
+    started = {"status": {"startTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "active": 1}}
+    plane.kubectl(
+        "patch", "-n", namespace, "job", name, "--subresource=status", "--type=merge", "-p", json.dumps(started)
+    )
+
+
+def _container(workload: dict[str, Any]) -> dict[str, Any]:
+    container: dict[str, Any] = workload["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def test_a_pipeline_becomes_configmap_workload_and_service_owned_by_it(
+    control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
+) -> None:
+    manifest = _example("pipeline.yaml")
+    harness.apply(control_plane, namespace, manifest)
+    child = reconcile_pipeline.child_name(manifest["metadata"]["name"])
+    owner = harness.get(control_plane, namespace, "ppp", manifest["metadata"]["name"])
+    assert owner is not None
+    workload = harness.wait_for(
+        "the DaemonSet", lambda: harness.get(control_plane, namespace, "daemonset", child), 30, operator.log
+    )
+    config = harness.get(control_plane, namespace, "configmap", child)
+    service = harness.get(control_plane, namespace, "service", child)
+    assert config is not None and service is not None
+    for obj in (workload, config, service):
+        (reference,) = obj["metadata"]["ownerReferences"]
+        assert (reference["kind"], reference["uid"], reference["controller"]) == (
+            "PhoenixProcessPipeline",
+            owner["metadata"]["uid"],
+            True,
+        )
+    rendered = yaml.safe_load(config["data"]["config.yaml"])
+    assert "otlp_http/vendor" in rendered["exporters"]
+    # the ConfigMap holds a reference to the Secret, never its value
+    assert rendered["exporters"]["otlp_http/vendor"]["headers"] == {"api-key": "${env:PHOENIX_HEADER_VENDOR_API_KEY}"}
+    container = _container(workload)
+    assert {
+        "name": "PHOENIX_HEADER_VENDOR_API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "vendor-credentials", "key": "api-key"}},
+    } in container["env"]
+    security = container["securityContext"]
+    assert security["runAsNonRoot"] and security["readOnlyRootFilesystem"]
+    assert security["allowPrivilegeEscalation"] is False and security["capabilities"]["drop"] == ["ALL"]
+    assert security["seccompProfile"]["type"] == "RuntimeDefault"
+    assert container["image"] == manifest["spec"].get("collector", {}).get(
+        "image", "otel/opentelemetry-collector-contrib:0.155.0"
+    )
+    assert {p["port"] for p in service["spec"]["ports"]} == {4317, 4318, 8888, 8889}
+    status = harness.wait_for(
+        "ConfigValid",
+        lambda: harness.condition(
+            harness.get(control_plane, namespace, "ppp", manifest["metadata"]["name"]), "ConfigValid"
+        ),
+        30,
+        operator.log,
+    )
+    assert status["status"] == "True"
+    pipeline = harness.get(control_plane, namespace, "ppp", manifest["metadata"]["name"])
+    assert harness.condition(pipeline, "Ready")["status"] == "False"  # type: ignore[index]
+    assert (
+        pipeline["status"]["configHash"]
+        == workload["spec"]["template"]["metadata"]["annotations"]["phoenix.io/config-hash"]
+    )  # type: ignore[index]
+    assert "kopf" not in pipeline["status"]  # type: ignore[index]
+    assert any(k.startswith("phoenix.io/") for k in pipeline["metadata"]["annotations"])  # type: ignore[index]
+
+    _mark_ready(control_plane, namespace, "daemonset", child)
+    harness.wait_condition(
+        control_plane, namespace, "ppp", manifest["metadata"]["name"], "Ready", "True", 30, operator.log
+    )
+
+
+def test_a_spec_change_rolls_the_config_hash(
+    control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
+) -> None:
+    manifest = {
+        "apiVersion": "phoenix.io/v1alpha1",
+        "kind": "PhoenixProcessPipeline",
+        "metadata": {"name": "rolling"},
+        "spec": {"template": "baseline", "parameters": {"batchTimeout": "1s"}},
+    }
+    harness.apply(control_plane, namespace, manifest)
+    child = reconcile_pipeline.child_name("rolling")
+
+    def pod_hash() -> str | None:
+        found = harness.get(control_plane, namespace, "deployment", child)
+        return (
+            (found or {})
+            .get("spec", {})
+            .get("template", {})
+            .get("metadata", {})
+            .get("annotations", {})
+            .get("phoenix.io/config-hash")
+        )
+
+    first = harness.wait_for("the Deployment", pod_hash, 30, operator.log)
+    edited = copy.deepcopy(manifest)
+    edited["spec"]["parameters"]["batchTimeout"] = "2s"
+    harness.apply(control_plane, namespace, edited)
+    second = harness.wait_for("a new config hash", lambda: (h := pod_hash()) != first and h, 30, operator.log)
+    config = harness.get(control_plane, namespace, "configmap", child)
+    assert yaml.safe_load(config["data"]["config.yaml"])["processors"]["batch"]["timeout"] == "2s"  # type: ignore[index]
+    pipeline = harness.wait_for(
+        "the status to follow",
+        lambda: (
+            (p := harness.get(control_plane, namespace, "ppp", "rolling"))
+            and p["status"].get("configHash") == second
+            and p
+        ),
+        30,
+        operator.log,
+    )
+    assert pipeline["status"]["observedGeneration"] == pipeline["metadata"]["generation"]
+
+
+def _experiment(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "phoenix.io/v1alpha1",
+        "kind": "PhoenixExperiment",
+        "metadata": {"name": name},
+        "spec": {
+            "baseline": {"template": "baseline"},
+            "candidate": {"template": "candidate", "parameters": {"aggregateAwayAttributes": ["process.pid"]}},
+            "load": {"loadSim": {"profile": "realistic", "hosts": 2, "processesPerHost": 5, "intervalSeconds": 1}},
+            "duration": "5m",
+            "warmup": "1s",
+            "analysisInterval": "1s",
+            **spec,
+        },
+    }
+
+
+def _phase(plane: controlplane.ControlPlane, namespace: str, name: str) -> str | None:
+    found = harness.get(plane, namespace, "pexp", name)
+    phase: str | None = ((found or {}).get("status") or {}).get("phase")
+    return phase
+
+
+def _events(plane: controlplane.ControlPlane, namespace: str, name: str) -> list[dict[str, Any]]:
+    listed = json.loads(
+        plane.kubectl(
+            "get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}", "-o", "json"
+        ).stdout
+    )
+    items: list[dict[str, Any]] = listed["items"]
+    return items
+
+
+def test_an_experiment_creates_its_children_runs_and_fails_when_prometheus_stays_down(
+    control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
+) -> None:
+    harness.apply(control_plane, namespace, _experiment("down"))
+    harness.wait_for(
+        "Initializing", lambda: _phase(control_plane, namespace, "down") == "Initializing", 30, operator.log
+    )
+    experiment = harness.get(control_plane, namespace, "pexp", "down")
+    assert experiment is not None
+    for kind, name in (("ppp", "down-baseline"), ("ppp", "down-candidate"), ("lsim", "down-load")):
+        child = harness.wait_for(
+            f"{kind}/{name}", lambda k=kind, n=name: harness.get(control_plane, namespace, k, n), 30, operator.log
+        )
+        assert child["metadata"]["ownerReferences"][0]["uid"] == experiment["metadata"]["uid"]
+    assert harness.get(control_plane, namespace, "job", "down-load-load") is None, (
+        "no load before the pipelines are ready"
+    )
+    _mark_collectors_ready(control_plane, namespace, "down", operator)
+    _start_job(control_plane, namespace, "down-load-load", operator)
+    harness.wait_for(
+        "Running", lambda: _phase(control_plane, namespace, "down") in ("Running", "Failed"), 60, operator.log
+    )
+    job = harness.wait_for(
+        "the LoadSim Job", lambda: harness.get(control_plane, namespace, "job", "down-load-load"), 30, operator.log
+    )
+    container = _container(job)
+    assert container["image"] == IMAGE
+    assert container["command"][:3] == ["phoenix", "loadsim", "run"]
+    targets = [container["command"][i + 1] for i, arg in enumerate(container["command"]) if arg == "--target"]
+    assert targets == [f"http://down-{v}-collector.{namespace}.svc:4318" for v in ("baseline", "candidate")]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    unavailable = harness.wait_condition(
+        control_plane, namespace, "pexp", "down", "MeasurementAvailable", "False", 30, operator.log
+    )
+    assert unavailable["reason"] == "PrometheusUnreachable"
+    assert "127.0.0.1:9" in unavailable["message"]
+    assert "verdict" not in harness.get(control_plane, namespace, "pexp", "down")["status"]  # type: ignore[index]
+    harness.wait_for("Failed", lambda: _phase(control_plane, namespace, "down") == "Failed", 30, operator.log)
+    failed = harness.get(control_plane, namespace, "pexp", "down")
+    succeeded = harness.condition(failed, "Succeeded")
+    assert succeeded is not None and (succeeded["status"], succeeded["reason"]) == ("False", "PrometheusUnreachable")
+    reasons = {e["reason"] for e in _events(control_plane, namespace, "down")}
+    assert {"Initializing", "Running", "PrometheusUnreachable"} <= reasons
+    harness.wait_for(
+        "the load to be torn down", lambda: harness.get(control_plane, namespace, "lsim", "down-load") is None, 30
+    )
+
+
+def test_invalid_experiments_are_reported_and_the_rest_keep_being_served(
+    control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
+) -> None:
+    invalid = {
+        "warmup-too-long": {"warmup": "10m", "duration": "5m"},
+        "auto-without-target": {"promotion": {"policy": "auto"}},
+        "duplicate-queries": {
+            "analysis": {"criticalQueries": [{"name": "q", "query": "up"}, {"name": "q", "query": "up"}]}
+        },
+    }
+    for name, spec in invalid.items():
+        harness.apply(control_plane, namespace, _experiment(name, **spec))
+    harness.apply(control_plane, namespace, _experiment("healthy"))
+    harness.wait_for(
+        "the healthy one to start",
+        lambda: _phase(control_plane, namespace, "healthy") == "Initializing",
+        30,
+        operator.log,
+    )
+    for name in invalid:
+        condition = harness.wait_for(
+            f"{name} to be reported",
+            lambda n=name: harness.condition(harness.get(control_plane, namespace, "pexp", n), "SpecAccepted"),
+            30,
+            operator.log,
+        )
+        assert (condition["status"], condition["reason"]) == ("False", "InvalidSpec")
+        assert harness.get(control_plane, namespace, "ppp", f"{name}-baseline") is None
+        assert any(
+            e["type"] == "Warning" and e["reason"] == "InvalidSpec" for e in _events(control_plane, namespace, name)
+        )
+    messages = {
+        n: harness.condition(harness.get(control_plane, namespace, "pexp", n), "SpecAccepted")["message"]
+        for n in invalid
+    }  # type: ignore[index]
+    assert "warmup (10m) must be shorter than duration (5m)" in messages["warmup-too-long"]
+    assert "targetPipelineRef" in messages["auto-without-target"]
+    assert "repeated: q" in messages["duplicate-queries"]
+
+
+def test_edits_to_a_started_experiment_are_refused_with_a_condition(
+    control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
+) -> None:
+    manifest = _experiment("frozen")
+    harness.apply(control_plane, namespace, manifest)
+    harness.wait_for(
+        "Initializing", lambda: _phase(control_plane, namespace, "frozen") == "Initializing", 30, operator.log
+    )
+    edited = copy.deepcopy(manifest)
+    edited["spec"]["duration"] = "9m"
+    harness.apply(control_plane, namespace, edited)
+    refused = harness.wait_condition(
+        control_plane, namespace, "pexp", "frozen", "SpecAccepted", "False", 30, operator.log
+    )
+    assert refused["reason"] == "ImmutableWhileRunning"
+    assert "spec.duration" in refused["message"]
+    aborted = copy.deepcopy(manifest)
+    aborted["spec"]["abort"] = True
+    harness.apply(control_plane, namespace, aborted)
+    harness.wait_for("Aborted", lambda: _phase(control_plane, namespace, "frozen") == "Aborted", 30, operator.log)
+    harness.wait_for(
+        "the children to be removed",
+        lambda: harness.get(control_plane, namespace, "ppp", "frozen-candidate") is None,
+        30,
+    )
+
+
+def test_the_operator_serves_its_metrics(
+    control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
+) -> None:
+    harness.apply(control_plane, namespace, _experiment("counted"))
+    harness.wait_for(
+        "Initializing", lambda: _phase(control_plane, namespace, "counted") == "Initializing", 30, operator.log
+    )
+    text = harness.wait_for(
+        "metrics",
+        lambda: (t := operator.metrics()) and 'phoenix_experiments{phase="Initializing"} 1.0' in t and t,
+        30,
+        operator.log,
+    )
+    assert 'phoenix_reconciles_total{kind="PhoenixExperiment",outcome="success"}' in text
+    assert "phoenix_reconcile_duration_seconds_bucket" in text
+
+
+def _children(plane: controlplane.ControlPlane, namespace: str, name: str) -> dict[str, list[str]]:
+    """uids of everything carrying the experiment's label, or named after its load."""
+    found: dict[str, list[str]] = {}
+    for kind in ("ppp", "lsim"):
+        listed = json.loads(
+            plane.kubectl("get", kind, "-n", namespace, "-l", f"phoenix.io/experiment={name}", "-o", "json").stdout
+        )
+        found[kind] = sorted(item["metadata"]["uid"] for item in listed["items"])
+    jobs = json.loads(plane.kubectl("get", "jobs", "-n", namespace, "-o", "json").stdout)["items"]
+    found["job"] = sorted(j["metadata"]["uid"] for j in jobs)
+    return found
+
+
+def test_a_killed_operator_resumes_every_phase_without_duplicates(
+    control_plane: controlplane.ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    flags = ("--image", IMAGE, "--prometheus-url", "http://127.0.0.1:9", "--measure-step", "1s")
+    harness.apply(control_plane, namespace, _experiment("restart"))
+    with harness.running(control_plane, namespace, tmp_path, *flags) as first:
+        harness.wait_for(
+            "Initializing", lambda: _phase(control_plane, namespace, "restart") == "Initializing", 30, first.log
+        )
+        first.kill()
+    with harness.running(control_plane, namespace, tmp_path, *flags) as second:
+        _mark_collectors_ready(control_plane, namespace, "restart", second)
+        _start_job(control_plane, namespace, "restart-load-load", second)
+        harness.wait_for("Running", lambda: _phase(control_plane, namespace, "restart") == "Running", 60, second.log)
+        running = harness.get(control_plane, namespace, "pexp", "restart")
+        children = _children(control_plane, namespace, "restart")
+        second.kill()
+    with harness.running(control_plane, namespace, tmp_path, *flags) as third:
+        harness.wait_for(
+            "a measurement attempt after the restart",
+            lambda: harness.condition(harness.get(control_plane, namespace, "pexp", "restart"), "MeasurementAvailable"),
+            30,
+            third.log,
+        )
+        resumed = harness.get(control_plane, namespace, "pexp", "restart")
+        assert resumed is not None and running is not None
+        assert resumed["status"]["phase"] == "Running"
+        assert resumed["status"]["startedAt"] == running["status"]["startedAt"]
+        assert _children(control_plane, namespace, "restart") == children
+        assert [len(children[k]) for k in ("ppp", "lsim", "job")] == [2, 1, 1]
+        assert "Traceback" not in third.log()
+
+
+def test_concurrent_edits_during_reconciles_are_retried_not_fatal(
+    control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
+) -> None:
+    manifest = {
+        "apiVersion": "phoenix.io/v1alpha1",
+        "kind": "PhoenixProcessPipeline",
+        "metadata": {"name": "contended"},
+        "spec": {"template": "baseline"},
+    }
+    harness.apply(control_plane, namespace, manifest)
+    child = reconcile_pipeline.child_name("contended")
+    harness.wait_for(
+        "the Deployment", lambda: harness.get(control_plane, namespace, "deployment", child), 30, operator.log
+    )
+    for i in range(15):
+        # another writer keeps changing the pipeline, its Deployment and the Deployment's status
+        control_plane.kubectl("label", "-n", namespace, "ppp", "contended", f"edit={i}", "--overwrite")
+        control_plane.kubectl(
+            "annotate", "-n", namespace, "deployment", child, f"other-controller/touch={i}", "--overwrite"
+        )
+        edited = copy.deepcopy(manifest)
+        edited["spec"]["parameters"] = {"batchTimeout": f"{i % 3 + 1}s"}
+        harness.apply(control_plane, namespace, edited)
+    _mark_ready(control_plane, namespace, "deployment", child)
+    pipeline = harness.wait_for(
+        "Ready with the last config",
+        lambda: (
+            (p := harness.get(control_plane, namespace, "ppp", "contended"))
+            and (harness.condition(p, "Ready") or {}).get("status") == "True"
+            and p["status"].get("observedGeneration") == p["metadata"]["generation"]
+            and p
+        ),
+        60,
+        operator.log,
+    )
+    deployment = harness.get(control_plane, namespace, "deployment", child)
+    assert deployment is not None
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["phoenix.io/config-hash"] == pipeline["status"]["configHash"]
+    assert deployment["metadata"]["annotations"]["other-controller/touch"] == "14"  # the other writer's field survives
+    assert operator.process.running()
+
+
+def test_invalid_pipelines_and_loads_deploy_nothing_and_say_why(
+    control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
+) -> None:
+    pipelines = {
+        "k-range": {"template": "adaptive", "parameters": {"seriesBudget": 100, "minK": 9, "maxK": 3}},
+        "two-vendors": {
+            "template": "baseline",
+            "exporters": [
+                {"name": "v", "type": "otlphttp", "endpoint": "http://a.example"},
+                {"name": "v", "type": "otlp", "endpoint": "http://b.example"},
+            ],
+        },
+    }
+    for name, spec in pipelines.items():
+        harness.apply(
+            control_plane,
+            namespace,
+            {
+                "apiVersion": "phoenix.io/v1alpha1",
+                "kind": "PhoenixProcessPipeline",
+                "metadata": {"name": name},
+                "spec": spec,
+            },
+        )
+    for name, expected in (("k-range", "minK (9) must not exceed maxK (3)"), ("two-vendors", "repeated: v")):
+        condition = harness.wait_condition(
+            control_plane, namespace, "ppp", name, "ConfigValid", "False", 30, operator.log
+        )
+        assert condition["reason"] == "InvalidSpec" and expected in condition["message"]
+        assert harness.get(control_plane, namespace, "deployment", reconcile_pipeline.child_name(name)) is None
+    harness.apply(
+        control_plane,
+        namespace,
+        {
+            "apiVersion": "phoenix.io/v1alpha1",
+            "kind": "LoadSim",
+            "metadata": {"name": "zero-length"},
+            "spec": {"duration": "0s", "targets": [{"endpoint": "http://collector:4318"}]},
+        },
+    )
+    condition = harness.wait_condition(
+        control_plane, namespace, "lsim", "zero-length", "Ready", "False", 30, operator.log
+    )
+    assert "duration must be positive" in condition["message"]
+    assert harness.get(control_plane, namespace, "job", "zero-length-load") is None

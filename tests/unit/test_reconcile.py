@@ -1,0 +1,244 @@
+"""The pure reconcile functions: children, the experiment's state machine, statuses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+
+from phoenix_analysis import engine
+from phoenix_operator.models import experiment, kinds, loadsim
+from phoenix_operator.reconcile import conditions
+from phoenix_operator.reconcile import experiment as reconcile_experiment
+from phoenix_operator.reconcile import loadsim as reconcile_loadsim
+from phoenix_operator.reconcile import pipeline as reconcile_pipeline
+from tests import simulate
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _experiment(status: experiment.ExperimentStatus | None = None, **spec: Any) -> kinds.PhoenixExperiment:
+    return kinds.PhoenixExperiment.model_validate(
+        {
+            "apiVersion": "phoenix.io/v1alpha1",
+            "kind": "PhoenixExperiment",
+            "metadata": {"name": "exp", "namespace": "ns", "uid": "uid-1", "generation": 1},
+            "spec": {
+                "baseline": {"template": "baseline"},
+                "candidate": {"template": "candidate"},
+                "duration": "10m",
+                "warmup": "1m",
+                **spec,
+            },
+            "status": status.to_wire() if status else None,
+        }
+    )
+
+
+def _step(
+    obj: kinds.PhoenixExperiment, observed: reconcile_experiment.Observed, now: datetime
+) -> reconcile_experiment.Step:
+    return reconcile_experiment.advance(obj, observed, now, reconcile_experiment.Limits())
+
+
+def _analysis(reduction: float = 0.8, cpu_increase: float = 0.0, n: int = 200) -> dict[str, Any]:
+    data = simulate.experiment(np.random.default_rng(7), n, reduction, cpu_increase=cpu_increase)
+    return engine.analyze({**data, "alpha": 0.05, "mode": "sequential"})
+
+
+def _running(at: datetime = T0) -> experiment.ExperimentStatus:
+    return experiment.ExperimentStatus(phase="Running", started_at=at)
+
+
+def test_children_are_both_pipelines_and_the_load_owned_by_the_experiment() -> None:
+    children = reconcile_experiment.children(_experiment())
+    assert [(c["kind"], c["metadata"]["name"]) for c in children] == [
+        ("PhoenixProcessPipeline", "exp-baseline"),
+        ("PhoenixProcessPipeline", "exp-candidate"),
+        ("LoadSim", "exp-load"),
+    ]
+    for child in children:
+        (owner,) = child["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["uid"], owner["controller"]) == ("PhoenixExperiment", "uid-1", True)
+    load = children[2]["spec"]
+    assert load["duration"] == "10m"
+    assert load["targets"] == [{"pipelineRef": "exp-baseline"}, {"pipelineRef": "exp-candidate"}]
+    for child in children[:2]:
+        kinds.PhoenixProcessPipeline.model_validate(child)  # what the operator creates, its own models accept
+
+
+def test_an_adopted_baseline_is_not_created() -> None:
+    children = reconcile_experiment.children(_experiment(baseline={"pipelineRef": "production"}))
+    assert [c["metadata"]["name"] for c in children] == ["exp-candidate", "exp-load"]
+    assert children[1]["spec"]["targets"][0] == {"pipelineRef": "production"}
+
+
+def test_the_happy_path_goes_through_every_phase() -> None:
+    step = _step(_experiment(), reconcile_experiment.Observed(), T0)
+    assert step.status.phase == "Initializing"
+    step = _step(_experiment(step.status), reconcile_experiment.Observed({"baseline": True, "candidate": False}), T0)
+    assert step.status.phase == "Initializing"
+    ready = {"baseline": True, "candidate": True}
+    step = _step(_experiment(step.status), reconcile_experiment.Observed(ready), T0)
+    assert step.status.phase == "Initializing", "the load has not started yet"
+    load_start = T0 + timedelta(seconds=5)
+    step = _step(_experiment(step.status), reconcile_experiment.Observed(ready, load_start), T0 + timedelta(seconds=6))
+    assert (step.status.phase, step.status.started_at) == ("Running", load_start)
+    decided = _analysis()
+    assert decided["decided_at_index"] is not None
+    step = _step(_experiment(step.status), reconcile_experiment.Observed(analysis=decided), T0 + timedelta(minutes=3))
+    assert step.status.phase == "Analyzing" and step.status.verdict is None
+    step = _step(_experiment(step.status), reconcile_experiment.Observed(analysis=decided), T0 + timedelta(minutes=3))
+    assert step.status.phase == "Completed"
+    assert step.status.verdict is not None and step.status.verdict.decision == "Promote"
+    assert step.teardown == {"pipelines", "load"} and not step.promote
+    succeeded = conditions.find(step.status.conditions, "Succeeded")
+    assert succeeded is not None and (succeeded.status, succeeded.reason) == ("True", "Promote")
+    (event,) = step.events
+    assert event.reason == "Promote" and "series reduction" in event.message and "savings $" in event.message
+
+
+def test_an_undecided_run_keeps_running_until_its_duration() -> None:
+    undecided = _analysis(reduction=0.5, n=30)
+    assert undecided["decided_at_index"] is None
+    early = _step(_experiment(_running()), reconcile_experiment.Observed(analysis=undecided), T0 + timedelta(minutes=5))
+    assert early.status.phase == "Running" and early.status.results is not None
+    late = _step(_experiment(_running()), reconcile_experiment.Observed(analysis=undecided), T0 + timedelta(minutes=10))
+    assert late.status.phase == "Analyzing"
+
+
+def test_auto_promotion_patches_only_on_promote() -> None:
+    auto = {"promotion": {"policy": "auto", "targetPipelineRef": "production"}}
+    analyzing = experiment.ExperimentStatus(phase="Analyzing", started_at=T0)
+    promoted = _step(_experiment(analyzing, **auto), reconcile_experiment.Observed(analysis=_analysis()), T0)
+    assert promoted.promote
+    rejected = _step(_experiment(analyzing, **auto), reconcile_experiment.Observed(analysis=_analysis(0.3)), T0)
+    assert rejected.status.phase == "Completed" and not rejected.promote
+
+
+def test_a_guardrail_breach_fails_and_tears_the_candidate_down() -> None:
+    costly = _analysis(cpu_increase=0.5)
+    assert any(g["status"] == "breach" for g in costly["guardrails"])
+    step = _step(_experiment(_running()), reconcile_experiment.Observed(analysis=costly), T0 + timedelta(minutes=2))
+    assert step.status.phase == "Failed"
+    assert step.teardown == {"candidate", "load"}
+    succeeded = conditions.find(step.status.conditions, "Succeeded")
+    assert succeeded is not None and succeeded.reason == "GuardrailBreached"
+    assert step.status.verdict is not None and step.status.verdict.decision == "Reject"
+
+
+def test_prometheus_down_gives_a_condition_then_fails_after_the_limit() -> None:
+    down = reconcile_experiment.Observed(
+        measurement_problem="Prometheus at http://p is unreachable", prometheus_unreachable=True
+    )
+    first = _step(_experiment(_running()), down, T0 + timedelta(minutes=2))
+    assert first.status.phase == "Running" and first.status.verdict is None
+    condition = conditions.find(first.status.conditions, "MeasurementAvailable")
+    assert condition is not None and (condition.status, condition.reason) == ("False", "PrometheusUnreachable")
+    still = _step(_experiment(first.status), down, T0 + timedelta(minutes=6))
+    assert still.status.phase == "Running"
+    failed = _step(_experiment(first.status), down, T0 + timedelta(minutes=7, seconds=1))
+    assert failed.status.phase == "Failed" and failed.teardown == {"pipelines", "load"}
+    back = _step(
+        _experiment(first.status),
+        reconcile_experiment.Observed(analysis=_analysis(0.5, n=30)),
+        T0 + timedelta(minutes=6),
+    )
+    recovered = conditions.find(back.status.conditions, "MeasurementAvailable")
+    assert back.status.phase == "Running" and recovered is not None and recovered.status == "True"
+
+
+def test_pipelines_that_never_get_ready_fail_the_experiment() -> None:
+    initializing = _step(_experiment(), reconcile_experiment.Observed(), T0).status
+    waiting = reconcile_experiment.Observed({"baseline": True, "candidate": False})
+    assert _step(_experiment(initializing), waiting, T0 + timedelta(minutes=9)).status.phase == "Initializing"
+    failed = _step(_experiment(initializing), waiting, T0 + timedelta(minutes=11))
+    assert failed.status.phase == "Failed"
+    assert "candidate pipeline never became ready" in failed.events[0].message
+    no_load = _step(
+        _experiment(initializing),
+        reconcile_experiment.Observed({"baseline": True, "candidate": True}),
+        T0 + timedelta(minutes=11),
+    )
+    assert no_load.status.phase == "Failed" and no_load.events[0].reason == "LoadNotStarted"
+
+
+@pytest.mark.parametrize("phase", ["Pending", "Initializing", "Running", "Analyzing"])
+def test_abort_ends_any_running_phase(phase: experiment.Phase) -> None:
+    step = _step(_experiment(experiment.ExperimentStatus(phase=phase), abort=True), reconcile_experiment.Observed(), T0)
+    assert step.status.phase == "Aborted" and step.teardown == {"pipelines", "load"}
+
+
+def test_terminal_phases_never_change() -> None:
+    done = experiment.ExperimentStatus(phase="Completed")
+    step = _step(_experiment(done, abort=True), reconcile_experiment.Observed(analysis=_analysis()), T0)
+    assert step.status.phase == "Completed" and not step.events and not step.teardown
+
+
+def test_conditions_keep_their_transition_time_while_unchanged() -> None:
+    first = conditions.set_condition([], "Ready", "False", "Waiting", "0/1", 1, T0)
+    same = conditions.set_condition(first, "Ready", "False", "Waiting", "0/1 still", 2, T0 + timedelta(minutes=1))
+    flipped = conditions.set_condition(same, "Ready", "True", "Ready", "1/1", 2, T0 + timedelta(minutes=2))
+    assert same[0].last_transition_time == T0 and same[0].message == "0/1 still"
+    assert flipped[0].last_transition_time == T0 + timedelta(minutes=2)
+
+
+def test_a_loadsim_job_sends_to_ready_pipelines_only() -> None:
+    obj = kinds.LoadSim.model_validate(
+        {
+            "apiVersion": "phoenix.io/v1alpha1",
+            "kind": "LoadSim",
+            "metadata": {"name": "load", "namespace": "ns", "uid": "u"},
+            "spec": {"targets": [{"pipelineRef": "a"}, {"endpoint": "http://vendor:4318"}], "duration": "2m"},
+        }
+    )
+    with pytest.raises(reconcile_loadsim.TargetsNotReady, match="pipeline a is not ready"):
+        reconcile_loadsim.resolve_targets(obj, {"a": None})
+    targets = reconcile_loadsim.resolve_targets(obj, {"a": "http://a:4318"})
+    job = reconcile_loadsim.job(obj, targets, "img")
+    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[:3] == ["phoenix", "loadsim", "run"]
+    assert [command[i + 1] for i, arg in enumerate(command) if arg == "--target"] == [
+        "http://a:4318",
+        "http://vendor:4318",
+    ]
+    assert job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["activeDeadlineSeconds"] == 120 + reconcile_loadsim.JOB_GRACE_SECONDS
+    done = reconcile_loadsim.status(
+        obj, loadsim.LoadSimStatus(), reconcile_loadsim.Observed(False, True, False), "", T0
+    )
+    succeeded = conditions.find(done.conditions, "Succeeded")
+    assert succeeded is not None and succeeded.status == "True"
+
+
+def test_a_config_change_changes_only_the_pod_template_hash() -> None:
+    def pipeline(timeout: str) -> kinds.PhoenixProcessPipeline:
+        return kinds.PhoenixProcessPipeline.model_validate(
+            {
+                "apiVersion": "phoenix.io/v1alpha1",
+                "kind": "PhoenixProcessPipeline",
+                "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
+                "spec": {"template": "baseline", "parameters": {"batchTimeout": timeout}},
+            }
+        )
+
+    one, two = (pipeline(t) for t in ("1s", "2s"))
+    first = reconcile_pipeline.manifests(one, reconcile_pipeline.render(one))
+    second = reconcile_pipeline.manifests(two, reconcile_pipeline.render(two))
+    hashes = [m[1]["spec"]["template"]["metadata"]["annotations"]["phoenix.io/config-hash"] for m in (first, second)]
+    assert hashes[0] != hashes[1]
+    assert first[2] == second[2]  # the Service does not change
+    assert reconcile_pipeline.manifests(one, reconcile_pipeline.render(one)) == first  # rendering is deterministic
+
+
+def test_the_verdict_waits_for_the_last_samples_to_settle() -> None:
+    limits = reconcile_experiment.Limits(settle=timedelta(seconds=10))
+    analyzing = experiment.ExperimentStatus(phase="Analyzing", started_at=T0, analyzing_since=T0 + timedelta(minutes=3))
+    obj = _experiment(analyzing)
+    assert not reconcile_experiment.measurement_due(obj, analyzing, T0 + timedelta(minutes=3, seconds=5), limits)
+    assert reconcile_experiment.measurement_due(obj, analyzing, T0 + timedelta(minutes=3, seconds=10), limits)
+    running = _experiment(_running())
+    assert not reconcile_experiment.measurement_due(running, _running(), T0 + timedelta(seconds=59), limits)
+    assert reconcile_experiment.measurement_due(running, _running(), T0 + timedelta(minutes=1), limits)
