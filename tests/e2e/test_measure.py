@@ -36,6 +36,13 @@ def _openmetrics(start: int) -> str:
                     for i in range(SAMPLES):
                         value = RATE[exe] * processes * STEP * i
                         lines.append(f"process_cpu_time_seconds_total{{{labels}}} {value} {start + STEP * i}")
+    # what the collectors' own telemetry says they exported, one point per series per step
+    lines.append("# TYPE otelcol_exporter_sent_metric_points gauge")
+    for variant, series in (("baseline", 8), ("candidate", 4)):
+        telemetry = f'phoenix_experiment="exp",phoenix_scrape="telemetry",job="telemetry",phoenix_variant="{variant}"'
+        for i in range(SAMPLES):
+            sent = f'otelcol_exporter_sent_metric_points{{{telemetry},exporter="prometheus"}}'
+            lines.append(f"{sent} {series * i} {start + STEP * i}")
     lines.append("# TYPE scrape_samples_scraped gauge")
     for variant, samples in (("baseline", 16), ("candidate", 4)):
         for i in range(SAMPLES):
@@ -73,8 +80,8 @@ def test_recovers_series_counts_and_datapoints_exactly(
     # baseline: 2 hosts x (3 java + 1 bash) processes; candidate: 2 hosts x 2 executables
     assert set(data["baseline"]["active_series"]) == {8.0}
     assert set(data["candidate"]["active_series"]) == {4.0}
-    # four scrapes of 16 (baseline) or 4 (candidate) samples in every minute
-    assert set(data["baseline"]["datapoints_per_minute"]) == {64.0}
+    # every series has a point each 15 s: four in every minute
+    assert set(data["baseline"]["datapoints_per_minute"]) == {32.0}
     assert set(data["candidate"]["datapoints_per_minute"]) == {16.0}
     assert len(result.timestamps) == len(data["baseline"]["active_series"]) == (SAMPLES * STEP - 120) // STEP
 

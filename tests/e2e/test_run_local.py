@@ -85,6 +85,10 @@ def test_quickstart_promotes_with_the_reduction_it_promises(tmp_path: Path) -> N
     lingering = spec["hosts"] * spec["churnPerMinute"] * fleet.POINTS_PER_PROCESS * lookback / 60
     measured = results["baseline"]["activeSeries"]
     assert expected <= measured <= expected + lingering + 2 * 3  # + target_info per collector
+    # each live series gets a point per load interval, however often Prometheus
+    # scrapes; rate() over steps every 5 s reads a few percent low
+    per_minute = expected * 60 / spec["intervalSeconds"]
+    assert abs(results["baseline"]["datapointsPerMinute"] - per_minute) < 0.05 * per_minute
     page = report.read_text()
     assert "Promote: quickstart" in page
     assert page.count("<svg") == 5  # series, reduction sequence, three queries

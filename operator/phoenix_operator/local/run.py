@@ -201,7 +201,7 @@ def run(
         client = prom.Client(server.url)
         started = time.time()
         step = options.step_seconds
-        next_check = started + max(interval, warmup + 2 * step)
+        next_check = started + max(interval, warmup + (2 + adapter.SETTLE_STEPS) * step)
         while True:
             if stop.wait(timeout=max(0.0, next_check - time.time())):
                 outcome.interrupted = True

@@ -44,9 +44,11 @@ def variant_queries(name: str, variant: str) -> dict[str, str]:
     telemetry = _selector(name, variant, "telemetry")
     return {
         "active_series": f'count({{{exported},__name__!~"up|scrape_.+"}})',
-        # samples ingested in the last minute; 59999ms makes the window left-open
-        # as in Prometheus 3, so a scrape on its edge is not counted twice on 2.x
-        "datapoints_per_minute": f"sum(sum_over_time(scrape_samples_scraped{{{exported}}}[59999ms]))",
+        # points the pipeline hands to its prometheus exporter: its output rate,
+        # however often Prometheus scrapes the same points
+        "datapoints_per_minute": (
+            f'60 * sum(rate(otelcol_exporter_sent_metric_points{{{telemetry},exporter="prometheus"}}[1m]))'
+        ),
         "cpu_cores": f"sum(rate(otelcol_process_cpu_seconds{{{telemetry}}}[1m]))",
         "memory_bytes": f"sum(otelcol_process_memory_rss{{{telemetry}}})",
     }
