@@ -4,10 +4,13 @@ real collectors, LoadSim and Prometheus run by the local runtime."""
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -16,6 +19,7 @@ from tests.harness import operator as harness
 
 pytestmark = pytest.mark.e2e
 QUICKSTART = controlplane.REPO / "examples" / "quickstart" / "experiment.yaml"
+DASHBOARDS = controlplane.REPO / "kustomize" / "components" / "grafana" / "dashboards"
 
 
 @pytest.fixture
@@ -47,9 +51,29 @@ def _phase(plane: controlplane.ControlPlane, namespace: str) -> str | None:
     return phase
 
 
+def _empty_or_failing_panels(prometheus: str, variables: dict[str, str], start: float, end: float) -> list[str]:
+    """Each dashboard panel's queries, as Grafana would send them over the run; those without data."""
+    problems = []
+    for dashboard in sorted(DASHBOARDS.glob("*.json")):
+        for panel in json.loads(dashboard.read_text())["panels"]:
+            for target in panel["targets"]:
+                query = target["expr"]
+                for name, value in variables.items():
+                    query = query.replace(f"${name}", value)
+                answer = httpx.get(
+                    f"{prometheus}/api/v1/query_range",
+                    params={"query": query, "start": start, "end": end, "step": 5},
+                    timeout=10,
+                ).json()
+                if answer["status"] != "success" or not answer["data"]["result"]:
+                    problems.append(f"{dashboard.name} / {panel['title']}: {answer.get('error', 'no data')}: {query}")
+    return problems
+
+
 def test_the_quickstart_goes_from_pending_to_a_promoted_verdict(
     control_plane: controlplane.ControlPlane, namespace: str, local_operator: harness.Operator
 ) -> None:
+    began = time.time()
     manifest: dict[str, Any] = yaml.safe_load(QUICKSTART.read_text())
     harness.apply(control_plane, namespace, manifest)
     seen: list[str] = []
@@ -87,6 +111,16 @@ def test_the_quickstart_goes_from_pending_to_a_promoted_verdict(
     promote = [e for e in events if e["involvedObject"]["name"] == "quickstart" and e["reason"] == "Promote"]
     assert promote and "series reduction" in promote[0]["message"] and "savings $" in promote[0]["message"]
     assert 'phoenix_decisions_total{decision="Promote"} 1.0' in local_operator.metrics()
+    # every dashboard panel has data from this run, read from the runtime's Prometheus
+    served = re.search(r"the local runtime's Prometheus serves (\S+)", local_operator.log())
+    assert served is not None, local_operator.log()
+    variables = {"namespace": namespace, "experiment": "quickstart", "__rate_interval": "30s"}
+    harness.wait_for(
+        "data in every dashboard panel",
+        lambda: not _empty_or_failing_panels(served.group(1), variables, began, time.time()),
+        30,
+        lambda: "\n".join(_empty_or_failing_panels(served.group(1), variables, began, time.time())),
+    )
 
 
 def _alive(pid: int) -> bool:

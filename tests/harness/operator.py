@@ -135,3 +135,21 @@ def wait_condition(
 
 def apply(plane: controlplane.ControlPlane, namespace: str, manifest: dict[str, Any]) -> None:
     plane.kubectl("apply", "-n", namespace, "-f", "-", input_text=json.dumps(manifest))
+
+
+def mark_ready(plane: controlplane.ControlPlane, namespace: str, kind: str, name: str) -> None:
+    """What the Deployment or DaemonSet controller writes once every pod is ready.
+
+    The control plane has no controller-manager, so tests write it themselves.
+    """
+    found = get(plane, namespace, kind, name)
+    assert found is not None, f"{kind}/{name} was never created"
+    replicas = found["spec"].get("replicas", 1)
+    status = (
+        {"replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas, "availableReplicas": replicas}
+        if kind == "deployment"
+        else {"desiredNumberScheduled": 1, "numberReady": 1, "currentNumberScheduled": 1, "numberMisscheduled": 0}
+    )
+    status["observedGeneration"] = found["metadata"]["generation"]
+    patch = json.dumps({"status": status})
+    plane.kubectl("patch", "-n", namespace, kind, name, "--subresource=status", "--type=merge", "-p", patch)

@@ -4,6 +4,7 @@ operator works with exactly the permissions its role grants."""
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,39 @@ from typing import Any
 import pytest
 import yaml
 
+from phoenix_operator import binaries
 from tests.harness import controlplane
 from tests.harness import operator as harness
 
 pytestmark = pytest.mark.integration
 KUSTOMIZE = controlplane.REPO / "kustomize"
+TOKEN_ACCESS = controlplane.REPO / "docs" / "prometheus-token-access.yaml"
+OPERATOR = "system:serviceaccount:phoenix-system:phoenix-operator"
+# resource -> verbs the operator needs; kubectl auth can-i --list must show exactly these
+OPERATOR_NEEDS = {
+    "phoenixexperiments.phoenix.io": "create delete get list patch watch",
+    "phoenixprocesspipelines.phoenix.io": "create delete get list patch watch",
+    "loadsims.phoenix.io": "create delete get list patch watch",
+    "phoenixexperiments.phoenix.io/status": "get patch",
+    "phoenixprocesspipelines.phoenix.io/status": "get patch",
+    "loadsims.phoenix.io/status": "get patch",
+    "configmaps": "create get patch",
+    "services": "create get patch",
+    "deployments.apps": "create get list patch watch",
+    "daemonsets.apps": "create get list patch watch",
+    "jobs.batch": "create get patch",
+    "events": "create patch",
+    "customresourcedefinitions.apiextensions.k8s.io": "list watch",
+    "namespaces": "list watch",
+    "clusterkopfpeerings.kopf.dev": "get list patch watch",
+    "kopfpeerings.kopf.dev": "get list patch watch",
+}
+# every authenticated user may ask what it may do
+SELF_REVIEWS = {
+    "selfsubjectreviews.authentication.k8s.io",
+    "selfsubjectaccessreviews.authorization.k8s.io",
+    "selfsubjectrulesreviews.authorization.k8s.io",
+}
 
 
 def _build(plane: controlplane.ControlPlane, overlay: str) -> list[dict[str, Any]]:
@@ -73,10 +102,13 @@ def test_the_operator_works_with_only_its_role(control_plane: controlplane.Contr
             "candidate": {"template": "candidate"},
             "warmup": "1s",
             "analysisInterval": "1s",
-            "analysis": {"prometheus": {"url": "http://127.0.0.1:9", "secretRef": {"name": "prom", "key": "token"}}},
+            "analysis": {
+                "prometheus": {"url": "http://127.0.0.1:9", "secretRef": {"name": "prometheus-token", "key": "token"}}
+            },
         },
     }
-    control_plane.kubectl("create", "secret", "generic", "prom", "-n", namespace, "--from-literal=token=t0ken")
+    control_plane.kubectl("create", "secret", "generic", "prometheus-token", "-n", namespace, "--from-literal=token=t")
+    control_plane.kubectl("apply", "-n", namespace, "-f", str(TOKEN_ACCESS))
     harness.apply(control_plane, namespace, experiment)
     with harness.running(
         control_plane, namespace, tmp_path, "--image", "img", "--measure-step", "1s", kubeconfig=kubeconfig
@@ -86,18 +118,7 @@ def test_the_operator_works_with_only_its_role(control_plane: controlplane.Contr
             harness.wait_for(
                 child, lambda c=child: harness.get(control_plane, namespace, "deployment", c), 30, operator.log
             )
-            status = {"status": {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1, "availableReplicas": 1}}
-            control_plane.kubectl(
-                "patch",
-                "-n",
-                namespace,
-                "deployment",
-                child,
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                json.dumps(status),
-            )
+            harness.mark_ready(control_plane, namespace, "deployment", child)
         harness.wait_for(
             "the Job", lambda: harness.get(control_plane, namespace, "job", "scoped-load-load"), 30, operator.log
         )
@@ -121,3 +142,95 @@ def test_the_operator_works_with_only_its_role(control_plane: controlplane.Contr
         assert "unreachable" in condition["message"]
         log = operator.log()
         assert "Forbidden" not in log and " 403" not in log, log
+
+
+def test_production_passes_a_server_side_dry_run(control_plane: controlplane.ControlPlane, tmp_path: Path) -> None:
+    # a dry run creates nothing, so what the rest needs to exist is applied first, as on a second install
+    docs = _build(control_plane, "overlays/production")
+    prerequisites = [d for d in docs if d["kind"] in ("CustomResourceDefinition", "Namespace")]
+    (tmp_path / "prerequisites.yaml").write_text(yaml.safe_dump_all(prerequisites))
+    control_plane.kubectl("apply", "--server-side", "-f", str(tmp_path / "prerequisites.yaml"))
+    control_plane.kubectl("wait", "--for=condition=Established", "crd/clusterkopfpeerings.kopf.dev", "--timeout=30s")
+    applied = control_plane.kubectl(
+        "apply", "--server-side", "--dry-run=server", "-k", str(KUSTOMIZE / "overlays/production")
+    )
+    assert "deployment.apps/phoenix-operator serverside-applied (server dry run)" in applied.stdout
+
+
+def test_the_monitored_overlay_scrapes_alerts_and_ships_dashboards(
+    control_plane: controlplane.ControlPlane, tmp_path: Path
+) -> None:
+    docs = _build(control_plane, "overlays/monitored")
+    assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace" and "Cluster" not in d["kind"]} - {
+        None
+    } == {"phoenix-system"}
+    collectors = _one(docs, "ServiceMonitor", "phoenix-collectors")["spec"]
+    export, telemetry = collectors["endpoints"]
+    assert (export["port"], export["honorLabels"], export["relabelings"][0]["replacement"]) == (
+        "metrics",
+        True,
+        "export",
+    )
+    assert telemetry["relabelings"][0]["replacement"] == "telemetry"
+    # labels the operator puts on every collector Service (see test_operator)
+    assert {r.get("sourceLabels", [""])[0] for r in telemetry["relabelings"][1:]} == {
+        "__meta_kubernetes_service_label_phoenix_io_experiment",
+        "__meta_kubernetes_service_label_phoenix_io_variant",
+    }
+    dashboards = [
+        d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["labels"].get("grafana_dashboard") == "1"
+    ]
+    assert len(dashboards) == 3
+    for dashboard in dashboards:
+        (text,) = dashboard["data"].values()
+        assert json.loads(text)["panels"]
+    # promtool accepts every alert
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump({"groups": _one(docs, "PrometheusRule", "phoenix")["spec"]["groups"]}))
+    checked = subprocess.run(
+        [str(binaries.require(binaries.PROMTOOL)), "check", "rules", str(rules)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 4 rules found" in checked.stdout
+
+
+def test_the_argocd_health_checks_merge_into_argocd_cm(control_plane: controlplane.ControlPlane) -> None:
+    (config_map,) = _build(control_plane, "components/argocd")
+    assert (config_map["kind"], config_map["metadata"]["name"], config_map["metadata"]["namespace"]) == (
+        "ConfigMap",
+        "argocd-cm",
+        "argocd",
+    )
+    assert len(config_map["data"]) == 3
+
+
+def _can_i(plane: controlplane.ControlPlane, *args: str) -> bool:
+    answer = plane.kubectl("auth", "can-i", *args, "--as", OPERATOR, check=False).stdout.strip()
+    return answer == "yes"
+
+
+def test_the_operator_may_do_exactly_what_it_needs(control_plane: controlplane.ControlPlane) -> None:
+    control_plane.kubectl("create", "namespace", "phoenix-system", check=False)
+    control_plane.kubectl("apply", "--server-side", "-n", "phoenix-system", "-k", str(KUSTOMIZE / "base" / "rbac"))
+    namespace = harness.namespace(control_plane)
+    listed = control_plane.kubectl("auth", "can-i", "--list", "-n", namespace, "--as", OPERATOR).stdout
+    rules = {}
+    for line in listed.splitlines()[1:]:
+        resource = line.split()[0]  # a non-resource URL line starts with its "[/path]"
+        verbs = line.rsplit("[", 1)[-1].rstrip("]").split()
+        if not resource.startswith("[") and resource not in SELF_REVIEWS:
+            rules[resource] = " ".join(sorted(verbs))
+    assert rules == OPERATOR_NEEDS
+    # no Secret, until one is granted by name in its namespace
+    assert not _can_i(control_plane, "get", "secret/prometheus-token", "-n", namespace)
+    control_plane.kubectl("apply", "-n", namespace, "-f", str(TOKEN_ACCESS))
+    assert _can_i(control_plane, "get", "secret/prometheus-token", "-n", namespace)
+    assert not _can_i(control_plane, "get", "secret/other", "-n", namespace)
+    assert not _can_i(control_plane, "list", "secrets", "-n", namespace)
+    assert not _can_i(control_plane, "get", "secret/prometheus-token", "-n", "kube-system")
+    for unrelated in ("get pods", "delete deployments", "create clusterrolebindings", "update phoenixexperiments"):
+        verb, resource = unrelated.split()
+        assert not _can_i(control_plane, verb, resource, "-n", namespace), unrelated

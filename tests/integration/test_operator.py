@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from phoenix_operator.reconcile import pipeline as reconcile_pipeline
+from phoenix_operator.runtime import local_components, process
 from tests.harness import controlplane
 from tests.harness import operator as harness
 
@@ -54,35 +55,13 @@ def _example(name: str) -> dict[str, Any]:
     return loaded
 
 
-def _mark_ready(plane: controlplane.ControlPlane, namespace: str, kind: str, name: str) -> None:
-    found = harness.get(plane, namespace, kind, name)
-    assert found is not None, f"{kind}/{name} was never created"
-    replicas = found["spec"].get("replicas", 1)
-    status = (
-        {"replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas, "availableReplicas": replicas}
-        if kind == "deployment"
-        else {"desiredNumberScheduled": 1, "numberReady": 1, "currentNumberScheduled": 1, "numberMisscheduled": 0}
-    )
-    plane.kubectl(
-        "patch",
-        "-n",
-        namespace,
-        kind,
-        name,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": status}),
-    )
-
-
 def _mark_collectors_ready(
     plane: controlplane.ControlPlane, namespace: str, experiment: str, operator: harness.Operator
 ) -> None:
     for variant in ("baseline", "candidate"):
         name = f"{experiment}-{variant}-collector"
         harness.wait_for(name, lambda n=name: harness.get(plane, namespace, "deployment", n), 30, operator.log)
-        _mark_ready(plane, namespace, "deployment", name)
+        harness.mark_ready(plane, namespace, "deployment", name)
 
 
 def _start_job(plane: controlplane.ControlPlane, namespace: str, name: str, operator: harness.Operator) -> None:
@@ -137,6 +116,12 @@ def test_a_pipeline_becomes_configmap_workload_and_service_owned_by_it(
         "image", "otel/opentelemetry-collector-contrib:0.155.0"
     )
     assert {p["port"] for p in service["spec"]["ports"]} == {4317, 4318, 8888, 8889}
+    # what Prometheus copies onto the collector's telemetry (components/prometheus)
+    labels = service["metadata"]["labels"]
+    assert (labels["phoenix.io/experiment"], labels["phoenix.io/variant"]) == (
+        manifest["metadata"]["name"],
+        "candidate",
+    )
     status = harness.wait_for(
         "ConfigValid",
         lambda: harness.condition(
@@ -155,7 +140,7 @@ def test_a_pipeline_becomes_configmap_workload_and_service_owned_by_it(
     assert "kopf" not in pipeline["status"]  # type: ignore[index]
     assert any(k.startswith("phoenix.io/") for k in pipeline["metadata"]["annotations"])  # type: ignore[index]
 
-    _mark_ready(control_plane, namespace, "daemonset", child)
+    harness.mark_ready(control_plane, namespace, "daemonset", child)
     harness.wait_condition(
         control_plane, namespace, "ppp", manifest["metadata"]["name"], "Ready", "True", 30, operator.log
     )
@@ -185,6 +170,8 @@ def test_a_spec_change_rolls_the_config_hash(
         )
 
     first = harness.wait_for("the Deployment", pod_hash, 30, operator.log)
+    harness.mark_ready(control_plane, namespace, "deployment", child)
+    harness.wait_condition(control_plane, namespace, "ppp", "rolling", "Ready", "True", 30, operator.log)
     edited = copy.deepcopy(manifest)
     edited["spec"]["parameters"]["batchTimeout"] = "2s"
     harness.apply(control_plane, namespace, edited)
@@ -202,6 +189,11 @@ def test_a_spec_change_rolls_the_config_hash(
         operator.log,
     )
     assert pipeline["status"]["observedGeneration"] == pipeline["metadata"]["generation"]
+    # the pods still run the old config until the controller rolls them
+    ready = harness.condition(pipeline, "Ready")
+    assert ready is not None and ready["status"] == "False", ready
+    harness.mark_ready(control_plane, namespace, "deployment", child)
+    harness.wait_condition(control_plane, namespace, "ppp", "rolling", "Ready", "True", 30, operator.log)
 
 
 def _experiment(name: str, **spec: Any) -> dict[str, Any]:
@@ -283,6 +275,44 @@ def test_an_experiment_creates_its_children_runs_and_fails_when_prometheus_stays
     harness.wait_for(
         "the load to be torn down", lambda: harness.get(control_plane, namespace, "lsim", "down-load") is None, 30
     )
+
+
+def test_measuring_resumes_when_prometheus_comes_back(
+    control_plane: controlplane.ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    port = process.free_port()
+    experiment = _experiment("back", analysis={"prometheus": {"url": f"http://127.0.0.1:{port}"}})
+    harness.apply(control_plane, namespace, experiment)
+    limit = ("--prometheus-timeout", "3m")
+    with harness.running(control_plane, namespace, tmp_path, "--image", IMAGE, "--measure-step", "1s", *limit) as op:
+        _mark_collectors_ready(control_plane, namespace, "back", op)
+        _start_job(control_plane, namespace, "back-load-load", op)
+        down = harness.wait_condition(
+            control_plane, namespace, "pexp", "back", "MeasurementAvailable", "False", 60, op.log
+        )
+        assert down["reason"] == "PrometheusUnreachable"
+        server = local_components.LocalPrometheus([], tmp_path / "prometheus", port=port)
+        server.start()
+        try:
+            back = harness.wait_for(
+                "Prometheus to be reachable again",
+                lambda: (
+                    (
+                        c := harness.condition(
+                            harness.get(control_plane, namespace, "pexp", "back"), "MeasurementAvailable"
+                        )
+                    )
+                    and c["reason"] != "PrometheusUnreachable"
+                    and c
+                ),
+                60,
+                op.log,
+            )
+        finally:
+            server.stop()
+        # it answers now, and has no series of this experiment: measuring goes on, no failure
+        assert back["reason"] == "NoData", back
+        assert _phase(control_plane, namespace, "back") == "Running"
 
 
 def test_invalid_experiments_are_reported_and_the_rest_keep_being_served(
@@ -438,7 +468,7 @@ def test_concurrent_edits_during_reconciles_are_retried_not_fatal(
         edited = copy.deepcopy(manifest)
         edited["spec"]["parameters"] = {"batchTimeout": f"{i % 3 + 1}s"}
         harness.apply(control_plane, namespace, edited)
-    _mark_ready(control_plane, namespace, "deployment", child)
+    harness.mark_ready(control_plane, namespace, "deployment", child)
     pipeline = harness.wait_for(
         "Ready with the last config",
         lambda: (

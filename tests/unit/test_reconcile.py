@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from phoenix_analysis import engine
-from phoenix_operator.models import experiment, kinds, loadsim
+from phoenix_operator.models import experiment, kinds, loadsim, pipeline
 from phoenix_operator.reconcile import conditions
 from phoenix_operator.reconcile import experiment as reconcile_experiment
 from phoenix_operator.reconcile import loadsim as reconcile_loadsim
@@ -231,6 +231,33 @@ def test_a_config_change_changes_only_the_pod_template_hash() -> None:
     assert hashes[0] != hashes[1]
     assert first[2] == second[2]  # the Service does not change
     assert reconcile_pipeline.manifests(one, reconcile_pipeline.render(one)) == first  # rendering is deterministic
+
+
+def test_a_pipeline_is_valid_once_rendered_and_ready_only_with_its_own_config() -> None:
+    obj = kinds.PhoenixProcessPipeline.model_validate(
+        {
+            "apiVersion": "phoenix.io/v1alpha1",
+            "kind": "PhoenixProcessPipeline",
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u", "generation": 2},
+            "spec": {"template": "baseline"},
+        }
+    )
+    ready_on_old = reconcile_pipeline.status(
+        obj, pipeline.PipelineStatus(), "old", reconcile_pipeline.Observed(1, 1, {}, "old"), T0
+    )
+    assert conditions.find(ready_on_old.conditions, "Ready").status == "True"  # type: ignore[union-attr]
+    rendered = reconcile_pipeline.rendered_status(obj, ready_on_old, "new", T0)
+    assert conditions.find(rendered.conditions, "ConfigValid").status == "True"  # type: ignore[union-attr]
+    assert conditions.find(rendered.conditions, "Ready").reason == "Deploying"  # type: ignore[union-attr]
+    assert (rendered.config_hash, rendered.observed_generation, rendered.ready_replicas) == ("new", 2, 0)
+    # the old pods are ready, but they run the old config
+    rolling = reconcile_pipeline.status(obj, rendered, "new", reconcile_pipeline.Observed(1, 1, {}, "old"), T0)
+    assert conditions.find(rolling.conditions, "Ready").status == "False"  # type: ignore[union-attr]
+    rolled = reconcile_pipeline.status(obj, rolling, "new", reconcile_pipeline.Observed(1, 1, {}, "new"), T0)
+    assert conditions.find(rolled.conditions, "Ready").status == "True"  # type: ignore[union-attr]
+    assert rolled.ready_replicas == 1
+    # the same config again changes nothing
+    assert reconcile_pipeline.rendered_status(obj, rolled, "new", T0) == rolled
 
 
 def test_the_verdict_waits_for_the_last_samples_to_settle() -> None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from phoenix_operator.cli import analyze_cmd, crds_cmd, loadsim_cmd, manifest_cmds, operator_cmd, run_cmd
+from phoenix_operator.cli import (
+    analyze_cmd,
+    crds_cmd,
+    experiment_cmds,
+    loadsim_cmd,
+    manifest_cmds,
+    operator_cmd,
+    run_cmd,
+)
 
 app = typer.Typer(
     name="phoenix",
@@ -19,6 +27,13 @@ app.command("validate")(manifest_cmds.validate)
 app.command("render")(manifest_cmds.render)
 app.command("analyze")(analyze_cmd.analyze)
 app.command("run")(run_cmd.run)
+# on a cluster, through the user's kubeconfig
+app.command("list")(experiment_cmds.list_experiments)
+app.command("status")(experiment_cmds.status)
+app.command("watch")(experiment_cmds.watch)
+app.command("report")(experiment_cmds.report_cmd)
+app.command("promote")(experiment_cmds.promote)
+app.command("abort")(experiment_cmds.abort)
 crds_app.command("generate")(crds_cmd.generate)
 app.add_typer(crds_app, name="crds")
 loadsim_app = typer.Typer(help="Synthetic per-process metrics, the same for every target.", no_args_is_help=True)

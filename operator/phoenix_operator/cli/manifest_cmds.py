@@ -8,6 +8,7 @@ import typer
 
 from phoenix_operator.cli import files, output
 from phoenix_operator.models import kinds, manifests
+from phoenix_operator.reconcile import pipeline as reconcile_pipeline
 from phoenix_operator.render import experiment as render_experiment
 from phoenix_operator.render import pipeline as render_pipeline
 
@@ -32,9 +33,7 @@ def _render(
         rendered = render_experiment.render_variants(obj.metadata.name, obj.spec)
         return [r.text for r in rendered.values()]
     if isinstance(obj, kinds.PhoenixProcessPipeline):
-        experiment_name = obj.spec.experiment_ref or obj.metadata.name
-        variant = render_experiment.pipeline_variant_name(obj.spec)
-        return [render_pipeline.render(obj.spec, experiment=experiment_name, variant=variant).text]
+        return [reconcile_pipeline.render(obj).text]
     return []
 
 

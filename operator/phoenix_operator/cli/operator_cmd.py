@@ -50,7 +50,7 @@ def _settings(peering: str | None) -> kopf.OperatorSettings:
     if peering is not None:
         settings.peering.name = peering
         settings.peering.mandatory = True
-    settings.execution.max_workers = 16
+    settings.execution.max_workers = 4
     return settings
 
 
@@ -112,13 +112,16 @@ def run(
     kopf.configure(
         verbose=False, log_format=kopf.LogFormat.JSON if log_format == LogFormat.json else kopf.LogFormat.PLAIN
     )
-    # one line per Prometheus request would bury the operator's own messages
+    # One line per Prometheus request, or per handler and timer success (which
+    # kopf would also post as an Event), would bury the operator's own messages.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     api = runtime_kubernetes.Api(_load_kube_config())
     if runtime == RuntimeChoice.local:
-        local = operator_runtime.LocalRuntime.start(workdir)
+        local = operator_runtime.LocalRuntime.start(workdir, f"127.0.0.1:{metrics_port}" if metrics_port else None)
         chosen: context.Runtime = local
         prometheus_url = prometheus_url or local.prometheus_url
+        logging.getLogger("phoenix").info("the local runtime's Prometheus serves %s", local.prometheus_url)
     else:
         chosen = runtime_kubernetes.KubernetesRuntime(api, image)
     if metrics_port:

@@ -54,3 +54,12 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[obj
     for row in rows:
         result.add_row(*("" if cell is None else str(cell) for cell in row))
     return result
+
+
+def columns(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Aligned columns as kubectl prints them: never wrapped, whatever the terminal width."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    for line in (headers, *rows):
+        sys.stdout.write(
+            "   ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() + "\n"
+        )

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from phoenix_operator.models import experiment
+
 WIDTH, HEIGHT, PAD = 640, 220, 44
 COLOURS = {"baseline": "#6b7280", "candidate": "#2563eb", "band": "#bfdbfe", "objective": "#dc2626"}
 BANNER = {"Promote": "#15803d", "Reject": "#b91c1c", "Inconclusive": "#a16207"}
@@ -147,3 +149,28 @@ def render(
         f"<div>{html.escape(summary)}</div></div>\n<h2>Why</h2><ul>{reasons}</ul>{''.join(sections)}\n"
         f'<p style="font-size:12px;color:#6b7280">{html.escape(footer)}</p></body></html>\n'
     )
+
+
+def _wire_interval(interval: experiment.Interval | None) -> dict[str, float] | None:
+    return (
+        None
+        if interval is None
+        else {"estimate": interval.estimate, "ci_low": interval.ci_low, "ci_high": interval.ci_high}
+    )
+
+
+def render_from_status(name: str, spec: Mapping[str, Any], status: experiment.ExperimentStatus) -> str:
+    """The same report from an experiment's status: the verdict and figures, without time series."""
+    results = status.results or experiment.Results()
+    fidelity = results.fidelity or experiment.Fidelity(checked=0, passed=0)
+    analysis = {
+        "decision": status.verdict.decision if status.verdict else f"{status.phase}, no verdict yet",
+        "reasons": status.verdict.reasons if status.verdict else [],
+        "series_reduction": _wire_interval(results.series_reduction),
+        "monthly_savings_usd": _wire_interval(results.monthly_savings_usd),
+        "fidelity": {"passed": fidelity.passed, "checked": fidelity.checked},
+        "samples_used": results.samples_used,
+        "mode": (spec.get("analysis") or {}).get("mode", "sequential"),
+    }
+    objective = ((spec.get("analysis") or {}).get("objectives") or {}).get("minSeriesReduction", 0.0)
+    return render(name, analysis, None, [], float(objective))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from phoenix_operator.models import kinds, manifests
 from phoenix_operator.reconcile import experiment as reconcile_experiment
@@ -15,6 +15,9 @@ from phoenix_operator.runtime import kubernetes as runtime_kubernetes
 
 class Runtime(Protocol):
     """Where collectors and loads run: Kubernetes workloads or local processes."""
+
+    # Local processes send no events when they become ready, so their readiness is polled.
+    polls_readiness: ClassVar[bool]
 
     def apply_pipeline(
         self, obj: kinds.PhoenixProcessPipeline, rendered: render_pipeline.RenderedConfig
@@ -36,6 +39,8 @@ class Context:
     prometheus_url: str | None
     measure_step_seconds: float
     limits: reconcile_experiment.Limits
+    # configs the render handler made, by pipeline uid, for the deploy handler that follows
+    rendered: dict[str, tuple[int | None, render_pipeline.RenderedConfig]] = field(default_factory=dict)
     last_measured: dict[str, float] = field(default_factory=dict)
     phases: dict[str, str] = field(default_factory=dict)
 

@@ -23,8 +23,9 @@ from phoenix_operator.handlers import context, metrics, status
 from phoenix_operator.measure import adapter
 from phoenix_operator.measure import prometheus as prom
 from phoenix_operator.models import common, experiment, kinds, manifests, pipeline
-from phoenix_operator.reconcile import conditions
+from phoenix_operator.reconcile import conditions, promotion
 from phoenix_operator.reconcile import experiment as reconcile_experiment
+from phoenix_operator.runtime import kubernetes as runtime_kubernetes
 
 PLURAL = "phoenixexperiments"
 TICK_SECONDS = 2.0
@@ -99,7 +100,11 @@ def _client(ctx: context.Context, obj: kinds.PhoenixExperiment) -> prom.Client |
 def _measure(
     ctx: context.Context, obj: kinds.PhoenixExperiment, started: datetime, now: float
 ) -> reconcile_experiment.Observed:
-    client = _client(ctx, obj)
+    try:
+        client = _client(ctx, obj)
+    except runtime_kubernetes.SecretUnreadable as error:
+        # like an unreachable Prometheus: a condition now, Failed after the limit
+        return reconcile_experiment.Observed(measurement_problem=str(error), prometheus_unreachable=True)
     if client is None:
         return reconcile_experiment.Observed(
             measurement_problem=NO_PROMETHEUS,
@@ -157,16 +162,9 @@ def _teardown(ctx: context.Context, obj: kinds.PhoenixExperiment, what: frozense
 
 
 def _promote(ctx: context.Context, obj: kinds.PhoenixExperiment) -> None:
-    target = obj.spec.promotion.target_pipeline_ref
-    assert target is not None  # the model requires it with policy auto
-    candidate = obj.spec.candidate.to_wire()
-    ctx.api.patch_spec(
-        API_VERSION,
-        "PhoenixProcessPipeline",
-        obj.metadata.namespace or "default",
-        target,
-        {"template": candidate["template"], "parameters": candidate.get("parameters", {})},
-    )
+    namespace = obj.metadata.namespace or "default"
+    target = promotion.target_name(obj)  # the model requires targetPipelineRef with policy auto
+    ctx.api.patch_spec(API_VERSION, "PhoenixProcessPipeline", namespace, target, promotion.promoted_spec(obj))
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=TICK_SECONDS)
@@ -182,7 +180,8 @@ def tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
         ctx = context.context(memo)
         previous = status.previous(body, experiment.ExperimentStatus)
         obj = obj.model_copy(update={"status": previous})
-        step = reconcile_experiment.advance(obj, _observe(ctx, obj, now), now, ctx.limits)
+        observed = _observe(ctx, obj, now)
+        step = reconcile_experiment.advance(obj, observed, now, ctx.limits)
         if step.teardown:
             _teardown(ctx, obj, step.teardown)
         if step.promote:
@@ -199,10 +198,15 @@ def tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
             metrics.DECISIONS.labels(step.status.verdict.decision).inc()
         ctx.phases[obj.metadata.uid or obj.metadata.name] = step.status.phase
         metrics.count_phases(ctx.phases.values())
+        decision = step.status.verdict.decision if step.status.verdict else None
+        namespace = obj.metadata.namespace or "default"
+        metrics.record_experiment(namespace, obj.metadata.name, step.status.phase, observed.analysis, decision)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
 def forget(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     ctx = context.context(memo)
-    ctx.phases.pop(body.get("metadata", {}).get("uid"), None)
+    metadata = body.get("metadata", {})
+    ctx.phases.pop(metadata.get("uid"), None)
     metrics.count_phases(ctx.phases.values())
+    metrics.forget_experiment(metadata.get("namespace", "default"), metadata.get("name", ""))

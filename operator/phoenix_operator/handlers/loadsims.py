@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,7 +74,7 @@ def _reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def deleted(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def deleted(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     obj = context.deleted_object(event)
     if isinstance(obj, kinds.LoadSim):
-        context.context(memo).runtime.delete_load(obj)
+        await asyncio.to_thread(context.context(memo).runtime.delete_load, obj)

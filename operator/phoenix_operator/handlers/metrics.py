@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import prometheus_client
 
@@ -20,9 +22,56 @@ LAST_ANALYSIS = prometheus_client.Gauge(
 )
 
 
+# Per experiment, for the dashboards: the latest figures and where it stands.
+EXPERIMENT = ["namespace", "experiment"]
+SERIES_REDUCTION = prometheus_client.Gauge(
+    "phoenix_experiment_series_reduction", "Latest series reduction: estimate and CI bounds.", [*EXPERIMENT, "bound"]
+)
+MONTHLY_SAVINGS = prometheus_client.Gauge(
+    "phoenix_experiment_monthly_savings_usd", "Latest monthly savings: estimate and CI bounds.", [*EXPERIMENT, "bound"]
+)
+DECISION = prometheus_client.Gauge(
+    "phoenix_experiment_decision",
+    "1 for the verdict, or the decision the data leans to so far.",
+    [*EXPERIMENT, "decision"],
+)
+PHASE = prometheus_client.Gauge("phoenix_experiment_phase", "1 for the experiment's phase.", [*EXPERIMENT, "phase"])
+PHASES = ("Pending", "Initializing", "Running", "Analyzing", "Completed", "Failed", "Aborted")
+DECISIONS_ALL = ("Promote", "Reject", "Inconclusive")
+BOUNDS = ("estimate", "ci_low", "ci_high")
+
+
+def record_experiment(
+    namespace: str, name: str, phase: str, analysis: dict[str, Any] | None, decision: str | None
+) -> None:
+    """The experiment's phase, and the newest analysis or verdict, as gauges."""
+    for each in PHASES:
+        PHASE.labels(namespace, name, each).set(1 if each == phase else 0)
+    if analysis is not None:
+        for gauge, key in ((SERIES_REDUCTION, "series_reduction"), (MONTHLY_SAVINGS, "monthly_savings_usd")):
+            for bound in BOUNDS:
+                gauge.labels(namespace, name, bound).set(analysis[key][bound])
+        decision = decision or analysis["decision"]
+    if decision is not None:
+        for each in DECISIONS_ALL:
+            DECISION.labels(namespace, name, each).set(1 if each == decision else 0)
+
+
+def forget_experiment(namespace: str, name: str) -> None:
+    for gauge, values in (
+        (PHASE, PHASES),
+        (DECISION, DECISIONS_ALL),
+        (SERIES_REDUCTION, BOUNDS),
+        (MONTHLY_SAVINGS, BOUNDS),
+    ):
+        for value in values:
+            with contextlib.suppress(KeyError):
+                gauge.remove(namespace, name, value)
+
+
 def count_phases(phases: Iterable[str]) -> None:
     counts = collections.Counter(phases)
-    for phase in ("Pending", "Initializing", "Running", "Analyzing", "Completed", "Failed", "Aborted"):
+    for phase in PHASES:
         EXPERIMENTS.labels(phase).set(counts.get(phase, 0))
 
 

@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 from phoenix_operator.models import kinds
 from phoenix_operator.reconcile import loadsim as reconcile_loadsim
@@ -29,6 +30,8 @@ SCRAPE_SECONDS = 2  # faster than the load interval: see local.run.Options
 # Three load intervals of 5 s: how long an ended process's series stays current.
 LOOKBACK_SECONDS = 15
 REGISTRY = "processes.json"
+# The job name a cluster's ServiceMonitor gives the operator (components/prometheus).
+OPERATOR_JOB = "phoenix-operator"
 
 
 def _reap(registry: Path) -> None:
@@ -61,6 +64,7 @@ class _Running:
 
 @dataclass
 class LocalRuntime:
+    polls_readiness: ClassVar[bool] = True
     workdir: Path
     prometheus: local_components.LocalPrometheus
     collectors: dict[str, _Running] = field(default_factory=dict)
@@ -70,15 +74,17 @@ class LocalRuntime:
     started: dict[str, str] = field(default_factory=dict)  # pid -> argv[0], for the next operator's _reap
 
     @classmethod
-    def start(cls, workdir: str | None) -> LocalRuntime:
+    def start(cls, workdir: str | None, operator_metrics: str | None = None) -> LocalRuntime:
+        """Start the runtime's Prometheus; it also scrapes `operator_metrics` (host:port), as in a cluster."""
         root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="phoenix-operator-"))
         _reap(root / REGISTRY)
         targets = root / "targets"
         targets.mkdir(parents=True, exist_ok=True)
         for job in local_components.FILE_SD_JOBS:
             (targets / f"{job}.json").write_text("[]", encoding="utf-8")
+        operator = [local_components.ScrapeTarget(OPERATOR_JOB, operator_metrics)] if operator_metrics else []
         server = local_components.LocalPrometheus(
-            [],
+            operator,
             root / "prometheus",
             f"{SCRAPE_SECONDS}s",
             # collectors send the datapoints' own timestamps: see local.run for why
@@ -133,8 +139,7 @@ class LocalRuntime:
             if running:
                 running.collector.stop()
             listen = local_components.loopback_listen()
-            experiment = obj.spec.experiment_ref or obj.metadata.name
-            variant = obj.spec.variant or obj.spec.template
+            experiment, variant = reconcile_pipeline.identity(obj)
             local = render_pipeline.render(obj.spec, experiment=experiment, variant=variant, listen=listen)
             collector = local_components.LocalCollector(obj.metadata.name, local.text, listen, self.workdir / key)
             running = _Running(
@@ -161,12 +166,13 @@ class LocalRuntime:
                 "otlpHttp": collector.otlp_http_url,
                 "metrics": f"http://{collector.metrics_address}/metrics",
             },
+            running.config_hash,
         )
 
     def observe_pipeline(self, obj: kinds.PhoenixProcessPipeline) -> reconcile_pipeline.Observed | None:
         with self.lock:
             running = self.collectors.get(_key(obj))
-            return self._observed(running) if running else reconcile_pipeline.Observed(1, 0, {})
+            return self._observed(running) if running else reconcile_pipeline.Observed(1, 0, {}, None)
 
     def delete_pipeline(self, obj: kinds.PhoenixProcessPipeline) -> None:
         with self.lock:

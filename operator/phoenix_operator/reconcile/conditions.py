@@ -35,7 +35,10 @@ def set_condition(
         observed_generation=generation,
         last_transition_time=changed_at,
     )
-    return [*(c for c in conditions if c.type != type_), updated]
+    if previous is None:
+        return [*conditions, updated]
+    # in place: a reordered list would be a status change with nothing new in it
+    return [updated if c.type == type_ else c for c in conditions]
 
 
 def find(conditions: Sequence[common.Condition], type_: str) -> common.Condition | None:

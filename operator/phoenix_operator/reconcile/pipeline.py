@@ -37,6 +37,8 @@ class Observed:
     desired_replicas: int
     ready_replicas: int
     endpoints: dict[str, str]
+    # the config the observed collectors run; ready ones with another config do not count
+    config_hash: str | None
 
 
 def child_name(name: str) -> str:
@@ -58,11 +60,24 @@ def owner_reference(obj: kinds.PhoenixExperiment | kinds.PhoenixProcessPipeline 
     }
 
 
+def identity(obj: kinds.PhoenixProcessPipeline) -> tuple[str, str]:
+    """The experiment and variant the pipeline's series are labelled with."""
+    return obj.spec.experiment_ref or obj.metadata.name, obj.spec.variant or obj.spec.template
+
+
 def _metadata(obj: kinds.PhoenixProcessPipeline) -> dict[str, Any]:
+    experiment, variant = identity(obj)
+    labels = {
+        **selector_labels(obj.metadata.name),
+        "app.kubernetes.io/managed-by": "phoenix",
+        # Prometheus copies these onto the collector's own telemetry, as it does locally
+        "phoenix.io/experiment": experiment,
+        "phoenix.io/variant": variant,
+    }
     return {
         "name": child_name(obj.metadata.name),
         "namespace": obj.metadata.namespace,
-        "labels": {**selector_labels(obj.metadata.name), "app.kubernetes.io/managed-by": "phoenix"},
+        "labels": labels,
         "ownerReferences": [owner_reference(obj)],
     }
 
@@ -160,12 +175,8 @@ def cluster_endpoints(obj: kinds.PhoenixProcessPipeline) -> dict[str, str]:
 
 def render(obj: kinds.PhoenixProcessPipeline) -> render_pipeline.RenderedConfig:
     """The pipeline's config; raises RenderError with a message for the user."""
-    spec = obj.spec
-    return render_pipeline.render(
-        spec,
-        experiment=spec.experiment_ref or obj.metadata.name,
-        variant=spec.variant or spec.template,
-    )
+    experiment, variant = identity(obj)
+    return render_pipeline.render(obj.spec, experiment=experiment, variant=variant)
 
 
 def invalid_status(
@@ -183,6 +194,29 @@ def invalid_status(
     return previous.model_copy(update={"conditions": updated, "observed_generation": generation})
 
 
+def rendered_status(
+    obj: kinds.PhoenixProcessPipeline, previous: pipeline.PipelineStatus, config_hash: str, now: datetime
+) -> pipeline.PipelineStatus:
+    """ConfigValid as soon as the config renders; a new config is not Ready until it is deployed."""
+    generation = obj.metadata.generation
+    updated = conditions.set_condition(
+        previous.conditions, "ConfigValid", "True", "Rendered", f"config {config_hash}", generation, now
+    )
+    if previous.config_hash == config_hash:
+        return previous.model_copy(update={"conditions": updated})
+    updated = conditions.set_condition(
+        updated, "Ready", "False", "Deploying", f"deploying config {config_hash}", generation, now
+    )
+    return previous.model_copy(
+        update={
+            "conditions": updated,
+            "observed_generation": generation,
+            "config_hash": config_hash,
+            "ready_replicas": 0,
+        }
+    )
+
+
 def status(
     obj: kinds.PhoenixProcessPipeline,
     previous: pipeline.PipelineStatus,
@@ -194,13 +228,14 @@ def status(
     updated = conditions.set_condition(
         previous.conditions, "ConfigValid", "True", "Rendered", f"config {config_hash}", generation, now
     )
-    ready = observed.desired_replicas > 0 and observed.ready_replicas >= observed.desired_replicas
+    ready_replicas = observed.ready_replicas if observed.config_hash == config_hash else 0
+    ready = observed.desired_replicas > 0 and ready_replicas >= observed.desired_replicas
     updated = conditions.set_condition(
         updated,
         "Ready",
         "True" if ready else "False",
         "CollectorsReady" if ready else "WaitingForCollectors",
-        f"{observed.ready_replicas}/{observed.desired_replicas} collectors ready",
+        f"{ready_replicas}/{observed.desired_replicas} collectors ready",
         generation,
         now,
     )
@@ -208,6 +243,6 @@ def status(
         observed_generation=generation,
         conditions=updated,
         config_hash=config_hash,
-        ready_replicas=observed.ready_replicas,
+        ready_replicas=ready_replicas,
         endpoints=observed.endpoints,
     )

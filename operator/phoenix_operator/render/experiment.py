@@ -35,7 +35,3 @@ def render_variants(
         )
         for variant, variant_spec in variant_specs(spec).items()
     }
-
-
-def pipeline_variant_name(spec: render_pipeline.AnyPipelineSpec) -> str:
-    return spec.variant or spec.template

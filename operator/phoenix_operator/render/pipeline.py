@@ -85,7 +85,7 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 def _parse(text: str) -> dict[str, Any]:
-    loader = yaml.YAML(typ="safe", pure=True)
+    loader = yaml.YAML(typ="safe")  # libyaml-backed parsing: the operator renders on every reconcile
     try:
         parsed = loader.load(io.StringIO(text))
     except yaml_error.YAMLError as error:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from kubernetes import client as k8s
 from kubernetes import dynamic
@@ -24,6 +24,16 @@ from phoenix_operator.reconcile import pipeline as reconcile_pipeline
 from phoenix_operator.render import pipeline as render_pipeline
 
 FIELD_MANAGER = "phoenix-operator"
+PIPELINE_KIND = "PhoenixProcessPipeline"
+
+
+class SecretUnreadable(Exception):
+    """A Secret an object refers to is missing, forbidden or lacks the key."""
+
+
+def _plain_json(_client: object, parsed: dict[str, Any]) -> dict[str, Any]:
+    """The response as parsed JSON: building the client's ResourceInstance is slow."""
+    return parsed
 
 
 class Api:
@@ -44,8 +54,9 @@ class Api:
             namespace=manifest["metadata"].get("namespace"),
             field_manager=FIELD_MANAGER,
             force_conflicts=True,
+            serializer=_plain_json,
         )
-        result: dict[str, Any] = applied.to_dict()
+        result: dict[str, Any] = applied
         return result
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -70,17 +81,65 @@ class Api:
             content_type="application/merge-patch+json",
         )
 
+    def patch_status_if_unchanged(
+        self, api_version: str, kind: str, metadata: dict[str, Any], status: dict[str, Any]
+    ) -> None:
+        """Merge-patch the status of the object as it was read; nothing if it has changed since."""
+        with contextlib.suppress(dynamic_errors.ConflictError):
+            self._resource(api_version, kind).status.patch(
+                body={"metadata": {"resourceVersion": metadata["resourceVersion"]}, "status": status},
+                name=metadata["name"],
+                namespace=metadata.get("namespace"),
+                content_type="application/merge-patch+json",
+            )
+
     def secret_value(self, namespace: str, name: str, key: str) -> str:
-        secret = k8s.CoreV1Api(self._api_client).read_namespaced_secret(name, namespace)
-        return base64.b64decode((secret.data or {})[key]).decode()
+        try:
+            secret = k8s.CoreV1Api(self._api_client).read_namespaced_secret(name, namespace)
+        except k8s.ApiException as error:
+            hint = " (grant the operator get on it: docs/prometheus-token-access.yaml)" if error.status == 403 else ""
+            raise SecretUnreadable(f"cannot read Secret {namespace}/{name}: {error.reason}{hint}") from None
+        data = secret.data or {}
+        if key not in data:
+            raise SecretUnreadable(f"Secret {namespace}/{name} has no key {key!r}")
+        return base64.b64decode(data[key]).decode()
 
 
 class KubernetesRuntime:
-    """Collectors as Deployments or DaemonSets, loads as Jobs."""
+    """Collectors as Deployments or DaemonSets, loads as Jobs.
+
+    Workloads are watched, not polled: the operator passes each workload event
+    to record_workload, and readiness is read from the newest one.
+    """
+
+    polls_readiness: ClassVar[bool] = False
 
     def __init__(self, api: Api, image: str) -> None:
         self.api = api
         self.image = image
+        self._workloads: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def record_workload(self, event_type: str, workload: dict[str, Any]) -> str | None:
+        """Remember a collector workload's newest state.
+
+        Returns the owning pipeline's name when its readiness changed: the
+        other events (a first sight with nothing ready, a status update that
+        moves no count) change nothing the pipeline's status says.
+        """
+        owner = next(
+            (o["name"] for o in workload["metadata"].get("ownerReferences") or [] if o["kind"] == PIPELINE_KIND),
+            None,
+        )
+        if owner is None:
+            return None
+        key = (workload["metadata"]["namespace"], owner)
+        previous = self._workloads.pop(key, None)
+        if event_type == "DELETED":
+            return None
+        self._workloads[key] = workload
+        before = _readiness(previous) if previous else (0, 0, None)
+        after = _readiness(workload)
+        return owner if (before[1], before[2]) != (after[1], after[2]) else None
 
     def apply_pipeline(
         self, obj: kinds.PhoenixProcessPipeline, rendered: render_pipeline.RenderedConfig
@@ -93,24 +152,13 @@ class KubernetesRuntime:
         return self._pipeline_observed(obj, workload)
 
     def observe_pipeline(self, obj: kinds.PhoenixProcessPipeline) -> reconcile_pipeline.Observed | None:
-        kind = "Deployment" if obj.spec.collector.mode == "deployment" else "DaemonSet"
-        name = reconcile_pipeline.child_name(obj.metadata.name)
-        workload = self.api.get("apps/v1", kind, obj.metadata.namespace or "default", name)
+        workload = self._workloads.get((obj.metadata.namespace or "default", obj.metadata.name))
         return None if workload is None else self._pipeline_observed(obj, workload)
 
     @staticmethod
     def _pipeline_observed(obj: kinds.PhoenixProcessPipeline, workload: dict[str, Any]) -> reconcile_pipeline.Observed:
-        status = workload.get("status") or {}
-        if obj.spec.collector.mode == "deployment":
-            desired = int((workload.get("spec") or {}).get("replicas") or 0)
-            ready = int(status.get("readyReplicas") or 0)
-            # replicas of the previous config still count as ready until the rollout ends
-            if int(status.get("updatedReplicas") or 0) < desired:
-                ready = min(ready, int(status.get("updatedReplicas") or 0))
-        else:
-            desired = int(status.get("desiredNumberScheduled") or 0)
-            ready = int(status.get("numberReady") or 0)
-        return reconcile_pipeline.Observed(desired, ready, reconcile_pipeline.cluster_endpoints(obj))
+        desired, ready, config_hash = _readiness(workload)
+        return reconcile_pipeline.Observed(desired, ready, reconcile_pipeline.cluster_endpoints(obj), config_hash)
 
     def delete_pipeline(self, obj: kinds.PhoenixProcessPipeline) -> None:
         """Nothing to do: the garbage collector follows the owner references."""
@@ -126,6 +174,26 @@ class KubernetesRuntime:
 
     def delete_load(self, obj: kinds.LoadSim) -> None:
         """Nothing to do: the garbage collector follows the owner references."""
+
+
+def _readiness(workload: dict[str, Any]) -> tuple[int, int, str | None]:
+    """Desired and ready collectors of a Deployment or DaemonSet, and the config they run."""
+    status = workload.get("status") or {}
+    template = ((workload.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    config_hash = (template.get("annotations") or {}).get(reconcile_pipeline.CONFIG_HASH_ANNOTATION)
+    if int(status.get("observedGeneration") or 0) < int(workload["metadata"].get("generation") or 0):
+        # the controller has not seen this spec yet: the counts below are the previous rollout's
+        config_hash = None
+    if workload["kind"] == "Deployment":
+        desired = int((workload.get("spec") or {}).get("replicas") or 0)
+        ready = int(status.get("readyReplicas") or 0)
+        # replicas of the previous config still count as ready until the rollout ends
+        if int(status.get("updatedReplicas") or 0) < desired:
+            ready = min(ready, int(status.get("updatedReplicas") or 0))
+    else:
+        desired = int(status.get("desiredNumberScheduled") or 0)
+        ready = int(status.get("numberReady") or 0)
+    return desired, ready, config_hash
 
 
 def _job_observed(job: dict[str, Any]) -> reconcile_loadsim.Observed:

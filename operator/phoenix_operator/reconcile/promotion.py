@@ -1,0 +1,52 @@
+"""What promoting an experiment's candidate changes, as manifests.
+
+The same spec is what `policy: auto` patches into the target pipeline and what
+`kubectl phoenix promote --dry-run -o yaml` prints for a commit to Git.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from phoenix_operator import API_VERSION
+from phoenix_operator.models import experiment, kinds
+
+# Fields the API server or controllers own; a manifest for Git leaves them out.
+SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "ownerReferences")
+SERVER_ANNOTATION_PREFIXES = ("kubectl.kubernetes.io/", "phoenix.io/", "kopf.zalando.org/")
+
+
+def promoted_spec(obj: kinds.PhoenixExperiment) -> dict[str, Any]:
+    """The candidate's template and parameters, which replace the target's."""
+    candidate = obj.spec.candidate.to_wire()
+    return {"template": candidate["template"], "parameters": candidate.get("parameters", {})}
+
+
+def target_name(obj: kinds.PhoenixExperiment) -> str:
+    """The promotion target, else the baseline the experiment measured, else a new pipeline."""
+    if obj.spec.promotion.target_pipeline_ref:
+        return obj.spec.promotion.target_pipeline_ref
+    if isinstance(obj.spec.baseline, experiment.PipelineRef):
+        return obj.spec.baseline.pipeline_ref
+    return f"{obj.metadata.name}-promoted"
+
+
+def promoted_pipeline(obj: kinds.PhoenixExperiment, target: dict[str, Any] | None) -> dict[str, Any]:
+    """The target pipeline (or a new one) running the candidate, without server-owned fields."""
+    spec: dict[str, Any] = {}
+    metadata: dict[str, Any] = {"name": target_name(obj), "namespace": obj.metadata.namespace or "default"}
+    if target is not None:
+        spec = {k: v for k, v in (target.get("spec") or {}).items() if k not in ("experimentRef", "variant")}
+        kept = {k: v for k, v in target["metadata"].items() if k not in SERVER_METADATA}
+        annotations = {
+            k: v
+            for k, v in (kept.pop("annotations", None) or {}).items()
+            if not k.startswith(SERVER_ANNOTATION_PREFIXES)
+        }
+        metadata = kept | ({"annotations": annotations} if annotations else {})
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "PhoenixProcessPipeline",
+        "metadata": metadata,
+        "spec": spec | promoted_spec(obj),
+    }

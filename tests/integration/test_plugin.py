@@ -1,0 +1,224 @@
+"""`kubectl phoenix` against the real API server, through the user's kubeconfig.
+
+No operator runs here: each test writes the experiment's status the way the
+operator would, then checks what the plugin shows and changes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from phoenix_operator.cli import app
+from tests.harness import controlplane
+from tests.harness import operator as harness
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+runner = CliRunner()
+INTERVAL = {"estimate": 0.83, "ciLow": 0.828, "ciHigh": 0.832}
+COMPLETED = {
+    "phase": "Completed",
+    "baselinePipeline": "process-metrics",
+    "candidatePipeline": "lean-process-metrics-candidate",
+    "results": {
+        "baseline": {"activeSeries": 7025, "datapointsPerMinute": 82241},
+        "candidate": {"activeSeries": 1192, "datapointsPerMinute": 14206},
+        "seriesReduction": INTERVAL,
+        "datapointReduction": {"estimate": 0.827, "ciLow": 0.82, "ciHigh": 0.835},
+        "monthlySavingsUsd": {"estimate": 325.96, "ciLow": 307.78, "ciHigh": 344.14},
+        "fidelity": {"checked": 1, "passed": 1},
+        "samplesUsed": 14,
+    },
+    "verdict": {
+        "decision": "Promote",
+        "reasons": ["series reduction 83.0% [82.8%, 83.2%] clears the objective 60%"],
+        "decidedAt": "2026-01-01T00:00:00Z",
+    },
+}
+
+
+@pytest.fixture
+def kubeconfig(control_plane: controlplane.ControlPlane, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("KUBECONFIG", str(control_plane.kubeconfig))
+    return control_plane.kubeconfig
+
+
+@pytest.fixture
+def namespace(control_plane: controlplane.ControlPlane) -> str:
+    return harness.namespace(control_plane)
+
+
+def _plugin(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app.app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _example(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((EXAMPLES / name).read_text())
+    return loaded
+
+
+def _experiment(plane: controlplane.ControlPlane, namespace: str, status: dict[str, Any]) -> str:
+    manifest = _example("experiment.yaml")
+    harness.apply(plane, namespace, manifest)
+    _write_status(plane, namespace, manifest["metadata"]["name"], status)
+    return str(manifest["metadata"]["name"])
+
+
+def _write_status(plane: controlplane.ControlPlane, namespace: str, name: str, status: dict[str, Any]) -> None:
+    patch = json.dumps({"status": status})
+    plane.kubectl("patch", "-n", namespace, "pexp", name, "--subresource=status", "--type=merge", "-p", patch)
+
+
+@pytest.mark.usefixtures("kubeconfig")
+def test_list_and_status_show_the_verdict(control_plane: controlplane.ControlPlane, namespace: str) -> None:
+    name = _experiment(control_plane, namespace, COMPLETED)
+    code, out, _ = _plugin("list", "-n", namespace)
+    assert code == 0
+    header, row = out.strip().splitlines()[:2]
+    assert header.split() == ["NAME", "PHASE", "DECISION", "REDUCTION", "SAVINGS/MO", "AGE"]
+    assert row.split()[:5] == [name, "Completed", "Promote", "83.0%", "$326"]
+
+    code, out, _ = _plugin("list", "-A", "-o", "wide")
+    assert code == 0
+    assert any(line.split()[:2] == [namespace, name] and "candidate" in line for line in out.splitlines())
+
+    code, out, _ = _plugin("list", "-n", namespace, "-o", "json")
+    assert code == 0
+    assert [item["metadata"]["name"] for item in json.loads(out)["items"]] == [name]
+
+    code, out, _ = _plugin("status", name, "-n", namespace)
+    assert code == 0
+    for expected in ("Promote", "83.0% [82.8%, 83.2%]", "$325.96 [$307.78, $344.14]", "7,025 series", "1/1"):
+        assert expected in out, expected
+    code, out, _ = _plugin("status", name, "-n", namespace, "-o", "yaml")
+    assert code == 0
+    assert yaml.safe_load(out)["status"]["verdict"]["decision"] == "Promote"
+
+
+@pytest.mark.usefixtures("kubeconfig")
+def test_promote_prints_the_pipeline_for_git_then_applies_it(
+    control_plane: controlplane.ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    production = {
+        "apiVersion": "phoenix.io/v1alpha1",
+        "kind": "PhoenixProcessPipeline",
+        "metadata": {"name": "process-metrics", "labels": {"team": "sre"}},
+        "spec": {"template": "baseline", "collector": {"replicas": 3}},
+    }
+    harness.apply(control_plane, namespace, production)
+    name = _experiment(control_plane, namespace, COMPLETED)
+
+    code, out, _ = _plugin("promote", name, "-n", namespace, "--dry-run", "-o", "yaml")
+    assert code == 0
+    manifest = yaml.safe_load(out)
+    assert manifest["metadata"] == {"name": "process-metrics", "namespace": namespace, "labels": {"team": "sre"}}
+    assert manifest["spec"]["template"] == "candidate"
+    assert manifest["spec"]["parameters"]["keepProcesses"]["executableNames"] == ["postgres"]
+    assert manifest["spec"]["collector"]["replicas"] == 3  # the rest of the target is kept
+    # a dry run changes nothing, and what it prints is a valid pipeline
+    assert harness.get(control_plane, namespace, "ppp", "process-metrics")["spec"]["template"] == "baseline"  # type: ignore[index]
+    (tmp_path / "promoted.yaml").write_text(out)
+    assert _plugin("validate", "-f", str(tmp_path / "promoted.yaml"))[0] == 0
+
+    code, out, _ = _plugin("promote", name, "-n", namespace)
+    assert code == 0, out
+    promoted = harness.get(control_plane, namespace, "ppp", "process-metrics")
+    assert promoted is not None
+    assert promoted["spec"]["template"] == "candidate"
+    assert promoted["spec"]["collector"]["replicas"] == 3
+
+
+@pytest.mark.usefixtures("kubeconfig")
+def test_promote_refuses_without_a_promote_verdict(control_plane: controlplane.ControlPlane, namespace: str) -> None:
+    rejected = COMPLETED | {"verdict": COMPLETED["verdict"] | {"decision": "Reject"}}
+    name = _experiment(control_plane, namespace, rejected)
+    code, out, err = _plugin("promote", name, "-n", namespace, "--dry-run")
+    assert code == 1
+    assert out == ""
+    assert err.strip() == f"error: {name}: the verdict is Reject, not Promote (use --force to promote anyway)"
+
+
+@pytest.mark.usefixtures("kubeconfig")
+def test_abort_stops_a_running_experiment_once(control_plane: controlplane.ControlPlane, namespace: str) -> None:
+    name = _experiment(control_plane, namespace, {"phase": "Running"})
+    code, out, _ = _plugin("abort", name, "-n", namespace)
+    assert code == 0
+    assert "aborting" in out
+    assert harness.get(control_plane, namespace, "pexp", name)["spec"]["abort"] is True  # type: ignore[index]
+    _write_status(control_plane, namespace, name, {"phase": "Aborted"})
+    code, _, err = _plugin("abort", name, "-n", namespace)
+    assert code == 1
+    assert err.strip() == f"error: {name} has already ended (Aborted)"
+
+
+@pytest.mark.usefixtures("kubeconfig")
+def test_watch_follows_the_experiment_until_it_completes(
+    control_plane: controlplane.ControlPlane, namespace: str
+) -> None:
+    running = {"phase": "Running", "results": COMPLETED["results"] | {"samplesUsed": 3}}
+    name = _experiment(control_plane, namespace, running)
+
+    def finish() -> None:
+        time.sleep(2)
+        _write_status(control_plane, namespace, name, {"phase": "Analyzing"})
+        time.sleep(1)
+        _write_status(control_plane, namespace, name, COMPLETED)
+
+    writer = threading.Thread(target=finish)
+    writer.start()
+    started = time.monotonic()
+    code, out, _ = _plugin("watch", name, "-n", namespace, "--timeout", "60s")
+    writer.join()
+    assert code == 0, out
+    assert time.monotonic() - started < 30
+    phases = [line.split()[1].rstrip(",") for line in out.splitlines() if line[:2].isdigit()]
+    assert phases == ["Running", "Analyzing", "Completed"]
+    assert "3 samples" in out
+    assert "Promote (decided 2026-01-01 00:00:00 UTC)" in out  # the summary at the end
+
+
+@pytest.mark.usefixtures("kubeconfig")
+def test_report_from_status(control_plane: controlplane.ControlPlane, namespace: str, tmp_path: Path) -> None:
+    name = _experiment(control_plane, namespace, COMPLETED)
+    page = tmp_path / "report.html"
+    code, out, _ = _plugin("report", name, "-n", namespace, "--html", str(page))
+    assert code == 0
+    assert "83.0% [82.8%, 83.2%]" in out
+    text = page.read_text()
+    assert f"Promote: {name}" in text
+    assert "clears the objective 60%" in text
+
+
+@pytest.mark.usefixtures("kubeconfig")
+def test_errors_are_one_line(control_plane: controlplane.ControlPlane, namespace: str, tmp_path: Path) -> None:
+    code, _, err = _plugin("status", "missing", "-n", namespace)
+    assert (code, err.strip()) == (1, f"error: get phoenixexperiment missing not found in namespace {namespace}")
+    code, _, err = _plugin("list", "--context", "elsewhere")
+    assert (code, err.strip()) == (1, "error: context 'elsewhere' is not in the kubeconfig")
+
+
+def test_forbidden_and_no_cluster_are_one_line(
+    control_plane: controlplane.ControlPlane, namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    control_plane.kubectl("create", "serviceaccount", "nobody", "-n", namespace)
+    token = control_plane.kubectl("create", "token", "nobody", "-n", namespace).stdout.strip()
+    monkeypatch.setenv("KUBECONFIG", str(control_plane.token_kubeconfig(tmp_path / "nobody.kubeconfig", token)))
+    code, _, err = _plugin("list", "-n", namespace)
+    assert code == 1
+    assert err.startswith("error: forbidden: cannot list phoenixexperiments: ")
+    assert len(err.strip().splitlines()) == 1
+
+    unreachable = (tmp_path / "nobody.kubeconfig").read_text().replace(control_plane.url, "https://127.0.0.1:9")
+    (tmp_path / "gone.kubeconfig").write_text(unreachable)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "gone.kubeconfig"))
+    code, _, err = _plugin("list", "-n", namespace)
+    assert code == 1
+    assert err.strip().startswith("error: no cluster: cannot reach https://127.0.0.1:9")
