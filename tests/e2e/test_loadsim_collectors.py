@@ -206,15 +206,17 @@ def test_cli_reports_its_own_metrics_and_a_json_summary(otelcol: conftest.StartC
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     scraped = ""
+    sent = f'phoenix_loadsim_points_sent_total{{target="{collector.otlp_http_url}"}}'
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and "phoenix_loadsim_points_sent_total" not in scraped:
+    # the metric's HELP line is there from the start; its sample only once a batch was sent
+    while time.monotonic() < deadline and sent not in scraped:
         try:
             scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
         except httpx.HTTPError:
             time.sleep(0.2)
     stdout, _ = run.communicate(timeout=30)
     assert run.returncode == 0
-    assert f'phoenix_loadsim_points_sent_total{{target="{collector.otlp_http_url}"}}' in scraped
+    assert sent in scraped
     assert "phoenix_loadsim_unique_series" in scraped
     summary = json.loads(stdout)
     assert summary["targets"][0]["points_sent"] == 6 * 2 * 5 * fleet.POINTS_PER_PROCESS

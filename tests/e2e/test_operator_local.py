@@ -31,6 +31,8 @@ def namespace(control_plane: controlplane.ControlPlane) -> str:
 def local_operator(
     control_plane: controlplane.ControlPlane, namespace: str, tmp_path: Path
 ) -> Iterator[harness.Operator]:
+    # as its ServiceAccount, with only the role kustomize/base gives it
+    kubeconfig = harness.operator_kubeconfig(control_plane, tmp_path / "operator.kubeconfig")
     with harness.running(
         control_plane,
         namespace,
@@ -41,6 +43,7 @@ def local_operator(
         "5s",
         "--workdir",
         str(tmp_path / "runtime"),
+        kubeconfig=kubeconfig,
     ) as running:
         yield running
 
@@ -111,6 +114,8 @@ def test_the_quickstart_goes_from_pending_to_a_promoted_verdict(
     promote = [e for e in events if e["involvedObject"]["name"] == "quickstart" and e["reason"] == "Promote"]
     assert promote and "series reduction" in promote[0]["message"] and "savings $" in promote[0]["message"]
     assert 'phoenix_decisions_total{decision="Promote"} 1.0' in local_operator.metrics()
+    log = local_operator.log()
+    assert "Forbidden" not in log and " 403" not in log, "the operator's role lacks something it used"
     # every dashboard panel has data from this run, read from the runtime's Prometheus
     served = re.search(r"the local runtime's Prometheus serves (\S+)", local_operator.log())
     assert served is not None, local_operator.log()

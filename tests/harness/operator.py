@@ -153,3 +153,17 @@ def mark_ready(plane: controlplane.ControlPlane, namespace: str, kind: str, name
     status["observedGeneration"] = found["metadata"]["generation"]
     patch = json.dumps({"status": status})
     plane.kubectl("patch", "-n", namespace, kind, name, "--subresource=status", "--type=merge", "-p", patch)
+
+
+def install_operator_rbac(plane: controlplane.ControlPlane) -> None:
+    """The operator's ServiceAccount and ClusterRole, as kustomize/base installs them."""
+    plane.kubectl("create", "namespace", "phoenix-system", check=False)
+    rbac = controlplane.REPO / "kustomize" / "base" / "rbac"
+    plane.kubectl("apply", "--server-side", "-n", "phoenix-system", "-k", str(rbac))
+
+
+def operator_kubeconfig(plane: controlplane.ControlPlane, path: Path) -> Path:
+    """A kubeconfig with the operator ServiceAccount's token: the operator's role and nothing more."""
+    install_operator_rbac(plane)
+    token = plane.kubectl("create", "token", "phoenix-operator", "-n", "phoenix-system").stdout.strip()
+    return plane.token_kubeconfig(path, token)

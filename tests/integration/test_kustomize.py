@@ -88,10 +88,7 @@ def test_the_manager_runs_restricted_with_probes_and_resources(control_plane: co
 
 
 def test_the_operator_works_with_only_its_role(control_plane: controlplane.ControlPlane, tmp_path: Path) -> None:
-    control_plane.kubectl("create", "namespace", "phoenix-system", check=False)
-    control_plane.kubectl("apply", "--server-side", "-n", "phoenix-system", "-k", str(KUSTOMIZE / "base" / "rbac"))
-    token = control_plane.kubectl("create", "token", "phoenix-operator", "-n", "phoenix-system").stdout.strip()
-    kubeconfig = control_plane.token_kubeconfig(tmp_path / "operator.kubeconfig", token)
+    kubeconfig = harness.operator_kubeconfig(control_plane, tmp_path / "operator.kubeconfig")
     namespace = harness.namespace(control_plane)
     experiment = {
         "apiVersion": "phoenix.io/v1alpha1",
@@ -213,8 +210,7 @@ def _can_i(plane: controlplane.ControlPlane, *args: str) -> bool:
 
 
 def test_the_operator_may_do_exactly_what_it_needs(control_plane: controlplane.ControlPlane) -> None:
-    control_plane.kubectl("create", "namespace", "phoenix-system", check=False)
-    control_plane.kubectl("apply", "--server-side", "-n", "phoenix-system", "-k", str(KUSTOMIZE / "base" / "rbac"))
+    harness.install_operator_rbac(control_plane)
     namespace = harness.namespace(control_plane)
     listed = control_plane.kubectl("auth", "can-i", "--list", "-n", namespace, "--as", OPERATOR).stdout
     rules = {}
