@@ -44,26 +44,7 @@ class ControlPlane:
 
     def token_kubeconfig(self, path: Path, token: str) -> Path:
         """A kubeconfig that authenticates with a bearer token, e.g. a ServiceAccount's."""
-        ca = self.workdir / "apiserver-certs" / "apiserver.crt"
-        path.write_text(
-            f"""apiVersion: v1
-kind: Config
-clusters:
-- name: phoenix-test
-  cluster:
-    server: {self.url}
-    certificate-authority-data: {_b64(ca)}
-users:
-- name: token
-  user:
-    token: {token}
-contexts:
-- name: phoenix-test
-  context: {{cluster: phoenix-test, user: token}}
-current-context: phoenix-test
-""",
-            encoding="utf-8",
-        )
+        _write_kubeconfig(path, self.url, self.workdir / "apiserver-certs" / "apiserver.crt", {"token": token})
         return path
 
     def install_crds(self) -> None:
@@ -76,7 +57,9 @@ def _b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
 
-def _write_kubeconfig(path: Path, url: str, ca: Path, cert: Path, key: Path) -> None:
+def _write_kubeconfig(path: Path, url: str, ca: Path, user: dict[str, str]) -> None:
+    """One cluster, one user (client certificate or token), one context named phoenix-test."""
+    credentials = "".join(f"\n    {key}: {value}" for key, value in user.items())
     path.write_text(
         f"""apiVersion: v1
 kind: Config
@@ -86,13 +69,11 @@ clusters:
     server: {url}
     certificate-authority-data: {_b64(ca)}
 users:
-- name: admin
-  user:
-    client-certificate-data: {_b64(cert)}
-    client-key-data: {_b64(key)}
+- name: user
+  user:{credentials}
 contexts:
 - name: phoenix-test
-  context: {{cluster: phoenix-test, user: admin, namespace: default}}
+  context: {{cluster: phoenix-test, user: user, namespace: default}}
 current-context: phoenix-test
 """,
         encoding="utf-8",
@@ -159,7 +140,8 @@ def running(workdir: Path, timeout: float = 90.0) -> Iterator[ControlPlane]:
         ca = cert_dir / "apiserver.crt"
         apiserver.wait_healthy(lambda: _ready(url, pki["admin_cert"], pki["admin_key"], ca), timeout, "/readyz")
         kubeconfig = workdir / "kubeconfig"
-        _write_kubeconfig(kubeconfig, url, ca, pki["admin_cert"], pki["admin_key"])
+        admin = {"client-certificate-data": _b64(pki["admin_cert"]), "client-key-data": _b64(pki["admin_key"])}
+        _write_kubeconfig(kubeconfig, url, ca, admin)
         yield ControlPlane(url, kubeconfig, workdir)
     finally:
         apiserver.stop()

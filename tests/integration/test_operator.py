@@ -149,12 +149,7 @@ def test_a_pipeline_becomes_configmap_workload_and_service_owned_by_it(
 def test_a_spec_change_rolls_the_config_hash(
     control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
 ) -> None:
-    manifest = {
-        "apiVersion": "phoenix.io/v1alpha1",
-        "kind": "PhoenixProcessPipeline",
-        "metadata": {"name": "rolling"},
-        "spec": {"template": "baseline", "parameters": {"batchTimeout": "1s"}},
-    }
+    manifest = _pipeline("rolling", template="baseline", parameters={"batchTimeout": "1s"})
     harness.apply(control_plane, namespace, manifest)
     child = reconcile_pipeline.child_name("rolling")
 
@@ -194,6 +189,15 @@ def test_a_spec_change_rolls_the_config_hash(
     assert ready is not None and ready["status"] == "False", ready
     harness.mark_ready(control_plane, namespace, "deployment", child)
     harness.wait_condition(control_plane, namespace, "ppp", "rolling", "Ready", "True", 30, operator.log)
+
+
+def _pipeline(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "phoenix.io/v1alpha1",
+        "kind": "PhoenixProcessPipeline",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
 
 
 def _experiment(name: str, **spec: Any) -> dict[str, Any]:
@@ -448,12 +452,7 @@ def test_a_killed_operator_resumes_every_phase_without_duplicates(
 def test_concurrent_edits_during_reconciles_are_retried_not_fatal(
     control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
 ) -> None:
-    manifest = {
-        "apiVersion": "phoenix.io/v1alpha1",
-        "kind": "PhoenixProcessPipeline",
-        "metadata": {"name": "contended"},
-        "spec": {"template": "baseline"},
-    }
+    manifest = _pipeline("contended", template="baseline")
     harness.apply(control_plane, namespace, manifest)
     child = reconcile_pipeline.child_name("contended")
     harness.wait_for(
@@ -502,16 +501,7 @@ def test_invalid_pipelines_and_loads_deploy_nothing_and_say_why(
         },
     }
     for name, spec in pipelines.items():
-        harness.apply(
-            control_plane,
-            namespace,
-            {
-                "apiVersion": "phoenix.io/v1alpha1",
-                "kind": "PhoenixProcessPipeline",
-                "metadata": {"name": name},
-                "spec": spec,
-            },
-        )
+        harness.apply(control_plane, namespace, _pipeline(name, **spec))
     for name, expected in (("k-range", "minK (9) must not exceed maxK (3)"), ("two-vendors", "repeated: v")):
         condition = harness.wait_condition(
             control_plane, namespace, "ppp", name, "ConfigValid", "False", 30, operator.log
