@@ -11,30 +11,22 @@ from phoenix_analysis import contract, engine
 from phoenix_operator.cli import files, output
 
 
-def _interval(value: dict[str, float] | None, percent: bool = True) -> str:
-    if value is None:
-        return "-"
-
-    def fmt(v: float) -> str:
-        return f"{v:.1%}" if percent else f"${v:,.2f}"
-
-    return f"{fmt(value['estimate'])} [{fmt(value['ci_low'])}, {fmt(value['ci_high'])}]"
-
-
 def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [
         ("decision", result["decision"]),
-        ("series reduction", _interval(result["series_reduction"])),
-        ("datapoint reduction", _interval(result["datapoint_reduction"])),
-        ("monthly savings", _interval(result["monthly_savings_usd"], percent=False)),
+        ("series reduction", output.interval(result["series_reduction"])),
+        ("datapoint reduction", output.interval(result["datapoint_reduction"])),
+        ("monthly savings", output.interval(result["monthly_savings_usd"], money=True)),
         (
             "fidelity",
             f"{result['fidelity']['passed']}/{result['fidelity']['checked']} queries pass",
         ),
         ("samples", str(result["samples_used"])),
     ]
-    rows += [(f"query {q['name']}", f"{q['status']}: {_interval(q['error'])}") for q in result["fidelity"]["queries"]]
-    rows += [(g["name"], f"{g['status']}: {_interval(g['increase'])}") for g in result["guardrails"]]
+    rows += [
+        (f"query {q['name']}", f"{q['status']}: {output.interval(q['error'])}") for q in result["fidelity"]["queries"]
+    ]
+    rows += [(g["name"], f"{g['status']}: {output.interval(g['increase'])}") for g in result["guardrails"]]
     rows += [("reason", reason) for reason in result["reasons"]]
     return rows
 

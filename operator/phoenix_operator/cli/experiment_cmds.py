@@ -62,13 +62,7 @@ def _percent(interval: experiment.Interval | None) -> str:
 
 
 def _interval(interval: experiment.Interval | None, money: bool = False) -> str:
-    if interval is None:
-        return "not measured yet"
-
-    def fmt(value: float) -> str:
-        return f"${value:,.2f}" if money else f"{value:.1%}"
-
-    return f"{fmt(interval.estimate)} [{fmt(interval.ci_low)}, {fmt(interval.ci_high)}]"
+    return output.interval(interval.model_dump() if interval else None, money, missing="not measured yet")
 
 
 def _row(obj: dict[str, Any], wide: bool, all_namespaces: bool) -> list[str]:

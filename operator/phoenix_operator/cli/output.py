@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any, NoReturn
 
@@ -19,6 +19,17 @@ class Format(StrEnum):
     table = "table"
     yaml = "yaml"
     json = "json"
+
+
+def interval(value: Mapping[str, float] | None, money: bool = False, missing: str = "-") -> str:
+    """An estimate with its confidence interval: 83.0% [82.8%, 83.2%], or in dollars."""
+    if not value:
+        return missing
+
+    def fmt(v: float) -> str:
+        return f"${v:,.2f}" if money else f"{v:.1%}"
+
+    return f"{fmt(value['estimate'])} [{fmt(value['ci_low'])}, {fmt(value['ci_high'])}]"
 
 
 def fail(*lines: str) -> NoReturn:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from phoenix_operator.cli import output
 from phoenix_operator.models import experiment
 
 WIDTH, HEIGHT, PAD = 640, 220, 44
@@ -99,15 +100,6 @@ def _sum_over_labels(values: Mapping[str, Line]) -> list[float | None]:
     return [None if all(r[i] is None for r in rows) else sum(r[i] or 0.0 for r in rows) for i in range(len(rows[0]))]
 
 
-def _interval(value: Mapping[str, float] | None, money: bool = False) -> str:
-    def fmt(v: float) -> str:
-        return f"${v:,.2f}" if money else f"{v:.1%}"
-
-    if not value:
-        return "?"
-    return f"{fmt(value['estimate'])} [{fmt(value['ci_low'])}, {fmt(value['ci_high'])}]"
-
-
 def render(
     name: str, analysis: dict[str, Any], measured: dict[str, Any] | None, timestamps: Sequence[float], objective: float
 ) -> str:
@@ -131,8 +123,8 @@ def render(
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in analysis["reasons"])
     fidelity = analysis["fidelity"]
     summary = (
-        f"Series reduction {_interval(analysis['series_reduction'])} · "
-        f"savings {_interval(analysis['monthly_savings_usd'], money=True)} per month · "
+        f"Series reduction {output.interval(analysis['series_reduction'], missing='?')} · "
+        f"savings {output.interval(analysis['monthly_savings_usd'], money=True, missing='?')} per month · "
         f"{fidelity['passed']}/{fidelity['checked']} critical queries agree"
     )
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -151,12 +143,8 @@ def render(
     )
 
 
-def _wire_interval(interval: experiment.Interval | None) -> dict[str, float] | None:
-    return (
-        None
-        if interval is None
-        else {"estimate": interval.estimate, "ci_low": interval.ci_low, "ci_high": interval.ci_high}
-    )
+def _plain(interval: experiment.Interval | None) -> dict[str, float] | None:
+    return None if interval is None else interval.model_dump()
 
 
 def render_from_status(name: str, spec: Mapping[str, Any], status: experiment.ExperimentStatus) -> str:
@@ -166,8 +154,8 @@ def render_from_status(name: str, spec: Mapping[str, Any], status: experiment.Ex
     analysis = {
         "decision": status.verdict.decision if status.verdict else f"{status.phase}, no verdict yet",
         "reasons": status.verdict.reasons if status.verdict else [],
-        "series_reduction": _wire_interval(results.series_reduction),
-        "monthly_savings_usd": _wire_interval(results.monthly_savings_usd),
+        "series_reduction": _plain(results.series_reduction),
+        "monthly_savings_usd": _plain(results.monthly_savings_usd),
         "fidelity": {"passed": fidelity.passed, "checked": fidelity.checked},
         "samples_used": results.samples_used,
         "mode": (spec.get("analysis") or {}).get("mode", "sequential"),
