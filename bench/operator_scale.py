@@ -3,14 +3,15 @@
 Both operators run in turn against the same real kube-apiserver + etcd, each
 in its own namespace, with the same kopf settings. The bench creates N
 PhoenixProcessPipelines as fast as the API accepts them and watches for the
-first status on each. Phoenix renders each config and server-side applies a
-ConfigMap, a Deployment and a Service; the reference only writes a status.
+first status on each. Phoenix acknowledges each at once, then renders its
+config and server-side applies a ConfigMap, a Deployment and a Service at its
+--deploy-rate; the reference only writes a status.
 Reported: throughput (pipelines with a status per second), p50/p99 time from
 create to first status, and each operator's peak RSS, with the ratios. For
 Phoenix, whose first status says the config is valid and being deployed, the
 p50/p99 time until its children are applied is printed too.
 
-    .venv/bin/python -m bench.operator_scale [--count 1000]
+    .venv/bin/python -m bench.operator_scale [--count 1000] [--deploy-rate N]
 """
 
 from __future__ import annotations
@@ -119,11 +120,13 @@ def _measure(
     return Result(label, count / (finished - began), p50, p99, _peak_rss_mb(operator_pid), applied)
 
 
-def _run(plane: controlplane.ControlPlane, workdir: Path, count: int, label: str, argv: list[str] | None) -> Result:
+def _run(
+    plane: controlplane.ControlPlane, workdir: Path, count: int, label: str, argv: list[str] | None, *options: str
+) -> Result:
     namespace = harness.namespace(plane)
     api = k8s.CustomObjectsApi(k8s_config.new_client_from_config(config_file=str(plane.kubeconfig)))
     if argv is None:
-        context = harness.running(plane, namespace, workdir, "--prometheus-url", "http://127.0.0.1:9")
+        context = harness.running(plane, namespace, workdir, "--prometheus-url", "http://127.0.0.1:9", *options)
         with context as running:
             assert running.process.pid is not None
             return _measure(api, namespace, count, running.process.pid, label, deploys=True)
@@ -142,13 +145,15 @@ def _run(plane: controlplane.ControlPlane, workdir: Path, count: int, label: str
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--deploy-rate", help="the operator's --deploy-rate; its default if not given")
     args = parser.parse_args()
+    options = ["--deploy-rate", args.deploy_rate] if args.deploy_rate else []
     with tempfile.TemporaryDirectory(prefix="phoenix-bench-") as tmp:
         workdir = Path(tmp)
         with controlplane.running(workdir / "plane") as plane:
             plane.install_crds()
             print(f"creating {args.count} pipelines for each operator", file=sys.stderr)
-            ours = _run(plane, workdir, args.count, "phoenix", None)
+            ours = _run(plane, workdir, args.count, "phoenix", None, *options)
             reference = _run(
                 plane, workdir, args.count, "minimal-kopf", [sys.executable, "-m", "bench.reference_operator"]
             )
@@ -157,7 +162,9 @@ def main() -> int:
         latency = f"{result.p50:>8.2f} {result.p99:>8.2f}"
         print(f"{result.name:<14} {result.throughput:>12.1f} {latency} {result.peak_rss_mb:>12.0f}")
     if ours.deployed is not None:
-        print(f"phoenix, create to children applied: p50 {ours.deployed[0]:.2f} s, p99 {ours.deployed[1]:.2f} s")
+        rate = f"--deploy-rate {args.deploy_rate}" if args.deploy_rate else "the default --deploy-rate"
+        applied = f"p50 {ours.deployed[0]:.2f} s, p99 {ours.deployed[1]:.2f} s"
+        print(f"phoenix, create to children applied ({rate}): {applied}")
     print(
         f"ratio phoenix/minimal-kopf: throughput {ours.throughput / reference.throughput:.2f}, "
         f"p50 latency {ours.p50 / reference.p50:.2f}, p99 latency {ours.p99 / reference.p99:.2f}, "

@@ -243,9 +243,18 @@ def test_a_pipeline_is_valid_once_rendered_and_ready_only_with_its_own_config() 
         }
     )
     ready_on_old = reconcile_pipeline.status(
-        obj, pipeline.PipelineStatus(), "old", reconcile_pipeline.Observed(1, 1, {}, "old"), T0
+        obj.model_copy(update={"metadata": obj.metadata.model_copy(update={"generation": 1})}),
+        pipeline.PipelineStatus(),
+        "old",
+        reconcile_pipeline.Observed(1, 1, {}, "old"),
+        T0,
     )
     assert conditions.find(ready_on_old.conditions, "Ready").status == "True"  # type: ignore[union-attr]
+    # a new generation is acknowledged as not Ready before it is rendered
+    accepted = reconcile_pipeline.accepted_status(obj, ready_on_old, T0)
+    assert conditions.find(accepted.conditions, "Ready").reason == "Deploying"  # type: ignore[union-attr]
+    assert (accepted.config_hash, accepted.observed_generation) == ("old", 2)
+    assert reconcile_pipeline.accepted_status(obj, accepted, T0) == accepted  # resumed: nothing to say
     rendered = reconcile_pipeline.rendered_status(obj, ready_on_old, "new", T0)
     assert conditions.find(rendered.conditions, "ConfigValid").status == "True"  # type: ignore[union-attr]
     assert conditions.find(rendered.conditions, "Ready").reason == "Deploying"  # type: ignore[union-attr]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import gc
 import logging
 import re
 from datetime import timedelta
@@ -16,11 +17,12 @@ from kubernetes import config as k8s_config
 
 from phoenix_operator import GROUP
 from phoenix_operator.cli import output
-from phoenix_operator.handlers import context, experiments, loadsims, pipelines
+from phoenix_operator.handlers import context, experiments, loadsims, pipelines, workqueue
 from phoenix_operator.local import operator_runtime
 from phoenix_operator.measure import adapter
 from phoenix_operator.models import common
 from phoenix_operator.reconcile import experiment as reconcile_experiment
+from phoenix_operator.render import sandbox
 from phoenix_operator.runtime import kubernetes as runtime_kubernetes
 
 # The handler modules register themselves with kopf on import.
@@ -88,6 +90,14 @@ def run(
     prometheus_timeout: Annotated[
         str, typer.Option(help="Fail an experiment whose Prometheus stays unreachable this long.")
     ] = "5m",
+    deploy_rate: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            help="Pipelines rendered, applied and reported per second at most, after a burst of twice as many"
+            " (each is about five API requests); keeps a burst of new pipelines from slowing the API server.",
+        ),
+    ] = 5.0,
     metrics_port: Annotated[int, typer.Option(help="Serve the operator's metrics on this port (0: off).")] = 9090,
     liveness_port: Annotated[int, typer.Option(help="Serve /healthz on this port (0: off).")] = 8080,
     peering: Annotated[
@@ -124,6 +134,7 @@ def run(
         logging.getLogger("phoenix").info("the local runtime's Prometheus serves %s", local.prometheus_url)
     else:
         chosen = runtime_kubernetes.KubernetesRuntime(api, image)
+    pipelines.watch_readiness(chosen)
     if metrics_port:
         prometheus_client.start_http_server(metrics_port, addr="0.0.0.0")  # noqa: S104
     memo = kopf.Memo(
@@ -132,6 +143,7 @@ def run(
             runtime=chosen,
             prometheus_url=prometheus_url,
             measure_step_seconds=common.duration_seconds(measure_step),
+            deploys=workqueue.WorkQueue(workqueue.Limits(deploy_rate, max(1, int(2 * deploy_rate)))),
             limits=reconcile_experiment.Limits(
                 pipelines_ready=timedelta(seconds=common.duration_seconds(pipelines_ready_timeout)),
                 prometheus_unreachable=timedelta(seconds=common.duration_seconds(prometheus_timeout)),
@@ -140,6 +152,13 @@ def run(
         )
     )
     logging.getLogger("phoenix").info("starting the operator with the %s runtime", runtime.value)
+    # Done before the first object, not during it: API discovery and template
+    # compilation. Then everything built so far, which lives as long as the
+    # operator, leaves the garbage collector's reach: full collections that
+    # traverse it stall every handler.
+    api.discover(runtime_kubernetes.CHILD_KINDS)
+    sandbox.compile_templates()
+    gc.freeze()
     try:
         kopf.run(
             settings=_settings(peering),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from phoenix_operator.handlers import workqueue
 from phoenix_operator.models import kinds, manifests
 from phoenix_operator.reconcile import experiment as reconcile_experiment
 from phoenix_operator.reconcile import loadsim as reconcile_loadsim
@@ -39,8 +41,9 @@ class Context:
     prometheus_url: str | None
     measure_step_seconds: float
     limits: reconcile_experiment.Limits
-    # configs the render handler made, by pipeline uid, for the deploy handler that follows
-    rendered: dict[str, tuple[int | None, render_pipeline.RenderedConfig]] = field(default_factory=dict)
+    # pipelines to render, apply and report, and the tasks working through them
+    deploys: workqueue.WorkQueue
+    deploy_workers: list[asyncio.Task[None]] = field(default_factory=list)
     last_measured: dict[str, float] = field(default_factory=dict)
     phases: dict[str, str] = field(default_factory=dict)
 

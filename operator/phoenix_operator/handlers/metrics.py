@@ -17,6 +17,9 @@ RECONCILE_SECONDS = prometheus_client.Histogram(
 )
 EXPERIMENTS = prometheus_client.Gauge("phoenix_experiments", "Experiments by phase.", ["phase"])
 DECISIONS = prometheus_client.Counter("phoenix_decisions", "Verdicts by decision.", ["decision"])
+DEPLOY_QUEUE = prometheus_client.Gauge(
+    "phoenix_pipeline_deploy_queue_depth", "Pipelines waiting to be rendered, applied or reported."
+)
 LAST_ANALYSIS = prometheus_client.Gauge(
     "phoenix_last_analysis_timestamp_seconds", "When the last analysis of any experiment finished."
 )

@@ -1,4 +1,11 @@
-"""PhoenixProcessPipeline: render, deploy through the runtime, report readiness."""
+"""PhoenixProcessPipeline: acknowledge at once, then render, deploy and report from a work queue.
+
+kopf's handler only parses the spec and writes the first status, so a user
+sees within moments that the pipeline was accepted, or why not. Rendering,
+the three server-side applies and the readiness they lead to run from the
+rate-limited work queue, which also takes every workload event: one writer
+of the deployed state, always from the pipeline's newest spec.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ from typing import Any
 import kopf
 
 from phoenix_operator import API_VERSION, GROUP, VERSION
-from phoenix_operator.handlers import context, metrics, status
+from phoenix_operator.handlers import context, metrics, status, workqueue
 from phoenix_operator.models import kinds, manifests, pipeline
 from phoenix_operator.reconcile import pipeline as reconcile_pipeline
 from phoenix_operator.render import pipeline as render_pipeline
@@ -19,135 +26,126 @@ PLURAL = "phoenixprocesspipelines"
 # How often local collectors are checked; Kubernetes workloads are watched instead.
 OBSERVE_SECONDS = 5.0
 COLLECTOR_LABELS = {"app.kubernetes.io/managed-by": "phoenix", "app.kubernetes.io/name": "otelcol"}
+# Applies may block on a slow API server or a starting local collector; one
+# such pipeline must not hold up the rest.
+WORKERS = 2
 
 
-def _parse(body: Any, patch: kopf.Patch, now: datetime) -> kinds.PhoenixProcessPipeline | None:
+def _key(body: Any) -> workqueue.Key:
+    return body["metadata"].get("namespace") or "default", body["metadata"]["name"]
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+async def accept(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    now = datetime.now(UTC)
     try:
         obj = context.parse(body)
     except manifests.InvalidManifest as error:
         status.report_invalid(body, patch, pipeline.PipelineStatus, "ConfigValid", status.invalid_message(error), now)
-        return None
+        return
     assert isinstance(obj, kinds.PhoenixProcessPipeline)
-    return obj
-
-
-# Two handlers, which kopf runs one per cycle with a status patch after each:
-# users see ConfigValid, or why not, before the slower applies have run.
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-async def render(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    now = datetime.now(UTC)
-    obj = _parse(body, patch, now)
-    if obj is None:
-        return
     previous = status.previous(body, pipeline.PipelineStatus)
-    try:
-        rendered = reconcile_pipeline.render(obj)
-    except render_pipeline.RenderError as error:
-        new = reconcile_pipeline.invalid_status(obj, previous, obj.metadata.generation, str(error), now)
-        if status.write(body, patch, new):
-            kopf.warn(body, reason="InvalidSpec", message=str(error))
-        return
-    context.context(memo).rendered[obj.metadata.uid or ""] = (obj.metadata.generation, rendered)
-    if previous.config_hash != rendered.config_hash:
-        kopf.info(body, reason="Rendered", message=f"config {rendered.config_hash}, deploying")
-    status.write(body, patch, reconcile_pipeline.rendered_status(obj, previous, rendered.config_hash, now))
+    status.write(body, patch, reconcile_pipeline.accepted_status(obj, previous, now))
+    context.context(memo).deploys.add(_key(body), apply=True)
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-def deploy(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    with metrics.reconciling("PhoenixProcessPipeline"):
-        ctx = context.context(memo)
-        try:
-            obj = context.parse(body)
-            assert isinstance(obj, kinds.PhoenixProcessPipeline)
-            generation, rendered = ctx.rendered.pop(obj.metadata.uid or "", (None, None))
-            if rendered is None or generation != obj.metadata.generation:
-                # after a restart between the two handlers; rendering is deterministic
-                rendered = reconcile_pipeline.render(obj)
-        except (manifests.InvalidManifest, render_pipeline.RenderError):
-            return  # reported by render, and nothing is deployed
-        observed = ctx.runtime.apply_pipeline(obj, rendered)
-        previous = status.previous(body, pipeline.PipelineStatus)
-        now = datetime.now(UTC)
-        status.write(body, patch, reconcile_pipeline.status(obj, previous, rendered.config_hash, observed, now))
+async def _deploy(ctx: context.Context, key: workqueue.Key, apply: bool) -> bool:
+    """Render the pipeline's newest spec, apply it if asked, and write the status it gives.
 
-
-def _observed_status(ctx: context.Context, body: Any) -> pipeline.PipelineStatus | None:
-    """The status the runtime's newest observation gives, if the pipeline is deployed."""
-    previous = status.previous(body, pipeline.PipelineStatus)
-    if previous.config_hash is None:
-        return None  # never deployed: invalid, or the create handler has not run yet
+    False when the pipeline changed before its status was written: the queue
+    runs it again from that newer state.
+    """
+    body = await asyncio.to_thread(ctx.api.get, API_VERSION, runtime_kubernetes.PIPELINE_KIND, *key)
+    if body is None:
+        return True  # deleted: owner references remove the children, a watch event the local processes
     try:
         obj = context.parse(body)
     except manifests.InvalidManifest:
-        return None
+        return True  # reported by accept, and nothing is deployed
     assert isinstance(obj, kinds.PhoenixProcessPipeline)
-    observed = ctx.runtime.observe_pipeline(obj)
+    previous = status.previous(body, pipeline.PipelineStatus)
+    with metrics.reconciling("PhoenixProcessPipeline"):
+        try:
+            rendered = reconcile_pipeline.render(obj)
+        except render_pipeline.RenderError as error:
+            now = datetime.now(UTC)
+            new = reconcile_pipeline.invalid_status(obj, previous, obj.metadata.generation, str(error), now)
+            return await _write(ctx, body, new, ("Warning", "InvalidSpec", str(error)))
+        if apply:
+            observed: reconcile_pipeline.Observed | None = await asyncio.to_thread(
+                ctx.runtime.apply_pipeline, obj, rendered
+            )
+        else:
+            observed = ctx.runtime.observe_pipeline(obj)
+    now = datetime.now(UTC)
     if observed is None:
-        return None
-    return reconcile_pipeline.status(obj, previous, previous.config_hash, observed, datetime.now(UTC))
+        new = reconcile_pipeline.rendered_status(obj, previous, rendered.config_hash, now)
+    else:
+        new = reconcile_pipeline.status(obj, previous, rendered.config_hash, observed, now)
+    return await _write(ctx, body, new, None)
 
 
-def _polls_readiness(memo: kopf.Memo, **_: Any) -> bool:
-    return context.context(memo).runtime.polls_readiness
+async def _write(
+    ctx: context.Context, body: dict[str, Any], new: pipeline.PipelineStatus, event: tuple[str, str, str] | None
+) -> bool:
+    wire = new.to_wire()
+    if wire == (body.get("status") or {}):
+        return True
+    written = await asyncio.to_thread(
+        ctx.api.patch_status_if_unchanged, API_VERSION, runtime_kubernetes.PIPELINE_KIND, body["metadata"], wire
+    )
+    if written and event is not None:
+        await asyncio.to_thread(ctx.api.post_event, body, *event)
+    return written
 
 
-def _watches_workloads(memo: kopf.Memo, **_: Any) -> bool:
-    return not context.context(memo).runtime.polls_readiness
+@kopf.on.startup()
+async def start_deploying(memo: kopf.Memo, **_: Any) -> None:
+    ctx = context.context(memo)
+    metrics.DEPLOY_QUEUE.set_function(lambda: len(ctx.deploys))
+    ctx.deploy_workers = [
+        asyncio.create_task(ctx.deploys.work(lambda key, apply: _deploy(ctx, key, apply))) for _ in range(WORKERS)
+    ]
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=OBSERVE_SECONDS, initial_delay=OBSERVE_SECONDS, when=_polls_readiness)
-def observe(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    new = _observed_status(context.context(memo), body)
-    if new is not None:
-        status.write(body, patch, new)
+@kopf.on.cleanup()
+async def stop_deploying(memo: kopf.Memo, **_: Any) -> None:
+    for worker in context.context(memo).deploy_workers:
+        worker.cancel()
 
 
-async def _sync_readiness(ctx: context.Context, body: Any) -> None:
-    """Write what the newest workload event says, unless the pipeline changed meanwhile.
-
-    A conflict needs no retry: the change that caused it is itself an event,
-    and the pipeline's event handler syncs again from that newer state.
-    """
-    new = _observed_status(ctx, body)
-    if new is not None and new.to_wire() != dict(body.get("status") or {}):
-        await asyncio.to_thread(
-            ctx.api.patch_status_if_unchanged,
-            API_VERSION,
-            runtime_kubernetes.PIPELINE_KIND,
-            dict(body["metadata"]),
-            new.to_wire(),
-        )
+async def observe(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    context.context(memo).deploys.add(_key(body), apply=False)
 
 
-@kopf.on.event("apps", "v1", "deployments", labels=COLLECTOR_LABELS, when=_watches_workloads)
-@kopf.on.event("apps", "v1", "daemonsets", labels=COLLECTOR_LABELS, when=_watches_workloads)
 async def workload_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     ctx = context.context(memo)
     assert isinstance(ctx.runtime, runtime_kubernetes.KubernetesRuntime)
     workload: dict[str, Any] = dict(event["object"])
-    event_type = str(event["type"])
-    owner = ctx.runtime.record_workload(event_type, workload)
-    if owner is not None and event_type != "DELETED":
-        namespace = workload["metadata"]["namespace"]
-        found = await asyncio.to_thread(ctx.api.get, API_VERSION, runtime_kubernetes.PIPELINE_KIND, namespace, owner)
-        if found is not None:
-            await _sync_readiness(ctx, found)
+    owner = ctx.runtime.record_workload(str(event["type"]), workload)
+    if owner is not None:
+        ctx.deploys.add((workload["metadata"]["namespace"], owner), apply=False)
 
 
-# Event handlers are async: kopf runs them before every cycle's handlers, and
-# in its thread pool they would queue behind slow applies.
-@kopf.on.event(GROUP, VERSION, PLURAL)
-async def pipeline_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    ctx = context.context(memo)
+async def deleted(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     obj = context.deleted_object(event)
     if isinstance(obj, kinds.PhoenixProcessPipeline):
-        ctx.rendered.pop(obj.metadata.uid or "", None)
-        await asyncio.to_thread(ctx.runtime.delete_pipeline, obj)
-    elif event["type"] == "MODIFIED" and not ctx.runtime.polls_readiness:
-        # the deploy handler's status may predate a workload event seen meanwhile
-        await _sync_readiness(ctx, event["object"])
+        await asyncio.to_thread(context.context(memo).runtime.delete_pipeline, obj)
+
+
+def watch_readiness(runtime: context.Runtime) -> None:
+    """Register how readiness reaches the work queue, which depends on the runtime.
+
+    Kubernetes workloads are watched. Local processes send no events, so they
+    are polled, and stopped when their pipeline is deleted; in Kubernetes the
+    garbage collector follows the owner references. Registered only for the
+    runtime in use: kopf would otherwise evaluate a filter on every event.
+    """
+    if runtime.polls_readiness:
+        kopf.timer(GROUP, VERSION, PLURAL, interval=OBSERVE_SECONDS, initial_delay=OBSERVE_SECONDS)(observe)
+        kopf.on.event(GROUP, VERSION, PLURAL)(deleted)
+    else:
+        kopf.on.event("apps", "v1", "deployments", labels=COLLECTOR_LABELS)(workload_changed)
+        kopf.on.event("apps", "v1", "daemonsets", labels=COLLECTOR_LABELS)(workload_changed)

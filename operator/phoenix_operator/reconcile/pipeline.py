@@ -194,6 +194,18 @@ def invalid_status(
     return previous.model_copy(update={"conditions": updated, "observed_generation": generation})
 
 
+def accepted_status(
+    obj: kinds.PhoenixProcessPipeline, previous: pipeline.PipelineStatus, now: datetime
+) -> pipeline.PipelineStatus:
+    """The first word on a new generation, before it is rendered: not Ready until deployed."""
+    generation = obj.metadata.generation
+    if previous.observed_generation == generation:
+        return previous  # resumed: the work queue reports what runs
+    message = f"rendering and deploying generation {generation}"
+    updated = conditions.set_condition(previous.conditions, "Ready", "False", "Deploying", message, generation, now)
+    return previous.model_copy(update={"conditions": updated, "observed_generation": generation})
+
+
 def rendered_status(
     obj: kinds.PhoenixProcessPipeline, previous: pipeline.PipelineStatus, config_hash: str, now: datetime
 ) -> pipeline.PipelineStatus:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from kubernetes import client as k8s
@@ -25,6 +26,14 @@ from phoenix_operator.render import pipeline as render_pipeline
 
 FIELD_MANAGER = "phoenix-operator"
 PIPELINE_KIND = "PhoenixProcessPipeline"
+# What the runtime applies and reads, as (apiVersion, kind).
+CHILD_KINDS = (
+    ("v1", "ConfigMap"),
+    ("v1", "Service"),
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "DaemonSet"),
+    ("batch/v1", "Job"),
+)
 
 
 class SecretUnreadable(Exception):
@@ -42,9 +51,16 @@ class Api:
     def __init__(self, api_client: k8s.ApiClient) -> None:
         self._api_client = api_client
         self._dynamic = dynamic.DynamicClient(api_client)  # type: ignore[no-untyped-call]
+        # built now: the client imports its large API module on first use
+        self._core = k8s.CoreV1Api(api_client)
 
     def _resource(self, api_version: str, kind: str) -> Any:
         return self._dynamic.resources.get(api_version=api_version, kind=kind)
+
+    def discover(self, wanted: Sequence[tuple[str, str]]) -> None:
+        """Look the kinds up in API discovery now; the client caches what it finds."""
+        for api_version, kind in wanted:
+            self._resource(api_version, kind)
 
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         resource = self._resource(manifest["apiVersion"], manifest["kind"])
@@ -83,19 +99,41 @@ class Api:
 
     def patch_status_if_unchanged(
         self, api_version: str, kind: str, metadata: dict[str, Any], status: dict[str, Any]
-    ) -> None:
-        """Merge-patch the status of the object as it was read; nothing if it has changed since."""
-        with contextlib.suppress(dynamic_errors.ConflictError):
+    ) -> bool:
+        """Merge-patch the status of the object as it was read; False if it has changed since."""
+        try:
             self._resource(api_version, kind).status.patch(
                 body={"metadata": {"resourceVersion": metadata["resourceVersion"]}, "status": status},
                 name=metadata["name"],
                 namespace=metadata.get("namespace"),
                 content_type="application/merge-patch+json",
             )
+        except dynamic_errors.ConflictError:
+            return False
+        return True
+
+    def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """An Event about `obj`, as `kubectl describe` lists them."""
+        metadata = obj["metadata"]
+        now = datetime.now(UTC).isoformat()
+        involved = {k: metadata[k] for k in ("name", "namespace", "uid")}
+        # a plain mapping: the client serializes it as it would a CoreV1Event
+        event: Any = {
+            "metadata": {"generateName": f"{metadata['name']}."},
+            "involvedObject": {"apiVersion": obj["apiVersion"], "kind": obj["kind"], **involved},
+            "type": type_,
+            "reason": reason,
+            "message": message,
+            "source": {"component": FIELD_MANAGER},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        self._core.create_namespaced_event(metadata["namespace"], event, _preload_content=False)
 
     def secret_value(self, namespace: str, name: str, key: str) -> str:
         try:
-            secret = k8s.CoreV1Api(self._api_client).read_namespaced_secret(name, namespace)
+            secret = self._core.read_namespaced_secret(name, namespace)
         except k8s.ApiException as error:
             hint = " (grant the operator get on it: docs/prometheus-token-access.yaml)" if error.status == 403 else ""
             raise SecretUnreadable(f"cannot read Secret {namespace}/{name}: {error.reason}{hint}") from None
