@@ -90,6 +90,10 @@ async def _deploy(ctx: context.Context, key: workqueue.Key, apply: bool) -> bool
 async def _write(
     ctx: context.Context, body: dict[str, Any], new: pipeline.PipelineStatus, event: tuple[str, str, str] | None
 ) -> bool:
+    """Patch a changed status, and only then post `event`, so a resync repeats no event.
+
+    False if the pipeline changed since `body` was read.
+    """
     wire = new.to_wire()
     if wire == (body.get("status") or {}):
         return True
