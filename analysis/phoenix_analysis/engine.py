@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -62,53 +62,6 @@ class _Check:
     def at(self, index: int) -> intervals.Interval:
         mean, low, high = self.bounds
         return intervals.Interval(float(mean[index]), float(low[index]), float(high[index]))
-
-
-@dataclass
-class _Result:
-    decision: str = "Inconclusive"
-    reasons: list[str] = field(default_factory=list)
-    series_reduction: intervals.Interval | None = None
-    datapoint_reduction: intervals.Interval | None = None
-    monthly_savings_usd: intervals.Interval | None = None
-    fidelity: dict[str, Any] = field(
-        default_factory=lambda: {
-            "checked": 0,
-            "passed": 0,
-            "worst_query": None,
-            "worst_error": None,
-            "queries": [],
-        }
-    )
-    guardrails: list[dict[str, Any]] = field(default_factory=list)
-    variants: dict[str, dict[str, float | None]] = field(default_factory=dict)
-    anomalies: dict[str, list[int]] = field(default_factory=dict)
-    samples_used: int = 0
-    decided_at_index: int | None = None
-    mode: str = "sequential"
-    wilcoxon_p_value: float | None = None
-    series_reduction_sequence: dict[str, list[float]] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        def interval(value: intervals.Interval | None) -> dict[str, float] | None:
-            return value.as_dict() if value else None
-
-        return {
-            "decision": self.decision,
-            "reasons": self.reasons,
-            "series_reduction": interval(self.series_reduction),
-            "datapoint_reduction": interval(self.datapoint_reduction),
-            "monthly_savings_usd": interval(self.monthly_savings_usd),
-            "fidelity": self.fidelity,
-            "guardrails": self.guardrails,
-            "variants": self.variants,
-            "anomalies": self.anomalies,
-            "samples_used": self.samples_used,
-            "decided_at_index": self.decided_at_index,
-            "mode": self.mode,
-            "wilcoxon_p_value": self.wilcoxon_p_value,
-            "series_reduction_sequence": self.series_reduction_sequence,
-        }
 
 
 def _array(values: list[float | None]) -> Floats:
@@ -148,13 +101,25 @@ def _fmt(value: intervals.Interval) -> str:
     return f"{value.estimate:.1%} [{value.low:.1%}, {value.high:.1%}]"
 
 
-def analyze_input(spec: contract.AnalysisInput) -> _Result:
-    result = _Result(mode=spec.mode)
+def _contract_interval(value: intervals.Interval) -> contract.Interval:
+    return contract.Interval(estimate=value.estimate, ci_low=value.low, ci_high=value.high)
+
+
+def _interval_at(bounds: Bounds, index: int) -> contract.Interval:
+    return contract.Interval(
+        estimate=float(bounds[0][index]), ci_low=float(bounds[1][index]), ci_high=float(bounds[2][index])
+    )
+
+
+def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
+    """The verdict on typed input; see the module docstring for the rule."""
     arrays, problems = _input_problems(spec)
-    result.samples_used = len(arrays["baseline.active_series"])
     if problems:
-        result.reasons = ["no decision: " + p for p in problems]
-        return result
+        return contract.Result(
+            mode=spec.mode,
+            samples_used=len(arrays["baseline.active_series"]),
+            reasons=[contract.Reason(kind=contract.ReasonKind.NO_DECISION, text="no decision: " + p) for p in problems],
+        )
     bound: Callable[[Floats, float], Bounds] = (
         intervals.running_confidence_sequence if spec.mode == "sequential" else intervals.running_fixed_interval
     )
@@ -162,8 +127,9 @@ def analyze_input(spec: contract.AnalysisInput) -> _Result:
     a = arrays
     series_reduction = 1 - a["candidate.active_series"] / a["baseline.active_series"]
     objective = spec.objectives.min_series_reduction
+    wilcoxon_p_value = None
     if spec.mode == "fixed":
-        hodges_lehmann, result.wilcoxon_p_value = intervals.hodges_lehmann_interval(series_reduction, alpha, objective)
+        hodges_lehmann, wilcoxon_p_value = intervals.hodges_lehmann_interval(series_reduction, alpha, objective)
         series_bounds = _constant_bounds(hodges_lehmann, len(series_reduction))
     else:
         series_bounds = bound(series_reduction, alpha)
@@ -193,32 +159,37 @@ def analyze_input(spec: contract.AnalysisInput) -> _Result:
     decided_at = _decision_index(promote, reject, spec.mode, last)
     # The first final decision stands, so every figure is reported as it was then.
     at = last if decided_at is None else decided_at
-    result.samples_used = at + 1
-    result.series_reduction = series.at(at)
-    result.datapoint_reduction = intervals.Interval(float(dpm[0][at]), float(dpm[1][at]), float(dpm[2][at]))
-    result.monthly_savings_usd = intervals.Interval(float(savings[0][at]), float(savings[1][at]), float(savings[2][at]))
-    result.decided_at_index = decided_at if spec.mode == "sequential" else None
+    decision: contract.Decision = "Inconclusive"
     if decided_at is not None:
-        result.decision = "Promote" if promote[decided_at] else "Reject"
-    result.reasons = _reasons(result.decision, series, query_checks, query_problems, guard_checks, at, spec)
-    result.fidelity = _fidelity_report(spec, query_checks, query_problems, at)
-    result.guardrails = guard_reports(at)
+        decision = "Promote" if promote[decided_at] else "Reject"
     used = slice(0, at + 1)
-    result.variants = {
-        v: {
-            "active_series": float(np.mean(a[f"{v}.active_series"][used])),
-            "datapoints_per_minute": float(np.mean(a[f"{v}.datapoints_per_minute"][used])),
-            "cpu_cores": float(np.mean(a[f"{v}.cpu_cores"][used])) if f"{v}.cpu_cores" in a else None,
-            "memory_bytes": float(np.mean(a[f"{v}.memory_bytes"][used])) if f"{v}.memory_bytes" in a else None,
-            "monthly_cost_usd": float(np.mean(costs[v][used])),
-        }
-        for v in ("baseline", "candidate")
-    }
-    result.anomalies = {"series_reduction": anomalies.flagged(series_reduction)}
-    result.series_reduction_sequence = {
-        name: values.tolist() for name, values in zip(("estimate", "ci_low", "ci_high"), series.bounds, strict=True)
-    }
-    return result
+    return contract.Result(
+        decision=decision,
+        reasons=_reasons(decision, series, query_checks, query_problems, guard_checks, at, spec),
+        series_reduction=_contract_interval(series.at(at)),
+        datapoint_reduction=_interval_at(dpm, at),
+        monthly_savings_usd=_interval_at(savings, at),
+        fidelity=_fidelity_report(spec, query_checks, query_problems, at),
+        guardrails=guard_reports(at),
+        variants={
+            v: contract.VariantSummary(
+                active_series=float(np.mean(a[f"{v}.active_series"][used])),
+                datapoints_per_minute=float(np.mean(a[f"{v}.datapoints_per_minute"][used])),
+                cpu_cores=float(np.mean(a[f"{v}.cpu_cores"][used])) if f"{v}.cpu_cores" in a else None,
+                memory_bytes=float(np.mean(a[f"{v}.memory_bytes"][used])) if f"{v}.memory_bytes" in a else None,
+                monthly_cost_usd=float(np.mean(costs[v][used])),
+            )
+            for v in ("baseline", "candidate")
+        },
+        anomalies={"series_reduction": anomalies.flagged(series_reduction)},
+        samples_used=at + 1,
+        decided_at_index=decided_at if spec.mode == "sequential" else None,
+        mode=spec.mode,
+        wilcoxon_p_value=wilcoxon_p_value,
+        series_reduction_sequence={
+            name: values.tolist() for name, values in zip(("estimate", "ci_low", "ci_high"), series.bounds, strict=True)
+        },
+    )
 
 
 def _constant_bounds(value: intervals.Interval, n: int) -> Bounds:
@@ -250,11 +221,15 @@ def _query_checks(
     return checks, problems
 
 
+def _guardrail_name(key: str) -> str:
+    return f"collector {key.replace('_', ' ')} increase"
+
+
 def _guardrail_checks(
     spec: contract.AnalysisInput,
     arrays: dict[str, Floats],
     bound: Callable[[Floats, float], Bounds],
-) -> tuple[list[_Check], Callable[[int], list[dict[str, Any]]]]:
+) -> tuple[list[_Check], Callable[[int], list[contract.Guardrail]]]:
     limits = {
         "cpu_cores": spec.objectives.max_cpu_increase,
         "memory_bytes": spec.objectives.max_memory_increase,
@@ -266,30 +241,28 @@ def _guardrail_checks(
             continue
         checks.append(
             _Check(
-                f"collector {key.replace('_', ' ')} increase",
+                _guardrail_name(key),
                 bound(cand / base - 1, spec.alpha),
                 limit,
                 True,
             )
         )
 
-    def report(index: int) -> list[dict[str, Any]]:
+    def report(index: int) -> list[contract.Guardrail]:
         measured = {c.name: c for c in checks}
-        out: list[dict[str, Any]] = []
+        out = []
         for key, limit in limits.items():
-            name = f"collector {key.replace('_', ' ')} increase"
-            check = measured.get(name)
+            check = measured.get(_guardrail_name(key))
             if check is None:
-                out.append({"name": name, "status": "not-measured", "increase": None, "limit": limit})
+                out.append(
+                    contract.Guardrail(name=_guardrail_name(key), status="not-measured", increase=None, limit=limit)
+                )
                 continue
             status = "pass" if check.passed()[index] else "breach" if check.failed()[index] else "undetermined"
             out.append(
-                {
-                    "name": name,
-                    "status": status,
-                    "increase": check.at(index).as_dict(),
-                    "limit": limit,
-                }
+                contract.Guardrail(
+                    name=check.name, status=status, increase=_contract_interval(check.at(index)), limit=limit
+                )
             )
         return out
 
@@ -298,39 +271,34 @@ def _guardrail_checks(
 
 def _fidelity_report(
     spec: contract.AnalysisInput, checks: list[_Check], problems: dict[str, str], index: int
-) -> dict[str, Any]:
+) -> contract.Fidelity:
     queries = []
     for check in checks:
         status = "pass" if check.passed()[index] else "fail" if check.failed()[index] else "undetermined"
         queries.append(
-            {
-                "name": check.name,
-                "status": status,
-                "error": check.at(index).as_dict(),
-                "topk_overlap": check.topk_overlap,
-                "label_coverage": check.coverage,
-                "problem": None,
-            }
+            contract.QueryFidelity(
+                name=check.name,
+                status=status,
+                error=_contract_interval(check.at(index)),
+                topk_overlap=check.topk_overlap,
+                label_coverage=check.coverage,
+                problem=None,
+            )
         )
     for name, problem in problems.items():
         queries.append(
-            {
-                "name": name,
-                "status": "no-data",
-                "error": None,
-                "topk_overlap": None,
-                "label_coverage": None,
-                "problem": problem,
-            }
+            contract.QueryFidelity(
+                name=name, status="no-data", error=None, topk_overlap=None, label_coverage=None, problem=problem
+            )
         )
     worst = max(checks, key=lambda c: c.bounds[0][index], default=None)
-    return {
-        "checked": len(spec.critical_queries),
-        "passed": sum(q["status"] == "pass" for q in queries),
-        "worst_query": worst.name if worst else (next(iter(problems), None)),
-        "worst_error": float(worst.bounds[0][index]) if worst else None,
-        "queries": queries,
-    }
+    return contract.Fidelity(
+        checked=len(spec.critical_queries),
+        passed=sum(q.status == "pass" for q in queries),
+        worst_query=worst.name if worst else (next(iter(problems), None)),
+        worst_error=float(worst.bounds[0][index]) if worst else None,
+        queries=queries,
+    )
 
 
 def _reasons(
@@ -341,47 +309,59 @@ def _reasons(
     guardrails: list[_Check],
     index: int,
     spec: contract.AnalysisInput,
-) -> list[str]:
+) -> list[contract.Reason]:
+    kinds = contract.ReasonKind
     objective = spec.objectives.min_series_reduction
     reduction = series.at(index)
-    reasons = []
+    reasons: list[tuple[contract.ReasonKind, str]] = []
     if series.passed()[index]:
-        reasons.append(f"series reduction {_fmt(reduction)} clears the objective {objective:.0%}")
+        reasons.append(
+            (kinds.SERIES_CLEARS, f"series reduction {_fmt(reduction)} clears the objective {objective:.0%}")
+        )
     elif series.failed()[index]:
-        reasons.append(f"series reduction {_fmt(reduction)} is below the objective {objective:.0%}")
+        reasons.append(
+            (kinds.SERIES_BELOW, f"series reduction {_fmt(reduction)} is below the objective {objective:.0%}")
+        )
     else:
         reasons.append(
-            f"series reduction {_fmt(reduction)} is not yet distinguishable from the objective {objective:.0%}"
+            (
+                kinds.SERIES_UNDETERMINED,
+                f"series reduction {_fmt(reduction)} is not yet distinguishable from the objective {objective:.0%}",
+            )
         )
     limit = spec.objectives.max_query_error
     for check in queries:
         error = check.at(index)
         if check.broken is not None and check.broken[index]:
-            reasons.append(
+            text = (
                 f"critical query {check.name} lost label sets: the candidate's answer covers only "
                 f"{check.coverage:.0%} of the baseline's (a label it groups by is gone)"
             )
+            reasons.append((kinds.QUERY_LOST_LABELS, text))
         elif check.failed()[index]:
-            reasons.append(f"critical query {check.name} differs by {_fmt(error)}, above the {limit:.1%} allowed")
+            text = f"critical query {check.name} differs by {_fmt(error)}, above the {limit:.1%} allowed"
+            reasons.append((kinds.QUERY_DIFFERS, text))
         elif not check.passed()[index]:
-            reasons.append(f"critical query {check.name} error {_fmt(error)} is not yet shown below {limit:.1%}")
+            text = f"critical query {check.name} error {_fmt(error)} is not yet shown below {limit:.1%}"
+            reasons.append((kinds.QUERY_UNDETERMINED, text))
     for name, problem in query_problems.items():
-        reasons.append(f"critical query {name}: {problem}")
+        reasons.append((kinds.QUERY_NO_DATA, f"critical query {name}: {problem}"))
     if queries and all(c.passed()[index] for c in queries) and not query_problems:
-        reasons.append(f"all {len(queries)} critical queries agree within {limit:.1%}")
+        reasons.append((kinds.QUERIES_AGREE, f"all {len(queries)} critical queries agree within {limit:.1%}"))
     for check in guardrails:
         if check.failed()[index]:
-            reasons.append(f"{check.name} {_fmt(check.at(index))} breaches the {check.limit:.0%} guardrail")
+            text = f"{check.name} {_fmt(check.at(index))} breaches the {check.limit:.0%} guardrail"
+            reasons.append((kinds.GUARDRAIL_BREACHED, text))
         elif not check.passed()[index]:
-            reasons.append(f"{check.name} {_fmt(check.at(index))} is not yet shown within {check.limit:.0%}")
+            text = f"{check.name} {_fmt(check.at(index))} is not yet shown within {check.limit:.0%}"
+            reasons.append((kinds.GUARDRAIL_UNDETERMINED, text))
     if decision == "Promote":
-        return [r for r in reasons if "not yet" not in r]
-    if decision == "Reject":
-        verdict_reasons = ("below the objective", "above the", "breaches", "lost label sets")
-        return [r for r in reasons if any(marker in r for marker in verdict_reasons)]
-    return reasons
+        reasons = [r for r in reasons if r[0] not in contract.UNDETERMINED]
+    elif decision == "Reject":
+        reasons = [r for r in reasons if r[0] in contract.REJECTING]
+    return [contract.Reason(kind=kind, text=text) for kind, text in reasons]
 
 
 def analyze(data: dict[str, Any]) -> dict[str, Any]:
-    """The stable contract: input and output dicts as documented in the package README."""
-    return analyze_input(contract.parse(data)).to_dict()
+    """The stable JSON contract: `contract.AnalysisInput` in, `contract.Result` out, both as dicts."""
+    return analyze_input(contract.parse(data)).to_json()

@@ -40,9 +40,6 @@ class Interval:
     low: float
     high: float
 
-    def as_dict(self) -> dict[str, float]:
-        return {"estimate": self.estimate, "ci_low": self.low, "ci_high": self.high}
-
 
 def bandwidth(n: int) -> int:
     return int(_bandwidths(np.array([max(n, 1)]))[0])

@@ -1,4 +1,4 @@
-"""The measurement adapter against a real Prometheus holding known, backfilled data."""
+"""The Prometheus measurement provider against a real Prometheus holding known, backfilled data."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from phoenix_operator.measure import adapter, promql
+from phoenix_operator import labels
+from phoenix_operator.measure import base, promql
 from phoenix_operator.measure import prometheus as prom
 from phoenix_operator.models import experiment
+from phoenix_operator.reconcile import experiment as reconcile_experiment
 from phoenix_operator.runtime import local_components
 
 pytestmark = pytest.mark.e2e
@@ -52,61 +54,58 @@ def _openmetrics(start: int) -> str:
     return "\n".join(lines) + "\n# EOF\n"
 
 
-def _spec(*queries: str) -> experiment.ExperimentSpec:
-    return experiment.ExperimentSpec.model_validate({
-        "baseline": {"template": "baseline"},
-        "candidate": {"template": "candidate"},
-        "analysis": {"criticalQueries": [{"name": f"q{i}", "query": q} for i, q in enumerate(queries)]},
-    })  # fmt: skip
+def _queries(*queries: str) -> list[experiment.CriticalQuery]:
+    return [experiment.CriticalQuery(name=f"q{i}", query=q) for i, q in enumerate(queries)]
 
 
 @pytest.fixture
 def backfilled(
     promtool_backfill: Callable[[str], local_components.LocalPrometheus],
-) -> tuple[prom.Client, prom.Grid]:
+) -> tuple[prom.Provider, reconcile_experiment.Window]:
     start = (int(time.time()) - 3 * 3600) // STEP * STEP
     server = promtool_backfill(_openmetrics(start))
-    return prom.Client(server.url), prom.Grid(start + 120, start + STEP * (SAMPLES - 1), STEP)
+    return prom.Provider(prom.Client(server.url)), reconcile_experiment.Window(
+        start + 120, start + STEP * (SAMPLES - 1), STEP
+    )
 
 
 def test_recovers_series_counts_and_datapoints_exactly(
-    backfilled: tuple[prom.Client, prom.Grid],
+    backfilled: tuple[prom.Provider, reconcile_experiment.Window],
 ) -> None:
-    client, grid = backfilled
-    result = adapter.measure(client, "exp", _spec(), grid)
+    provider, window = backfilled
+    result = provider.measure("exp", [], window)
     assert result.phase == "Successful", result.message
-    data = result.analysis_input
-    assert data is not None
+    assert result.baseline is not None and result.candidate is not None
     # baseline: 2 hosts x (3 java + 1 bash) processes; candidate: 2 hosts x 2 executables
-    assert set(data["baseline"]["active_series"]) == {8.0}
-    assert set(data["candidate"]["active_series"]) == {4.0}
+    assert set(result.baseline.active_series) == {8.0}
+    assert set(result.candidate.active_series) == {4.0}
     # every series has a point each 15 s: four in every minute
-    assert set(data["baseline"]["datapoints_per_minute"]) == {32.0}
-    assert set(data["candidate"]["datapoints_per_minute"]) == {16.0}
-    assert len(result.timestamps) == len(data["baseline"]["active_series"]) == (SAMPLES * STEP - 120) // STEP
+    assert set(result.baseline.datapoints_per_minute) == {32.0}
+    assert set(result.candidate.datapoints_per_minute) == {16.0}
+    assert len(result.timestamps) == len(result.baseline.active_series) == (SAMPLES * STEP - 120) // STEP
 
 
-def _query(result: adapter.Measurement, index: int) -> dict[str, dict[str, list[float | None]]]:
+def _query(result: base.Measurement, index: int) -> dict[str, dict[str, list[float | None]]]:
     assert result.phase == "Successful", result.message
-    assert result.analysis_input is not None
-    query: dict[str, dict[str, list[float | None]]] = result.analysis_input["critical_queries"][index]
-    return query
+    query = result.critical_queries[index]
+    assert isinstance(query.baseline, dict) and isinstance(query.candidate, dict)
+    return {"baseline": query.baseline, "candidate": query.candidate}
 
 
 def test_rewritten_queries_give_each_variant_its_own_values(
-    backfilled: tuple[prom.Client, prom.Grid],
+    backfilled: tuple[prom.Provider, reconcile_experiment.Window],
 ) -> None:
-    client, grid = backfilled
-    result = adapter.measure(
-        client, "exp",
-        _spec(
+    provider, window = backfilled
+    result = provider.measure(
+        "exp",
+        _queries(
             "sum by (host_name, process_executable_name) (rate(process_cpu_time_seconds_total[1m]))",
             "topk(1, sum by (process_executable_name) (rate(process_cpu_time_seconds_total[1m])))",
             'sum(rate(process_cpu_time_seconds_total{process_executable_name="java"}[1m]))'
             ' / sum(rate(process_cpu_time_seconds_total[1m]))',
             "count(process_cpu_time_seconds_total)",
         ),
-        grid,
+        window,
     )  # fmt: skip
     by_host = _query(result, 0)
     for variant in ("baseline", "candidate"):
@@ -151,22 +150,32 @@ def test_values_that_would_print_differently_are_refused() -> None:
         promql.scope('x{y=~"a\\\\.b"}', {"phoenix_variant": "b"})
 
 
-def test_invalid_query_is_a_measurement_error(backfilled: tuple[prom.Client, prom.Grid]) -> None:
-    client, grid = backfilled
-    result = adapter.measure(client, "exp", _spec("sum(rate(x[1m]"), grid)
+def test_invalid_query_is_a_measurement_error(backfilled: tuple[prom.Provider, reconcile_experiment.Window]) -> None:
+    provider, window = backfilled
+    result = provider.measure("exp", _queries("sum(rate(x[1m]"), window)
     assert result.phase == "Error"
     assert result.message.startswith("critical query: invalid PromQL")
 
 
-def test_unknown_experiment_is_inconclusive(backfilled: tuple[prom.Client, prom.Grid]) -> None:
-    client, grid = backfilled
-    result = adapter.measure(client, "nobody", _spec(), grid)
+def test_unknown_experiment_is_inconclusive(backfilled: tuple[prom.Provider, reconcile_experiment.Window]) -> None:
+    provider, window = backfilled
+    result = provider.measure("nobody", [], window)
     assert result.phase == "Inconclusive"
     assert "no series exported by the baseline pipeline" in result.message
 
 
 def test_unreachable_prometheus_is_a_measurement_error() -> None:
-    grid = prom.Grid(0, 60, 15)
-    result = adapter.measure(prom.Client("http://127.0.0.1:9", timeout=2), "exp", _spec(), grid)
+    window = reconcile_experiment.Window(0, 60, 15)
+    result = prom.Provider(prom.Client("http://127.0.0.1:9", timeout=2)).measure("exp", [], window)
     assert result.phase == "Error"
     assert "unreachable" in result.message
+
+
+def test_each_variant_figure_is_a_query_scoped_through_the_syntax_tree() -> None:
+    for variant in ("baseline", "candidate"):
+        queries = prom.variant_queries("exp", variant)
+        for figure, (scrape, _) in prom.VARIANT_QUERIES.items():
+            query = queries[figure]
+            assert f'phoenix_variant="{variant}",phoenix_scrape="{scrape}"' in query
+            scope = labels.of_scrape("exp", variant, scrape)
+            assert promql.scope(query, scope) == query, "scoping again changes nothing: it already is"

@@ -17,8 +17,8 @@ import pytest
 from ruamel import yaml
 
 from phoenix_operator.loadsim import fleet
-from phoenix_operator.local import run as local_run
-from phoenix_operator.models import kinds, loadsim
+from phoenix_operator.models import loadsim
+from phoenix_operator.runtime import local as runtime_local
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -81,7 +81,7 @@ def test_quickstart_promotes_with_the_reduction_it_promises(tmp_path: Path) -> N
     manifest = yaml.YAML(typ="safe", pure=True).load(QUICKSTART.read_text())
     spec = manifest["spec"]["load"]["loadSim"]
     expected = fleet.estimate(loadsim.LoadProfileSpec.model_validate(spec)).active_series
-    lookback = local_run.lookback_seconds(kinds.PhoenixExperiment.model_validate(manifest), local_run.Options())
+    lookback = runtime_local.lookback_seconds(spec["intervalSeconds"])
     lingering = spec["hosts"] * spec["churnPerMinute"] * fleet.POINTS_PER_PROCESS * lookback / 60
     measured = results["baseline"]["activeSeries"]
     assert expected <= measured <= expected + lingering + 2 * 3  # + target_info per collector
@@ -94,31 +94,6 @@ def test_quickstart_promotes_with_the_reduction_it_promises(tmp_path: Path) -> N
     assert page.count("<svg") == 5  # series, reduction sequence, three queries
     assert "progress" not in result.stdout
     assert "series baseline" in result.stderr  # progress lines go to stderr
-
-
-def test_trap_experiment_rejects_and_names_the_query() -> None:
-    result = _run("-f", str(REPO / "examples/quickstart/trap-experiment.yaml"), "-o", "json")
-    assert result.returncode == 0, result.stderr
-    verdict = json.loads(result.stdout)["verdict"]
-    assert verdict["decision"] == "Reject"
-    assert any("cpu-by-host-and-executable" in reason for reason in verdict["reasons"])
-
-
-def test_a_costlier_candidate_is_rejected_with_a_negative_reduction(tmp_path: Path) -> None:
-    """The quickstart with its variants swapped: the candidate keeps every
-    per-process series the baseline aggregates away, so it costs ~6x more."""
-    quickstart = yaml.YAML(typ="safe", pure=True).load(QUICKSTART.read_text())["spec"]
-    lean, full = quickstart["candidate"], quickstart["baseline"]
-    analysis = {**quickstart["analysis"], "criticalQueries": []}
-    manifest = _manifest(tmp_path, QUICKSTART, {"baseline": lean, "candidate": full, "analysis": analysis})
-    result = _run("-f", manifest, "-o", "json")
-    assert result.returncode == 0, result.stderr
-    status = json.loads(result.stdout)
-    assert status["verdict"]["decision"] == "Reject", status["verdict"]
-    reduction = status["results"]["seriesReduction"]
-    assert reduction["ciHigh"] < 0, reduction
-    assert status["results"]["monthlySavingsUsd"]["estimate"] < 0
-    assert any("series reduction" in reason for reason in status["verdict"]["reasons"])
 
 
 def test_interrupt_stops_everything_and_reports_what_was_measured() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from phoenix_analysis import engine
+from phoenix_analysis import contract, engine
 from phoenix_operator.models import experiment, kinds, loadsim, pipeline
 from phoenix_operator.reconcile import conditions
 from phoenix_operator.reconcile import experiment as reconcile_experiment
@@ -43,9 +43,9 @@ def _step(
     return reconcile_experiment.advance(obj, observed, now, reconcile_experiment.Limits())
 
 
-def _analysis(reduction: float = 0.8, cpu_increase: float = 0.0, n: int = 200) -> dict[str, Any]:
+def _analysis(reduction: float = 0.8, cpu_increase: float = 0.0, n: int = 200) -> contract.Result:
     data = simulate.experiment(np.random.default_rng(7), n, reduction, cpu_increase=cpu_increase)
-    return engine.analyze({**data, "alpha": 0.05, "mode": "sequential"})
+    return engine.analyze_input(contract.parse({**data, "alpha": 0.05, "mode": "sequential"}))
 
 
 def _running(at: datetime = T0) -> experiment.ExperimentStatus:
@@ -87,7 +87,7 @@ def test_the_happy_path_goes_through_every_phase() -> None:
     step = _step(_experiment(step.status), reconcile_experiment.Observed(ready, load_start), T0 + timedelta(seconds=6))
     assert (step.status.phase, step.status.started_at) == ("Running", load_start)
     decided = _analysis()
-    assert decided["decided_at_index"] is not None
+    assert decided.decided_at_index is not None
     step = _step(_experiment(step.status), reconcile_experiment.Observed(analysis=decided), T0 + timedelta(minutes=3))
     assert step.status.phase == "Analyzing" and step.status.verdict is None
     step = _step(_experiment(step.status), reconcile_experiment.Observed(analysis=decided), T0 + timedelta(minutes=3))
@@ -102,7 +102,7 @@ def test_the_happy_path_goes_through_every_phase() -> None:
 
 def test_an_undecided_run_keeps_running_until_its_duration() -> None:
     undecided = _analysis(reduction=0.5, n=30)
-    assert undecided["decided_at_index"] is None
+    assert undecided.decided_at_index is None
     early = _step(_experiment(_running()), reconcile_experiment.Observed(analysis=undecided), T0 + timedelta(minutes=5))
     assert early.status.phase == "Running" and early.status.results is not None
     late = _step(_experiment(_running()), reconcile_experiment.Observed(analysis=undecided), T0 + timedelta(minutes=10))
@@ -120,7 +120,7 @@ def test_auto_promotion_patches_only_on_promote() -> None:
 
 def test_a_guardrail_breach_fails_and_tears_the_candidate_down() -> None:
     costly = _analysis(cpu_increase=0.5)
-    assert any(g["status"] == "breach" for g in costly["guardrails"])
+    assert costly.breached_guardrails
     step = _step(_experiment(_running()), reconcile_experiment.Observed(analysis=costly), T0 + timedelta(minutes=2))
     assert step.status.phase == "Failed"
     assert step.teardown == {"candidate", "load"}
@@ -270,7 +270,8 @@ def test_a_pipeline_is_valid_once_rendered_and_ready_only_with_its_own_config() 
 
 
 def test_the_verdict_waits_for_the_last_samples_to_settle() -> None:
-    limits = reconcile_experiment.Limits(settle=timedelta(seconds=10))
+    limits = reconcile_experiment.Limits(measure_step=timedelta(seconds=5))
+    assert limits.settle == timedelta(seconds=10)
     analyzing = experiment.ExperimentStatus(phase="Analyzing", started_at=T0, analyzing_since=T0 + timedelta(minutes=3))
     obj = _experiment(analyzing)
     assert not reconcile_experiment.measurement_due(obj, analyzing, T0 + timedelta(minutes=3, seconds=5), limits)
@@ -278,3 +279,99 @@ def test_the_verdict_waits_for_the_last_samples_to_settle() -> None:
     running = _experiment(_running())
     assert not reconcile_experiment.measurement_due(running, _running(), T0 + timedelta(seconds=59), limits)
     assert reconcile_experiment.measurement_due(running, _running(), T0 + timedelta(minutes=1), limits)
+
+
+def test_the_plan_reads_only_what_the_phase_needs() -> None:
+    limits = reconcile_experiment.Limits()
+    plan = reconcile_experiment.plan
+    Plan = reconcile_experiment.Plan
+    assert plan(_experiment(), T0, limits, None) is Plan.CREATE_CHILDREN
+    assert plan(_experiment(experiment.ExperimentStatus(phase="Initializing")), T0, limits, None) is Plan.READ_CHILDREN
+    assert plan(_experiment(_running()), T0 + timedelta(seconds=30), limits, None) is Plan.NOTHING  # warming up
+    # the warmup is over, but three samples have not settled yet
+    assert plan(_experiment(_running()), T0 + timedelta(seconds=61), limits, None) is Plan.NOTHING
+    assert plan(_experiment(_running()), T0 + timedelta(minutes=2), limits, None) is Plan.MEASURE
+    assert plan(_experiment(_running(), abort=True), T0 + timedelta(minutes=2), limits, None) is Plan.NOTHING
+    done = experiment.ExperimentStatus(phase="Completed", started_at=T0)
+    assert plan(_experiment(done), T0 + timedelta(minutes=2), limits, None) is Plan.NOTHING
+
+
+def test_measurements_while_running_are_at_least_an_analysis_interval_apart() -> None:
+    obj = _experiment(_running(), analysisInterval="30s")
+    measured = T0 + timedelta(minutes=2)
+    assert reconcile_experiment.throttled(obj, _running(), measured + timedelta(seconds=29), measured)
+    assert not reconcile_experiment.throttled(obj, _running(), measured + timedelta(seconds=30), measured)
+    assert not reconcile_experiment.throttled(obj, _running(), measured, None)
+    analyzing = experiment.ExperimentStatus(phase="Analyzing", started_at=T0)
+    assert not reconcile_experiment.throttled(obj, analyzing, measured + timedelta(seconds=1), measured)
+
+
+def test_the_window_starts_after_the_warmup_ends_at_the_duration_and_leaves_the_newest_out() -> None:
+    limits = reconcile_experiment.Limits(measure_step=timedelta(seconds=5))
+    started = T0 + timedelta(seconds=2)  # off the step grid
+    obj = _experiment(_running(started))  # warmup 1m, duration 10m
+    assert reconcile_experiment.measurement_window(obj, started + timedelta(seconds=70), limits) is None
+    window = reconcile_experiment.measurement_window(obj, started + timedelta(minutes=3), limits)
+    assert window is not None
+    start, end = T0.timestamp() + 65, T0.timestamp() + 170  # 62 s rounded up; 182 - 2 x 5 s rounded down
+    assert (window.start, window.end, window.step) == (start, end, 5)
+    assert window.timestamps[0] == start and window.timestamps[-1] == end and len(window.timestamps) == 22
+    late = reconcile_experiment.measurement_window(obj, started + timedelta(hours=1), limits)
+    assert late is not None and late.end == T0.timestamp() + 600  # the duration's last sample, 602 s rounded down
+
+
+def test_a_started_experiment_keeps_its_spec_and_names_the_edits() -> None:
+    live = _experiment(_running(), duration="20m", abort=True)
+    started_with = reconcile_experiment.frozen_spec(_experiment(), "Pending", "Initializing")
+    assert started_with is not None
+    assert reconcile_experiment.frozen_spec(_experiment(), "Initializing", "Running") is None
+    accepted, edited = reconcile_experiment.accepted(live, started_with)
+    assert accepted.spec.duration == "10m" and accepted.spec.abort, "only abort is read live"
+    assert edited == ["duration"]
+    status = reconcile_experiment.spec_accepted(experiment.ExperimentStatus(), edited, 2, T0)
+    condition = conditions.find(status.conditions, "SpecAccepted")
+    assert condition is not None and (condition.status, condition.reason) == ("False", "ImmutableWhileRunning")
+    assert "spec.duration" in condition.message
+    assert reconcile_experiment.accepted(live, None) == (live, [])
+
+
+def test_a_failed_load_fails_the_experiment() -> None:
+    failed = _step(
+        _experiment(_running()),
+        reconcile_experiment.Observed(load_failure="LoadSim exited with 1"),
+        T0 + timedelta(minutes=2),
+    )
+    assert failed.status.phase == "Failed" and failed.teardown == {"pipelines", "load"}
+    succeeded = conditions.find(failed.status.conditions, "Succeeded")
+    assert succeeded is not None and succeeded.reason == "LoadFailed" and "exited with 1" in succeeded.message
+
+
+def test_a_collector_that_cannot_start_fails_the_experiment_at_once() -> None:
+    initializing = _step(_experiment(), reconcile_experiment.Observed(), T0).status
+    failed = _step(
+        _experiment(initializing),
+        reconcile_experiment.Observed(
+            {"baseline": False, "candidate": True},
+            pipeline_failures={"baseline": "collector failed to start: exited (code 3)"},
+        ),
+        T0 + timedelta(seconds=5),
+    )
+    assert failed.status.phase == "Failed"
+    assert failed.events[0].reason == "PipelinesNotReady"
+    assert failed.events[0].message == "the baseline collector failed to start: exited (code 3)"
+
+
+def test_no_data_until_the_end_of_the_duration_completes_undecided() -> None:
+    no_data = reconcile_experiment.Observed(measurement_problem="no series exported by the candidate pipeline yet")
+    running = _step(_experiment(_running()), no_data, T0 + timedelta(minutes=9))
+    condition = conditions.find(running.status.conditions, "MeasurementAvailable")
+    assert running.status.phase == "Running" and condition is not None and condition.reason == "NoData"
+    # the last samples settle for two measure steps (30 s by default)
+    assert _step(_experiment(running.status), no_data, T0 + timedelta(minutes=10)).status.phase == "Running"
+    ended = _step(_experiment(running.status), no_data, T0 + timedelta(minutes=10, seconds=30))
+    assert ended.status.phase == "Completed" and ended.teardown == {"pipelines", "load"}
+    assert ended.status.verdict is not None and ended.status.verdict.decision == "Inconclusive"
+    assert ended.status.verdict.reasons == ["no data: no series exported by the candidate pipeline yet"]
+    unreachable = reconcile_experiment.Observed(measurement_problem="timed out", prometheus_unreachable=True)
+    waiting = _step(_experiment(_running()), unreachable, T0 + timedelta(minutes=10))
+    assert waiting.status.phase == "Running", "an unreachable Prometheus gets its own limit"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -11,23 +11,18 @@ from phoenix_analysis import contract, engine
 from phoenix_operator.cli import files, output
 
 
-def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+def summary_rows(result: contract.Result) -> list[tuple[str, str]]:
     rows = [
-        ("decision", result["decision"]),
-        ("series reduction", output.interval(result["series_reduction"])),
-        ("datapoint reduction", output.interval(result["datapoint_reduction"])),
-        ("monthly savings", output.interval(result["monthly_savings_usd"], money=True)),
-        (
-            "fidelity",
-            f"{result['fidelity']['passed']}/{result['fidelity']['checked']} queries pass",
-        ),
-        ("samples", str(result["samples_used"])),
+        ("decision", result.decision),
+        ("series reduction", output.interval(result.series_reduction)),
+        ("datapoint reduction", output.interval(result.datapoint_reduction)),
+        ("monthly savings", output.interval(result.monthly_savings_usd, money=True)),
+        ("fidelity", f"{result.fidelity.passed}/{result.fidelity.checked} queries pass"),
+        ("samples", str(result.samples_used)),
     ]
-    rows += [
-        (f"query {q['name']}", f"{q['status']}: {output.interval(q['error'])}") for q in result["fidelity"]["queries"]
-    ]
-    rows += [(g["name"], f"{g['status']}: {output.interval(g['increase'])}") for g in result["guardrails"]]
-    rows += [("reason", reason) for reason in result["reasons"]]
+    rows += [(f"query {q.name}", f"{q.status}: {output.interval(q.error)}") for q in result.fidelity.queries]
+    rows += [(g.name, f"{g.status}: {output.interval(g.increase)}") for g in result.guardrails]
+    rows += [("reason", reason) for reason in result.reason_texts]
     return rows
 
 
@@ -50,7 +45,7 @@ def analyze(
     except json.JSONDecodeError as error:
         output.fail(f"error: {filename}: invalid JSON (line {error.lineno}): {error.msg}")
     try:
-        result = engine.analyze(data)
+        result = engine.analyze_input(contract.parse(data))
     except contract.InvalidInput as error:
         output.fail(*(f"error: {filename}: {p}" for p in error.problems))
-    output.emit(result, fmt, output.table("Phoenix verdict", ["", ""], summary_rows(result)))
+    output.emit(result.to_json(), fmt, output.table("Phoenix verdict", ["", ""], summary_rows(result)))

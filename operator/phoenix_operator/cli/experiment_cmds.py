@@ -13,12 +13,12 @@ import typer
 
 from phoenix_operator.cli import cluster, output, report
 from phoenix_operator.models import common, experiment, kinds, manifests
+from phoenix_operator.reconcile import experiment as reconcile_experiment
 from phoenix_operator.reconcile import promotion
 
 NameArgument = Annotated[str, typer.Argument(help="The PhoenixExperiment's name.", show_default=False)]
 Namespace = Annotated[str | None, cluster.NamespaceOption]
 Context = Annotated[str | None, cluster.ContextOption]
-TERMINAL = ("Completed", "Failed", "Aborted")
 
 
 class ListFormat(enum.StrEnum):
@@ -62,7 +62,7 @@ def _percent(interval: experiment.Interval | None) -> str:
 
 
 def _interval(interval: experiment.Interval | None, money: bool = False) -> str:
-    return output.interval(interval.model_dump() if interval else None, money, missing="not measured yet")
+    return output.interval(interval, money, missing="not measured yet")
 
 
 def _row(obj: dict[str, Any], wide: bool, all_namespaces: bool) -> list[str]:
@@ -161,7 +161,7 @@ def _progress(obj: dict[str, Any]) -> str:
     if results is not None:
         line += f", {results.samples_used} samples, series reduction {_interval(results.series_reduction)}"
     waiting = next((c for c in status.conditions if c.status != "True" and c.type != "Succeeded"), None)
-    if waiting is not None and status.phase not in TERMINAL:
+    if waiting is not None and status.phase not in reconcile_experiment.TERMINAL:
         line += f" ({waiting.type}: {waiting.reason})"
     if status.verdict:
         line += f", {status.verdict.decision}"
@@ -190,7 +190,7 @@ def watch(
             typer.echo(line)
             last = line.split(" ", 1)[1]
         phase = _status(obj).phase
-        if phase in TERMINAL:
+        if phase in reconcile_experiment.TERMINAL:
             output.emit(
                 obj, output.Format.table, output.table(f"Phoenix experiment: {name}", ["", ""], _summary_rows(obj))
             )
@@ -224,7 +224,7 @@ def report_cmd(
         output.fail(f"error: {name} has no results yet (phase {status.phase})")
     output.emit(obj, output.Format.table, output.table(f"Phoenix verdict: {name}", ["", ""], _summary_rows(obj)))
     if html is not None:
-        html.write_text(report.render_from_status(name, obj.get("spec") or {}, status), encoding="utf-8")
+        html.write_text(report.from_status(name, _experiment(obj).spec, status), encoding="utf-8")
         typer.echo(f"phoenix: report written to {html}", err=True)
 
 
@@ -279,7 +279,7 @@ def abort(name: NameArgument, namespace: Namespace = None, context: Context = No
     """
     target = cluster.connect(context, namespace)
     phase = _status(target.experiment(name)).phase
-    if phase in TERMINAL:
+    if phase in reconcile_experiment.TERMINAL:
         output.fail(f"error: {name} has already ended ({phase})")
     target.patch(cluster.EXPERIMENTS, name, {"spec": {"abort": True}})
     typer.echo(f"phoenixexperiment/{name} aborting (was {phase})")

@@ -8,8 +8,8 @@ import typer
 
 from phoenix_operator.cli import files, output
 from phoenix_operator.models import kinds, manifests
+from phoenix_operator.reconcile import experiment as reconcile_experiment
 from phoenix_operator.reconcile import pipeline as reconcile_pipeline
-from phoenix_operator.render import experiment as render_experiment
 from phoenix_operator.render import pipeline as render_pipeline
 
 FileOption = Annotated[
@@ -30,8 +30,9 @@ def _render(
 ) -> list[str]:
     """Collector configs of the object, in variant order; LoadSims have none."""
     if isinstance(obj, kinds.PhoenixExperiment):
-        rendered = render_experiment.render_variants(obj.metadata.name, obj.spec)
-        return [r.text for r in rendered.values()]
+        # the pipelines the operator would create for it, as it would render them
+        created = [manifests.parse_object(c) for c in reconcile_experiment.children(obj)]
+        return [reconcile_pipeline.render(p).text for p in created if isinstance(p, kinds.PhoenixProcessPipeline)]
     if isinstance(obj, kinds.PhoenixProcessPipeline):
         return [reconcile_pipeline.render(obj).text]
     return []

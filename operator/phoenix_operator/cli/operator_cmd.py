@@ -12,18 +12,17 @@ from typing import Annotated
 import kopf
 import prometheus_client
 import typer
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
 from phoenix_operator import GROUP
 from phoenix_operator.cli import output
+from phoenix_operator.controllers import experiment as experiment_controller
 from phoenix_operator.handlers import context, experiments, loadsims, pipelines, workqueue
-from phoenix_operator.local import operator_runtime
-from phoenix_operator.measure import adapter
 from phoenix_operator.models import common
 from phoenix_operator.reconcile import experiment as reconcile_experiment
 from phoenix_operator.render import sandbox
+from phoenix_operator.runtime import base as runtime_base
 from phoenix_operator.runtime import kubernetes as runtime_kubernetes
+from phoenix_operator.runtime import local as runtime_local
 
 # The handler modules register themselves with kopf on import.
 HANDLER_MODULES = (experiments, loadsims, pipelines)
@@ -54,17 +53,6 @@ def _settings(peering: str | None) -> kopf.OperatorSettings:
         settings.peering.mandatory = True
     settings.execution.max_workers = 4
     return settings
-
-
-def _load_kube_config() -> k8s.ApiClient:
-    try:
-        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except k8s_config.ConfigException:
-        try:
-            k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
-        except (k8s_config.ConfigException, OSError) as error:
-            output.fail(f"no Kubernetes credentials: {error}", "set KUBECONFIG or run inside a cluster")
-    return k8s.ApiClient()
 
 
 def run(
@@ -126,29 +114,34 @@ def run(
     # kopf would also post as an Event), would bury the operator's own messages.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    api = runtime_kubernetes.Api(_load_kube_config())
+    try:
+        api = runtime_kubernetes.Api(runtime_kubernetes.api_client())
+    except runtime_kubernetes.NoCredentials as error:
+        output.fail(str(error), "set KUBECONFIG or run inside a cluster")
     if runtime == RuntimeChoice.local:
-        local = operator_runtime.LocalRuntime.start(workdir, f"127.0.0.1:{metrics_port}" if metrics_port else None)
-        chosen: context.Runtime = local
+        local = runtime_local.LocalRuntime.start(workdir, f"127.0.0.1:{metrics_port}" if metrics_port else None)
+        chosen: runtime_base.Runtime = local
         prometheus_url = prometheus_url or local.prometheus_url
         logging.getLogger("phoenix").info("the local runtime's Prometheus serves %s", local.prometheus_url)
     else:
         chosen = runtime_kubernetes.KubernetesRuntime(api, image)
     pipelines.watch_readiness(chosen)
+    loadsims.watch_deletions(chosen)
     if metrics_port:
         prometheus_client.start_http_server(metrics_port, addr="0.0.0.0")  # noqa: S104
     memo = kopf.Memo(
         context=context.Context(
-            api=api,
+            store=api,
             runtime=chosen,
-            prometheus_url=prometheus_url,
-            measure_step_seconds=common.duration_seconds(measure_step),
-            deploys=workqueue.WorkQueue(workqueue.Limits(deploy_rate, max(1, int(2 * deploy_rate)))),
-            limits=reconcile_experiment.Limits(
-                pipelines_ready=timedelta(seconds=common.duration_seconds(pipelines_ready_timeout)),
-                prometheus_unreachable=timedelta(seconds=common.duration_seconds(prometheus_timeout)),
-                settle=timedelta(seconds=adapter.SETTLE_STEPS * common.duration_seconds(measure_step)),
+            experiments=experiment_controller.Settings(
+                reconcile_experiment.Limits(
+                    pipelines_ready=timedelta(seconds=common.duration_seconds(pipelines_ready_timeout)),
+                    prometheus_unreachable=timedelta(seconds=common.duration_seconds(prometheus_timeout)),
+                    measure_step=timedelta(seconds=common.duration_seconds(measure_step)),
+                ),
+                prometheus_url,
             ),
+            deploys=workqueue.WorkQueue(workqueue.Limits(deploy_rate, max(1, int(2 * deploy_rate)))),
         )
     )
     logging.getLogger("phoenix").info("starting the operator with the %s runtime", runtime.value)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import typer
 from rich.console import Console
@@ -21,15 +21,28 @@ class Format(StrEnum):
     json = "json"
 
 
-def interval(value: Mapping[str, float] | None, money: bool = False, missing: str = "-") -> str:
+class Bounded(Protocol):
+    """An estimate with its confidence bounds: the engine's result and the status both have them."""
+
+    @property
+    def estimate(self) -> float: ...
+
+    @property
+    def ci_low(self) -> float: ...
+
+    @property
+    def ci_high(self) -> float: ...
+
+
+def interval(value: Bounded | None, money: bool = False, missing: str = "-") -> str:
     """An estimate with its confidence interval: 83.0% [82.8%, 83.2%], or in dollars."""
-    if not value:
+    if value is None:
         return missing
 
     def fmt(v: float) -> str:
         return f"${v:,.2f}" if money else f"{v:.1%}"
 
-    return f"{fmt(value['estimate'])} [{fmt(value['ci_low'])}, {fmt(value['ci_high'])}]"
+    return f"{fmt(value.estimate)} [{fmt(value.ci_low)}, {fmt(value.ci_high)}]"
 
 
 def fail(*lines: str) -> NoReturn:

@@ -6,7 +6,6 @@ import os
 import signal
 import sys
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,10 +13,11 @@ import pydantic
 import typer
 from rich.console import Console
 
+from phoenix_analysis import contract
 from phoenix_operator import binaries
 from phoenix_operator.cli import analyze_cmd, files, output, report
 from phoenix_operator.local import run as local_run
-from phoenix_operator.models import common, kinds, manifests
+from phoenix_operator.models import common, experiment, kinds, manifests
 from phoenix_operator.reconcile import verdict as verdict_status
 
 INTERRUPTED = 130
@@ -36,45 +36,43 @@ def _load_experiment(filename: str) -> kinds.PhoenixExperiment:
     return obj
 
 
-def _progress_line(snapshot: local_run.Snapshot, objective: float) -> str:
-    elapsed = f"[{snapshot.elapsed_seconds:5.0f}s]"
-    analysis = snapshot.analysis
+def _progress_line(progress: local_run.Progress, objective: float) -> str:
+    elapsed = f"[{progress.elapsed_seconds:5.0f}s]"
+    if progress.event is not None:
+        _, reason, message = progress.event
+        # a decision's message starts with the decision
+        return f"{elapsed} {message}" if message.startswith(reason) else f"{elapsed} {reason}: {message}"
+    analysis = progress.analysis
     if analysis is None:
-        return f"{elapsed} waiting for data: {snapshot.measurement.message}"
-    reduction = analysis["series_reduction"]
+        problem = progress.measurement.message if progress.measurement else ""
+        return f"{elapsed} waiting for data: {problem}"
+    reduction = analysis.series_reduction
     if reduction is None:
-        return f"{elapsed} {analysis['reasons'][0]}"
-    variants = analysis["variants"]
-    bounds = f"[{reduction['ci_low']:.1%}, {reduction['ci_high']:.1%}]"
-    if analysis["decided_at_index"] is not None:
-        leaning = f"final: {analysis['decision']}"
+        return f"{elapsed} {analysis.reason_texts[0]}"
+    variants = analysis.variants
+    bounds = f"[{reduction.ci_low:.1%}, {reduction.ci_high:.1%}]"
+    if analysis.decided_at_index is not None:
+        leaning = f"final: {analysis.decision}"
     else:
-        leaning = "leaning Promote" if reduction["estimate"] >= objective else "leaning Reject"
+        leaning = "leaning Promote" if reduction.estimate >= objective else "leaning Reject"
     return (
-        f"{elapsed} series baseline {variants['baseline']['active_series']:,.0f} / "
-        f"candidate {variants['candidate']['active_series']:,.0f}, "
-        f"reduction {reduction['estimate']:.1%} {bounds}, {leaning}"
+        f"{elapsed} series baseline {variants['baseline'].active_series:,.0f} / "
+        f"candidate {variants['candidate'].active_series:,.0f}, "
+        f"reduction {reduction.estimate:.1%} {bounds}, {leaning}"
     )
 
 
-def _status(analysis: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "results": verdict_status.results(analysis).to_wire(),
-        "verdict": verdict_status.verdict(analysis, datetime.now(UTC)).to_wire(),
-    }
-
-
-def _table_rows(analysis: dict[str, Any]) -> list[tuple[str, str]]:
+def _table_rows(status: experiment.ExperimentStatus, analysis: contract.Result | None) -> list[tuple[str, str]]:
+    if analysis is None:  # nothing was measured: the verdict says why
+        assert status.verdict is not None
+        return [("decision", status.verdict.decision), *(("reason", r) for r in status.verdict.reasons)]
     rows = analyze_cmd.summary_rows(analysis)
+    rows[0] = ("decision", status.verdict.decision if status.verdict else f"none ({status.phase})")
     for variant in ("baseline", "candidate"):
-        figures = analysis["variants"][variant]
-        rows.insert(
-            1,
-            (
-                f"{variant}",
-                f"{figures['active_series']:,.0f} series, {figures['datapoints_per_minute']:,.0f} datapoints/min",
-            ),
-        )
+        figures = analysis.variants.get(variant)
+        if figures is not None:
+            line = f"{figures.active_series:,.0f} series, {figures.datapoints_per_minute:,.0f} datapoints/min"
+            rows.insert(1, (variant, line))
     return rows
 
 
@@ -95,25 +93,30 @@ def run(
         int,
         typer.Option("--prometheus-port", help="Serve Prometheus here to watch it live (0: any free port)."),
     ] = 0,
+    measure_step: Annotated[
+        str, typer.Option("--measure-step", help="Time between analysed samples, as the operator's flag.")
+    ] = "5s",
+    workdir: Annotated[
+        Path | None,
+        typer.Option("--workdir", help="Keep collector configs, logs and Prometheus data here (default: a temp dir)."),
+    ] = None,
 ) -> None:
     """Run an experiment and print its verdict.
 
     With --local, two otelcol-phoenix processes (baseline and candidate) get
     the same LoadSim load, a local Prometheus scrapes both, and the verdict is
-    checked at every analysis interval, stopping early once it is final.
-    Ctrl-C stops everything and prints what was measured so far.
+    checked at every analysis interval, stopping early once it is final. The
+    experiment goes through the operator's own state machine, with its
+    objects kept in memory. Ctrl-C aborts it and prints what was measured so
+    far (exit code 130); an experiment that ends Failed exits 1.
 
     Example: phoenix run --local -f examples/quickstart/experiment.yaml --report report.html
     """
     if not local:
         output.fail("error: only --local runs from the command line; on a cluster, kubectl apply the experiment")
     obj = _load_experiment(filename)
-    seconds = None
-    if duration is not None:
-        try:
-            seconds = common.duration_seconds(pydantic.TypeAdapter(common.Duration).validate_python(duration))
-        except pydantic.ValidationError:
-            output.fail(f"error: --duration: invalid value {duration!r}: expected a duration such as 30s, 5m or 1h30m")
+    seconds = _duration("--duration", duration) if duration is not None else None
+    step = _duration("--measure-step", measure_step)
     for flag, path, binary in (
         ("--otelcol", otelcol, binaries.OTELCOL),
         ("--prometheus", prometheus, binaries.PROMETHEUS),
@@ -126,52 +129,69 @@ def run(
             binaries.require(binary)
         except binaries.BinaryNotFound as error:
             output.fail(f"error: {error}")
+    if obj.spec.analysis.prometheus is not None:
+        # only the run's own Prometheus scrapes the collectors it starts
+        analysis = obj.spec.analysis.model_copy(update={"prometheus": None})
+        obj = obj.model_copy(update={"spec": obj.spec.model_copy(update={"analysis": analysis})})
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     console = Console(stderr=True, highlight=False)
     objective = obj.spec.analysis.objectives.min_series_reduction
-    console.print(f"phoenix: running {obj.metadata.name} locally (Ctrl-C stops and reports what was measured)")
-
-    def on_snapshot(snapshot: local_run.Snapshot) -> None:
-        console.print(_progress_line(snapshot, objective))
-
+    console.print(f"phoenix: running {obj.metadata.name} locally (Ctrl-C aborts it and reports what was measured)")
+    options = local_run.Options(
+        duration_seconds=seconds, measure_step_seconds=step, prometheus_port=prometheus_port, workdir=workdir
+    )
     try:
-        outcome = local_run.run(
-            obj,
-            local_run.Options(duration_seconds=seconds, prometheus_port=prometheus_port),
-            on_snapshot,
-            stop,
-        )
+        outcome = local_run.run(obj, options, lambda p: console.print(_progress_line(p, objective)), stop)
     except local_run.LocalRunError as error:
         output.fail(f"error: {error}")
     finally:
         signal.signal(signal.SIGINT, previous)
-    analysis = outcome.analysis
-    if analysis is None:
-        output.fail(f"error: no verdict: {outcome.last_problem or 'no analysis ran before the run ended'}")
+    final = outcome.status
+    analysis_result = outcome.analysis
+    if analysis_result is None and final.verdict is None:
+        why = _failure(final) or outcome.last_problem or "no analysis ran before the run ended"
+        output.fail(f"error: no verdict: {why}")
     if report_path is not None:
-        measurement = outcome.measurement
-        text = report.render(
-            obj.metadata.name,
-            analysis,
-            measurement.analysis_input if measurement else None,
-            measurement.timestamps if measurement else [],
-            objective,
-        )
-        report_path.write_text(text, encoding="utf-8")
+        if analysis_result is None:
+            page = report.from_status(obj.metadata.name, obj.spec, final)
+        else:
+            page = report.from_run(obj.metadata.name, analysis_result, outcome.measurement, objective)
+        report_path.write_text(page, encoding="utf-8")
         console.print(f"phoenix: report written to {report_path}")
     if outcome.interrupted:
         console.print("phoenix: interrupted; the results below are partial")
-    status = _status(analysis)
+    elif final.phase != "Completed":
+        console.print(f"phoenix: the experiment ended {final.phase}: {_failure(final)}")
+    status = _status(final, analysis_result)
     if fmt is output.Format.table:
-        output.emit(
-            status,
-            fmt,
-            output.table(f"Phoenix verdict: {obj.metadata.name}", ["", ""], _table_rows(analysis)),
-        )
+        rows = _table_rows(final, analysis_result)
+        output.emit(status, fmt, output.table(f"Phoenix verdict: {obj.metadata.name}", ["", ""], rows))
     else:
         output.emit(status, fmt)
     sys.stdout.flush()
     if outcome.interrupted:
         raise typer.Exit(INTERRUPTED)
+    if final.phase == "Failed":
+        raise typer.Exit(1)
+
+
+def _duration(flag: str, text: str) -> float:
+    try:
+        return common.duration_seconds(pydantic.TypeAdapter(common.Duration).validate_python(text))
+    except pydantic.ValidationError:
+        output.fail(f"error: {flag}: invalid value {text!r}: expected a duration such as 30s, 5m or 1h30m")
+
+
+def _failure(status: experiment.ExperimentStatus) -> str:
+    succeeded = next((c for c in status.conditions if c.type == "Succeeded"), None)
+    return f"{succeeded.reason}: {succeeded.message}" if succeeded and succeeded.status == "False" else ""
+
+
+def _status(status: experiment.ExperimentStatus, analysis: contract.Result | None) -> dict[str, Any]:
+    """The experiment's status as the operator writes it, with the newest results."""
+    wire = status.to_wire()
+    if status.results is None and analysis is not None:
+        wire["results"] = verdict_status.results(analysis).to_wire()
+    return wire

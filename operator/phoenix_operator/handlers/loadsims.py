@@ -1,4 +1,4 @@
-"""LoadSim: once its target pipelines are ready, run the load and mirror its state."""
+"""LoadSim: the controller's step on creation, on resume and every few seconds until the load ends."""
 
 from __future__ import annotations
 
@@ -8,73 +8,52 @@ from typing import Any
 
 import kopf
 
-from phoenix_operator import API_VERSION, GROUP, VERSION
+from phoenix_operator import GROUP, VERSION
+from phoenix_operator.controllers import loadsim as loadsim_controller
 from phoenix_operator.handlers import context, metrics, status
-from phoenix_operator.models import kinds, loadsim, manifests, pipeline
-from phoenix_operator.reconcile import conditions
-from phoenix_operator.reconcile import loadsim as reconcile_loadsim
+from phoenix_operator.models import kinds, loadsim, manifests
+from phoenix_operator.runtime import base as runtime_base
 
 PLURAL = "loadsims"
 OBSERVE_SECONDS = 5.0
 
 
-def _ready_endpoints(ctx: context.Context, obj: kinds.LoadSim) -> dict[str, str | None]:
-    endpoints: dict[str, str | None] = {}
-    for target in obj.spec.targets:
-        if not isinstance(target, loadsim.PipelineTarget):
-            continue
-        found = ctx.api.get(
-            API_VERSION, "PhoenixProcessPipeline", obj.metadata.namespace or "default", target.pipeline_ref
-        )
-        try:
-            pipeline_status = pipeline.PipelineStatus.model_validate((found or {}).get("status") or {})
-        except ValueError:
-            pipeline_status = pipeline.PipelineStatus()
-        ready = conditions.find(pipeline_status.conditions, "Ready")
-        endpoints[target.pipeline_ref] = (
-            pipeline_status.endpoints.get("otlpHttp") if ready and ready.status == "True" else None
-        )
-    return endpoints
-
-
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    _reconcile(body, patch, memo)
+    _step(body, patch, memo)
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=OBSERVE_SECONDS, initial_delay=OBSERVE_SECONDS)
 def observe(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    _reconcile(body, patch, memo)
+    _step(body, patch, memo)
 
 
-def _reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
+def _step(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
     with metrics.reconciling("LoadSim"):
         now = datetime.now(UTC)
-        try:
-            obj = context.parse(body)
-        except manifests.InvalidManifest as error:
-            status.report_invalid(body, patch, loadsim.LoadSimStatus, "Ready", status.invalid_message(error), now)
+        obj = status.parsed(body, patch, kinds.LoadSim, loadsim.LoadSimStatus, "Ready", now)
+        if obj is None:
             return
-        assert isinstance(obj, kinds.LoadSim)
-        previous = status.previous(body, loadsim.LoadSimStatus)
-        succeeded = conditions.find(previous.conditions, "Succeeded")
-        if succeeded and succeeded.status != "Unknown":
-            return  # a load runs once
         ctx = context.context(memo)
+        previous = manifests.stored_status(body, loadsim.LoadSimStatus)
         try:
-            targets = reconcile_loadsim.resolve_targets(obj, _ready_endpoints(ctx, obj))
-            observed = ctx.runtime.apply_load(obj, targets)
-        except reconcile_loadsim.TargetsNotReady as waiting:
-            status.write(body, patch, reconcile_loadsim.status(obj, previous, None, str(waiting), now))
-            return
-        new = reconcile_loadsim.status(obj, previous, observed, "", now)
-        if status.write(body, patch, new) and observed.failed:
-            kopf.warn(body, reason="LoadFailed", message=observed.message or "the load run failed")
+            outcome = loadsim_controller.step(ctx.store, ctx.runtime, obj, previous, now)
+        except runtime_base.StoreError as error:
+            raise status.retry_later(error) from None
+        if outcome is not None and status.write(body, patch, outcome.status) and outcome.failure:
+            kopf.warn(body, reason="LoadFailed", message=outcome.failure)
 
 
-@kopf.on.event(GROUP, VERSION, PLURAL)
-async def deleted(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    obj = context.deleted_object(event)
-    if isinstance(obj, kinds.LoadSim):
-        await asyncio.to_thread(context.context(memo).runtime.delete_load, obj)
+def watch_deletions(runtime: runtime_base.Runtime) -> None:
+    """A process runtime stops a deleted LoadSim's process; in Kubernetes the garbage collector removes its Job."""
+    if not isinstance(runtime, runtime_base.ProcessRuntime):
+        return
+    processes = runtime
+
+    async def deleted(event: kopf.RawEvent, **_: Any) -> None:
+        obj = status.deleted_object(event)
+        if isinstance(obj, kinds.LoadSim):
+            await asyncio.to_thread(processes.delete_load, obj)
+
+    kopf.on.event(GROUP, VERSION, PLURAL)(deleted)

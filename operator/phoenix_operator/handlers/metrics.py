@@ -7,9 +7,10 @@ import contextlib
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import prometheus_client
+
+from phoenix_analysis import contract
 
 RECONCILES = prometheus_client.Counter("phoenix_reconciles", "Reconciles by kind and outcome.", ["kind", "outcome"])
 RECONCILE_SECONDS = prometheus_client.Histogram(
@@ -45,16 +46,20 @@ BOUNDS = ("estimate", "ci_low", "ci_high")
 
 
 def record_experiment(
-    namespace: str, name: str, phase: str, analysis: dict[str, Any] | None, decision: str | None
+    namespace: str, name: str, phase: str, analysis: contract.Result | None, decision: str | None
 ) -> None:
     """The experiment's phase, and the newest analysis or verdict, as gauges."""
     for each in PHASES:
         PHASE.labels(namespace, name, each).set(1 if each == phase else 0)
     if analysis is not None:
-        for gauge, key in ((SERIES_REDUCTION, "series_reduction"), (MONTHLY_SAVINGS, "monthly_savings_usd")):
-            for bound in BOUNDS:
-                gauge.labels(namespace, name, bound).set(analysis[key][bound])
-        decision = decision or analysis["decision"]
+        for gauge, interval in (
+            (SERIES_REDUCTION, analysis.series_reduction),
+            (MONTHLY_SAVINGS, analysis.monthly_savings_usd),
+        ):
+            if interval is not None:
+                for bound in BOUNDS:
+                    gauge.labels(namespace, name, bound).set(getattr(interval, bound))
+        decision = decision or analysis.decision
     if decision is not None:
         for each in DECISIONS_ALL:
             DECISION.labels(namespace, name, each).set(1 if each == decision else 0)

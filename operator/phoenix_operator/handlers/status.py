@@ -1,4 +1,4 @@
-"""Writing statuses and events the same way for every kind."""
+"""Reading an object and writing its status and events the same way for every kind."""
 
 from __future__ import annotations
 
@@ -7,18 +7,26 @@ from typing import Any, TypeVar
 
 import kopf
 
-from phoenix_operator.models import common, manifests
+from phoenix_operator.models import common, kinds, manifests
 from phoenix_operator.reconcile import conditions
+from phoenix_operator.runtime import base as runtime_base
 
-StatusT = TypeVar("StatusT", bound=common.StatusBase)
+KindT = TypeVar("KindT", kinds.PhoenixExperiment, kinds.PhoenixProcessPipeline, kinds.LoadSim)
+# How soon a step that failed on the API server is tried again.
+RETRY_SECONDS = 5.0
 
 
-def previous(body: Any, status_type: type[StatusT]) -> StatusT:
-    """The stored status; one the models no longer accept is replaced, not fatal."""
+def parsed(
+    body: Any, patch: kopf.Patch, kind: type[KindT], status_type: type[common.StatusBase], condition: str, now: datetime
+) -> KindT | None:
+    """The object, or None after reporting why the models reject it."""
     try:
-        return status_type.model_validate(dict(body.get("status") or {}))
-    except ValueError:
-        return status_type()
+        obj = manifests.parse_stored(body)
+    except manifests.InvalidManifest as error:
+        report_invalid(body, patch, status_type, condition, "; ".join(str(p) for p in error.problems), now)
+        return None
+    assert isinstance(obj, kind)
+    return obj
 
 
 def write(body: Any, patch: kopf.Patch, status: common.StatusBase) -> bool:
@@ -30,16 +38,32 @@ def write(body: Any, patch: kopf.Patch, status: common.StatusBase) -> bool:
     return True
 
 
-def invalid_message(error: manifests.InvalidManifest) -> str:
-    return "; ".join(str(p) for p in error.problems)
-
-
 def report_invalid(
-    body: Any, patch: kopf.Patch, status_type: type[StatusT], condition: str, message: str, now: datetime
+    body: Any, patch: kopf.Patch, status_type: type[common.StatusBase], condition: str, message: str, now: datetime
 ) -> None:
     """An object the models reject gets a False condition and a Warning event, and nothing else."""
-    old = previous(body, status_type)
+    old = manifests.stored_status(body, status_type)
     generation = body.get("metadata", {}).get("generation")
     updated = conditions.set_condition(old.conditions, condition, "False", "InvalidSpec", message, generation, now)
     if write(body, patch, old.model_copy(update={"conditions": updated, "observed_generation": generation})):
         kopf.warn(body, reason="InvalidSpec", message=message)
+
+
+def retry_later(error: runtime_base.StoreError) -> kopf.TemporaryError:
+    """The API server failed a request: the step runs again after a pause."""
+    return kopf.TemporaryError(str(error), delay=RETRY_SECONDS)
+
+
+def deleted_object(event: Any) -> kinds.PhoenixExperiment | kinds.PhoenixProcessPipeline | kinds.LoadSim | None:
+    """The object of a DELETED watch event, if it is one Phoenix can read.
+
+    Deletions are seen as watch events rather than through a finalizer: in
+    Kubernetes the owners' garbage collection removes the children, and only
+    a process runtime has processes to stop.
+    """
+    if event["type"] != "DELETED":
+        return None
+    try:
+        return manifests.parse_stored(event["object"])
+    except manifests.InvalidManifest:
+        return None

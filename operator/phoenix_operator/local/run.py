@@ -1,223 +1,209 @@
-"""`phoenix run --local`: the experiment's full data path, as local processes.
+"""`phoenix run --local`: the operator's controllers, stepped in memory, with local processes.
 
-Same templates, LoadSim, measurement, analysis and decision as the operator;
-only where the processes run differs. Every child is started inside one
-ExitStack, so each exit path (verdict, timeout, Ctrl-C, a child failing)
-stops all of them.
+The experiment and the pipelines and load it creates live in a MemoryStore
+instead of the API server; the same controllers the operator runs step them,
+against the same local runtime as the operator's `--runtime local`. So the
+state machine, the measurement window, the settle wait, the LoadSim
+arguments and the Prometheus lookback are the operator's, and only this loop
+(when to step, where to write) is the command's own.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from phoenix_analysis import engine
-from phoenix_operator.measure import adapter
-from phoenix_operator.measure import prometheus as prom
-from phoenix_operator.models import common, kinds
-from phoenix_operator.render import experiment as render_experiment
-from phoenix_operator.render import pipeline as render_pipeline
-from phoenix_operator.runtime import local_components, process
+from phoenix_analysis import contract
+from phoenix_operator import API_VERSION
+from phoenix_operator.controllers import experiment as experiment_controller
+from phoenix_operator.controllers import loadsim as loadsim_controller
+from phoenix_operator.controllers import pipeline as pipeline_controller
+from phoenix_operator.measure import base as measure_base
+from phoenix_operator.models import common, experiment, kinds, loadsim, manifests
+from phoenix_operator.reconcile import experiment as reconcile_experiment
+from phoenix_operator.runtime import local as runtime_local
+from phoenix_operator.runtime import memory, process
+
+# Local collectors start in seconds or not at all.
+PIPELINES_READY = timedelta(minutes=1)
 
 
 class LocalRunError(Exception):
-    """The run could not start or a component failed; the message says which and why."""
+    """The run could not start; the message says why."""
 
 
 @dataclass(frozen=True)
 class Options:
     duration_seconds: float | None = None
-    # Faster than any load interval, so no batch is replaced in the exporter
-    # before Prometheus has scraped it; samples keep the datapoints' own times,
-    # so scraping often only re-reads the same samples.
-    scrape_interval_seconds: int = 2
-    step_seconds: int = 5  # between analysed samples
+    measure_step_seconds: float = 5.0  # between analysed samples
     prometheus_port: int = 0
     workdir: Path | None = None
+    tick_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    """What one analysis interval saw."""
+class Progress:
+    """Something worth a line: an event, or a measurement and what the engine made of it."""
 
     elapsed_seconds: float
-    measurement: adapter.Measurement
-    analysis: dict[str, Any] | None
+    event: tuple[str, str, str] | None = None  # type, reason, message
+    measurement: measure_base.Measurement | None = None
+    analysis: contract.Result | None = None
 
 
 @dataclass
 class Outcome:
-    snapshots: list[Snapshot] = field(default_factory=list)
+    status: experiment.ExperimentStatus = field(default_factory=experiment.ExperimentStatus)
+    # the newest analysis, and the measurement it was made from
+    analysis: contract.Result | None = None
+    measurement: measure_base.Measurement | None = None
+    last_problem: str = ""
     interrupted: bool = False
     workdir: Path | None = None
 
-    @property
-    def analysis(self) -> dict[str, Any] | None:
-        return next((s.analysis for s in reversed(self.snapshots) if s.analysis), None)
 
-    @property
-    def measurement(self) -> adapter.Measurement | None:
-        return next((s.measurement for s in reversed(self.snapshots) if s.analysis), None)
-
-    @property
-    def last_problem(self) -> str:
-        return next((s.measurement.message for s in reversed(self.snapshots) if s.measurement.message), "")
-
-
-def _port_free(port: int) -> bool:
-    return port == 0 or not process.port_open(port)
-
-
-def _start_collectors(
-    name: str, obj: kinds.PhoenixExperiment, workdir: Path, stack: contextlib.ExitStack
-) -> dict[str, local_components.LocalCollector]:
-    listens = {v: local_components.loopback_listen() for v in adapter.VARIANTS}
-    try:
-        rendered = render_experiment.render_variants(name, obj.spec, listens)
-    except render_pipeline.RenderError as error:
-        raise LocalRunError(str(error)) from None
-    collectors = {}
-    for variant, config in rendered.items():
-        collector = local_components.LocalCollector(variant, config.text, listens[variant], workdir)
-        stack.callback(collector.stop)
-        try:
-            collector.start()
-        except process.StartupError as error:
-            raise LocalRunError(f"the {variant} collector failed to start: {error}") from None
-        collectors[variant] = collector
-    return collectors
-
-
-def _scrape_targets(
-    name: str, collectors: dict[str, local_components.LocalCollector]
-) -> list[local_components.ScrapeTarget]:
-    targets = []
-    for variant, collector in collectors.items():
-        labels = {"phoenix_experiment": name, "phoenix_variant": variant}
-        targets.append(
-            local_components.ScrapeTarget(
-                f"{variant}-export",
-                collector.metrics_address,
-                {**labels, "phoenix_scrape": "export"},
-                honor_labels=True,
-            )
-        )
-        targets.append(
-            local_components.ScrapeTarget(
-                f"{variant}-telemetry",
-                collector.telemetry_address,
-                {**labels, "phoenix_scrape": "telemetry"},
-            )
-        )
-    return targets
-
-
-def lookback_seconds(obj: kinds.PhoenixExperiment, options: Options) -> int:
-    """How long a sample stays current in instant queries.
-
-    The collectors send the datapoints' own timestamps, so both variants store
-    identical sample times whatever their scrape phase; Prometheus then writes
-    no staleness markers, and this lookback is what lets the series of a
-    process that ended disappear, instead of lingering for the default 5m.
-    """
-    return math.ceil(3 * max(options.scrape_interval_seconds, obj.spec.load.load_sim.interval_seconds))
-
-
-def _loadsim_argv(obj: kinds.PhoenixExperiment, duration: float, targets: list[str]) -> list[str]:
-    load = obj.spec.load.load_sim
-    argv = [
-        sys.executable,
-        "-m",
-        "phoenix_operator",
-        "loadsim",
-        "run",
-        "--profile",
-        load.profile,
-        "--hosts",
-        str(load.hosts),
-        "--processes-per-host",
-        str(load.processes_per_host),
-        "--churn-per-minute",
-        str(load.churn_per_minute),
-        "--interval",
-        f"{load.interval_seconds}s",
-        "--duration",
-        f"{duration}s",
-        "--seed",
-        str(load.seed),
-    ]
-    for target in targets:
-        argv += ["--target", target]
-    return argv
+def _with_duration(obj: kinds.PhoenixExperiment, seconds: float | None) -> kinds.PhoenixExperiment:
+    """`--duration`: the warmup and the analysis interval shrink with it when they would not fit."""
+    if seconds is None:
+        return obj
+    spec = obj.spec
+    warmup = min(common.duration_seconds(spec.warmup), seconds / 2)
+    interval = min(common.duration_seconds(spec.analysis_interval), seconds)
+    shorter = spec.model_copy(
+        update={"duration": f"{seconds:g}s", "warmup": f"{warmup:g}s", "analysis_interval": f"{interval:g}s"}
+    )
+    return obj.model_copy(update={"spec": shorter})
 
 
 def run(
     obj: kinds.PhoenixExperiment,
     options: Options,
-    on_snapshot: Callable[[Snapshot], None],
+    on_progress: Callable[[Progress], None],
     stop: threading.Event,
 ) -> Outcome:
-    """Run the experiment until a final sequential verdict, its duration, or `stop`."""
-    spec = obj.spec
-    name = obj.metadata.name
-    if "baseline" not in render_experiment.variant_specs(spec):
+    """Run the experiment until it ends: a verdict, a failure, or `stop` (which aborts it)."""
+    if isinstance(obj.spec.baseline, experiment.PipelineRef):
         raise LocalRunError("run --local needs a baseline given as a template, not a pipelineRef")
-    if not _port_free(options.prometheus_port):
+    if options.prometheus_port and process.port_open(options.prometheus_port):
         raise LocalRunError(f"port {options.prometheus_port} is already in use")
-    duration = options.duration_seconds or common.duration_seconds(spec.duration)
-    warmup = min(common.duration_seconds(spec.warmup), duration / 2)
-    interval = common.duration_seconds(spec.analysis_interval)
-    workdir = options.workdir or Path(tempfile.mkdtemp(prefix=f"phoenix-run-{name}-"))
+    obj = _with_duration(obj, options.duration_seconds)
+    workdir = options.workdir or Path(tempfile.mkdtemp(prefix=f"phoenix-run-{obj.metadata.name}-"))
+    began = time.monotonic()
     outcome = Outcome(workdir=workdir)
-    with contextlib.ExitStack() as stack:
-        collectors = _start_collectors(name, obj, workdir, stack)
-        server = local_components.LocalPrometheus(
-            _scrape_targets(name, collectors),
-            workdir / "prometheus",
-            f"{options.scrape_interval_seconds}s",
-            options.prometheus_port,
-            [f"--query.lookback-delta={lookback_seconds(obj, options)}s"],
+
+    def on_event(_: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        on_progress(Progress(time.monotonic() - began, event=(type_, reason, message)))
+
+    store = memory.MemoryStore(on_event)
+    try:
+        runtime = runtime_local.LocalRuntime.start(
+            workdir,
+            load_interval_seconds=obj.spec.load.load_sim.interval_seconds,
+            prometheus_port=options.prometheus_port,
         )
-        stack.callback(server.stop)
-        try:
-            server.start()
-        except process.StartupError as error:
-            raise LocalRunError(f"Prometheus failed to start: {error}") from None
-        loadsim = process.ManagedProcess(
-            "loadsim",
-            _loadsim_argv(obj, duration, [c.otlp_http_url for c in collectors.values()]),
-            workdir / "loadsim.log",
-        )
-        stack.callback(loadsim.stop)
-        loadsim.start()
-        client = prom.Client(server.url)
-        started = time.time()
-        step = options.step_seconds
-        next_check = started + max(interval, warmup + (2 + adapter.SETTLE_STEPS) * step)
-        while True:
-            if stop.wait(timeout=max(0.0, next_check - time.time())):
-                outcome.interrupted = True
-                break
-            if not loadsim.running() and loadsim.returncode not in (0, None):
-                raise LocalRunError(f"LoadSim failed (exit {loadsim.returncode}); its output:\n{loadsim.tail()}")
-            now = time.time()
-            first = (started + warmup) // step * step + step
-            grid = prom.Grid(first, (now - adapter.SETTLE_STEPS * step) // step * step, step)
-            measurement = adapter.measure(client, name, spec, grid)
-            analysis = engine.analyze(measurement.analysis_input) if measurement.analysis_input else None
-            snapshot = Snapshot(now - started, measurement, analysis)
-            outcome.snapshots.append(snapshot)
-            on_snapshot(snapshot)
-            decided = analysis is not None and analysis["decided_at_index"] is not None
-            if decided or now - started >= duration:
-                break
-            next_check = min(next_check + interval, started + duration)
+    except process.StartupError as error:
+        raise LocalRunError(f"Prometheus failed to start: {error}") from None
+    try:
+        _drive(obj, options, store, runtime, outcome, stop, lambda: time.monotonic() - began, on_progress)
+    finally:
+        runtime.stop()
     return outcome
+
+
+def _drive(
+    obj: kinds.PhoenixExperiment,
+    options: Options,
+    store: memory.MemoryStore,
+    runtime: runtime_local.LocalRuntime,
+    outcome: Outcome,
+    stop: threading.Event,
+    elapsed: Callable[[], float],
+    on_progress: Callable[[Progress], None],
+) -> None:
+    name, namespace = obj.metadata.name, obj.metadata.namespace or "default"
+    store.apply({"apiVersion": API_VERSION, "kind": obj.kind, "metadata": {"name": name, "namespace": namespace},
+                 "spec": obj.spec.to_wire()})  # fmt: skip
+    settings = experiment_controller.Settings(
+        reconcile_experiment.Limits(
+            pipelines_ready=PIPELINES_READY, measure_step=timedelta(seconds=options.measure_step_seconds)
+        ),
+        runtime.prometheus_url,
+    )
+    remembered = experiment_controller.Memory()
+    applied: dict[str, int] = {}
+    while True:
+        if stop.is_set() and not outcome.interrupted:
+            outcome.interrupted = True
+            store.patch_spec(API_VERSION, obj.kind, namespace, name, {"abort": True})
+        now = datetime.now(UTC)
+        _step_pipelines(store, runtime, applied)
+        _step_loads(store, runtime, now)
+        _stop_deleted(store, runtime)
+        body = store.get(API_VERSION, obj.kind, namespace, name)
+        assert body is not None
+        ticked = experiment_controller.step(store, body, now, settings, remembered)
+        measurement = ticked.measurement
+        if measurement is not None:
+            analysis = ticked.observed.analysis
+            if analysis is not None:
+                outcome.analysis, outcome.measurement = analysis, measurement
+            outcome.last_problem = measurement.message or outcome.last_problem
+            on_progress(Progress(elapsed(), measurement=measurement, analysis=analysis))
+        _write_experiment(store, body, ticked)
+        outcome.status = ticked.step.status
+        if outcome.status.phase in reconcile_experiment.TERMINAL:
+            _stop_deleted(store, runtime)
+            return
+        stop.wait(options.tick_seconds)
+
+
+def _write_experiment(store: memory.MemoryStore, body: dict[str, Any], ticked: experiment_controller.Tick) -> None:
+    metadata = body["metadata"]
+    if ticked.accepted_spec is not None:
+        store.annotate(body["kind"], metadata["namespace"], metadata["name"],
+                       {reconcile_experiment.ACCEPTED_SPEC: ticked.accepted_spec})  # fmt: skip
+        metadata = store.get(API_VERSION, body["kind"], metadata["namespace"], metadata["name"])["metadata"]  # type: ignore[index]
+    wire = ticked.step.status.to_wire()
+    if wire != (body.get("status") or {}):
+        store.patch_status_if_unchanged(API_VERSION, body["kind"], metadata, wire)
+    for event in ticked.step.events:
+        store.post_event(body, event.type, event.reason, event.message)
+
+
+def _step_pipelines(store: memory.MemoryStore, runtime: runtime_local.LocalRuntime, applied: dict[str, int]) -> None:
+    """Deploy each new generation once, as the operator's work queue does, and observe the rest."""
+    for body in store.of_kind("PhoenixProcessPipeline"):
+        metadata = body["metadata"]
+        generation = metadata["generation"]
+        apply = applied.get(metadata["uid"]) != generation
+        if pipeline_controller.deploy(store, runtime, metadata["namespace"], metadata["name"], apply) and apply:
+            applied[metadata["uid"]] = generation
+
+
+def _step_loads(store: memory.MemoryStore, runtime: runtime_local.LocalRuntime, now: datetime) -> None:
+    for body in store.of_kind("LoadSim"):
+        obj = manifests.parse_stored(body)
+        assert isinstance(obj, kinds.LoadSim)
+        previous = manifests.stored_status(body, loadsim.LoadSimStatus)
+        outcome = loadsim_controller.step(store, runtime, obj, previous, now)
+        if outcome is None or outcome.status.to_wire() == (body.get("status") or {}):
+            continue
+        written = store.patch_status_if_unchanged(API_VERSION, "LoadSim", body["metadata"], outcome.status.to_wire())
+        if written and outcome.failure:
+            store.post_event(body, "Warning", "LoadFailed", outcome.failure)
+
+
+def _stop_deleted(store: memory.MemoryStore, runtime: runtime_local.LocalRuntime) -> None:
+    """What a DELETED watch event does for the operator's local runtime."""
+    for body in store.drain_deleted():
+        obj = manifests.parse_stored(body)
+        if isinstance(obj, kinds.PhoenixProcessPipeline):
+            runtime.delete_pipeline(obj)
+        elif isinstance(obj, kinds.LoadSim):
+            runtime.delete_load(obj)

@@ -1,36 +1,52 @@
-"""A small Prometheus HTTP API client: range queries aligned on a fixed time grid."""
+"""Prometheus, the first measurement provider, and its small HTTP API client.
+
+Each variant's collector exports with the const labels of `labels.of_variant`;
+the Prometheus that scrapes it adds `labels.SCRAPE` (export or telemetry) as a
+target label. Every query is written without those labels and scoped to one
+variant by rewriting its syntax tree (`promql.scope`), the same way as the
+user's critical queries.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
 import numpy as np
 import numpy.typing as npt
 
+from phoenix_analysis import contract
+from phoenix_operator import labels
+from phoenix_operator.measure import base, promql
+from phoenix_operator.models import experiment, pipeline
+from phoenix_operator.reconcile import experiment as reconcile_experiment
+
 # Labels that name where a sample came from rather than what it measures;
 # they are dropped so that the same label set matches across variants.
-SOURCE_LABELS = frozenset({"phoenix_experiment", "phoenix_variant", "phoenix_scrape", "job", "instance"})
+SOURCE_LABELS = frozenset({labels.EXPERIMENT, labels.VARIANT, labels.SCRAPE, "job", "instance"})
+# What each variant is measured by, and from which of its collector's ports.
+VARIANT_QUERIES = {
+    # a selector needs a matcher that rejects the empty string, hence the first one
+    "active_series": (labels.EXPORT, 'count({__name__=~".+", __name__!~"up|scrape_.+"})'),
+    # points the pipeline hands to its prometheus exporter: its output rate,
+    # however often Prometheus scrapes the same points
+    "datapoints_per_minute": (
+        labels.TELEMETRY,
+        '60 * sum(rate(otelcol_exporter_sent_metric_points{exporter="prometheus"}[1m]))',
+    ),
+    "cpu_cores": (labels.TELEMETRY, "sum(rate(otelcol_process_cpu_seconds[1m]))"),
+    "memory_bytes": (labels.TELEMETRY, "sum(otelcol_process_memory_rss)"),
+}
+Samples = list[float | None]
 
 
 class PrometheusError(Exception):
     """Prometheus could not answer: unreachable, timed out, or rejected the query."""
 
 
-@dataclass(frozen=True)
-class Grid:
-    start: float
-    end: float
-    step: float
-
-    @property
-    def timestamps(self) -> npt.NDArray[np.float64]:
-        count = int(np.floor((self.end - self.start) / self.step + 1e-9)) + 1
-        return np.asarray(self.start + self.step * np.arange(count), dtype=np.float64)
-
-
-def label_key(labels: dict[str, str]) -> str:
-    kept = sorted((k, v) for k, v in labels.items() if k not in SOURCE_LABELS and k != "__name__")
+def label_key(series_labels: dict[str, str]) -> str:
+    kept = sorted((k, v) for k, v in series_labels.items() if k not in SOURCE_LABELS and k != "__name__")
     return ",".join(f"{k}={v}" for k, v in kept)
 
 
@@ -43,9 +59,9 @@ class Client:
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.bearer_token}"} if self.bearer_token else {}
 
-    def range_query(self, query: str, grid: Grid) -> dict[str, npt.NDArray[np.float64]]:
-        """Series of the result by label key, each aligned to the grid (NaN where absent)."""
-        params: dict[str, str | float] = {"query": query, "start": grid.start, "end": grid.end, "step": grid.step}
+    def range_query(self, query: str, window: reconcile_experiment.Window) -> dict[str, npt.NDArray[np.float64]]:
+        """Series of the result by label key, each aligned to the window (NaN where absent)."""
+        params: dict[str, str | float] = {"query": query, "start": window.start, "end": window.end, "step": window.step}
         try:
             response = httpx.get(
                 f"{self.url.rstrip('/')}/api/v1/query_range",
@@ -65,14 +81,106 @@ class Client:
             raise PrometheusError(
                 f"Prometheus rejected the query (HTTP {response.status_code}): {body.get('error', 'no error text')}"
             )
-        timestamps = grid.timestamps
+        timestamps = window.timestamps
         series: dict[str, npt.NDArray[np.float64]] = {}
         for item in body["data"]["result"]:
             values = np.full(len(timestamps), np.nan)
             for moment, value in item["values"]:
-                index = round((float(moment) - grid.start) / grid.step)
+                index = round((float(moment) - window.start) / window.step)
                 if 0 <= index < len(values):
                     values[index] = float(value)
             key = label_key(item["metric"])
             series[key] = np.where(np.isnan(values), series.get(key, values), values) if key in series else values
         return series
+
+
+def variant_queries(name: str, variant: str) -> dict[str, str]:
+    """Each figure's PromQL, scoped to one variant's series."""
+    return {
+        figure: promql.scope(query, labels.of_scrape(name, variant, scrape))
+        for figure, (scrape, query) in VARIANT_QUERIES.items()
+    }
+
+
+def _single(series: dict[str, npt.NDArray[np.float64]], length: int) -> npt.NDArray[np.float64]:
+    return next(iter(series.values())) if series else np.full(length, np.nan)
+
+
+def _samples(values: npt.NDArray[np.float64]) -> Samples:
+    return [None if np.isnan(v) else float(v) for v in values]
+
+
+@dataclass
+class Provider:
+    client: Client
+
+    def measure(
+        self,
+        experiment: str,
+        queries: Sequence[experiment.CriticalQuery],
+        window: reconcile_experiment.Window,
+    ) -> base.Measurement:
+        """Both variants' figures and each critical query over `window`."""
+        length = len(window.timestamps)
+        variants: dict[str, dict[str, Samples]] = {}
+        answers: list[dict[str, dict[str, Samples]]] = [{} for _ in queries]
+        try:
+            for variant in pipeline.VARIANTS:
+                measured = {
+                    figure: _single(self.client.range_query(query, window), length)
+                    for figure, query in variant_queries(experiment, variant).items()
+                }
+                if np.all(np.isnan(measured["active_series"])):
+                    return base.Measurement("Inconclusive", f"no series exported by the {variant} pipeline yet")
+                variants[variant] = {figure: _samples(values) for figure, values in measured.items()}
+                if all(v is None for v in variants[variant]["cpu_cores"]):
+                    del variants[variant]["cpu_cores"], variants[variant]["memory_bytes"]
+                for answer, query in zip(answers, queries, strict=True):
+                    result = self.client.range_query(
+                        promql.scope(query.query, labels.of_variant(experiment, variant)), window
+                    )
+                    answer[variant] = {key: _samples(values) for key, values in result.items()}
+        except PrometheusError as error:
+            return base.Measurement("Error", str(error))
+        except promql.QueryError as error:
+            return base.Measurement("Error", f"critical query: {error}")
+        if set(variants["baseline"]) != set(variants["candidate"]):
+            for figures in variants.values():
+                figures.pop("cpu_cores", None)
+                figures.pop("memory_bytes", None)
+        span = _measured_span(variants)
+        if span is None:
+            return base.Measurement("Inconclusive", "the variants have no sample time in common yet")
+        first, last = span
+        trimmed = {v: {k: values[first:last] for k, values in figures.items()} for v, figures in variants.items()}
+        critical = [
+            contract.CriticalQuery(
+                name=query.name,
+                baseline={k: values[first:last] for k, values in answer["baseline"].items()},
+                candidate={k: values[first:last] for k, values in answer["candidate"].items()},
+            )
+            for query, answer in zip(queries, answers, strict=True)
+        ]
+        return base.Measurement(
+            "Successful",
+            "",
+            contract.Variant(**trimmed["baseline"]),
+            contract.Variant(**trimmed["candidate"]),
+            critical,
+            window.timestamps[first:last].tolist(),
+        )
+
+
+def _measured_span(variants: dict[str, dict[str, Samples]]) -> tuple[int, int] | None:
+    """The span from the first to the last timestamp where every figure has a value.
+
+    Figures start at different moments (a rate needs two scrapes), so the
+    window's edges are trimmed; a gap inside the span stays and fails closed.
+    """
+    arrays = [values for figures in variants.values() for values in figures.values()]
+    complete = [all(a[i] is not None for a in arrays) for i in range(len(arrays[0]))]
+    if not any(complete):
+        return None
+    first = complete.index(True)
+    last = len(complete) - complete[::-1].index(True)
+    return first, last

@@ -7,10 +7,11 @@ from typing import Annotated, Literal
 
 import pydantic
 
+from phoenix_analysis import contract
 from phoenix_operator.models import common, loadsim, pipeline
 
 Phase = Literal["Pending", "Initializing", "Running", "Analyzing", "Completed", "Failed", "Aborted"]
-Decision = Literal["Promote", "Reject", "Inconclusive"]
+Decision = contract.Decision
 
 
 class PipelineRef(common.Model):
@@ -54,32 +55,18 @@ class PrometheusSpec(common.Model):
     )
 
 
-class Objectives(common.Model):
-    min_series_reduction: common.Fraction = 0.5
-    max_query_error: common.Fraction = 0.01
-    max_cpu_increase: common.Fraction = 0.1
-    max_memory_increase: common.Fraction = 0.1
-
-
 class CriticalQuery(common.Model):
     name: common.DnsLabel
     query: Annotated[str, pydantic.StringConstraints(min_length=1, max_length=4096)]
-
-
-class CostModel(common.Model):
-    usd_per_million_datapoints: Annotated[float, pydantic.Field(ge=0)] = 0.10
-    usd_per_active_series_month: Annotated[float, pydantic.Field(ge=0)] = 0.005
-    usd_per_cpu_core_month: Annotated[float, pydantic.Field(ge=0)] = 25.0
-    usd_per_gib_month: Annotated[float, pydantic.Field(ge=0)] = 3.5
 
 
 class AnalysisSpec(common.Model):
     prometheus: PrometheusSpec | None = None
     alpha: Annotated[float, pydantic.Field(gt=0.0, lt=0.5)] = 0.05
     mode: Literal["sequential", "fixed"] = "sequential"
-    objectives: Objectives = pydantic.Field(default_factory=Objectives)
+    objectives: contract.Objectives = pydantic.Field(default_factory=contract.Objectives)
     critical_queries: list[CriticalQuery] = pydantic.Field(default_factory=list)
-    cost_model: CostModel = pydantic.Field(default_factory=CostModel)
+    cost_model: contract.CostModel = pydantic.Field(default_factory=contract.CostModel)
 
     @pydantic.model_validator(mode="after")
     def _unique_query_names(self) -> AnalysisSpec:

@@ -9,12 +9,13 @@ dropped.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pydantic
 
 from phoenix_operator.models import common, kinds
 
+StatusT = TypeVar("StatusT", bound=common.StatusBase)
 _OBJECT_ADAPTER: pydantic.TypeAdapter[kinds.PhoenixObject] = pydantic.TypeAdapter(kinds.PhoenixObject)
 
 _PATTERN_MEANING = {
@@ -121,3 +122,23 @@ def parse_object(
         return _OBJECT_ADAPTER.validate_python(data)
     except pydantic.ValidationError as error:
         raise InvalidManifest(problems_of(error, data)) from None
+
+
+def parse_stored(body: Any) -> kinds.PhoenixExperiment | kinds.PhoenixProcessPipeline | kinds.LoadSim:
+    """A stored object without its status, which the drivers write and read apart."""
+    return parse_object(
+        {
+            "apiVersion": body["apiVersion"],
+            "kind": body["kind"],
+            "metadata": dict(body["metadata"]),
+            "spec": dict(body.get("spec") or {}),
+        }
+    )
+
+
+def stored_status(body: Any, status_type: type[StatusT]) -> StatusT:
+    """The stored status; one the models no longer accept is replaced, not fatal."""
+    try:
+        return status_type.model_validate(dict(body.get("status") or {}))
+    except ValueError:
+        return status_type()

@@ -7,6 +7,7 @@ metric names and an adaptive pipeline's budget as a positive integer.
 
 from __future__ import annotations
 
+import typing
 from typing import Annotated, Literal
 
 import pydantic
@@ -17,8 +18,9 @@ from phoenix_operator.models import common
 # every component the templates use. A test keeps the two in step.
 DEFAULT_COLLECTOR_IMAGE = "otel/opentelemetry-collector-contrib:0.155.0"
 
-TemplateName = Literal["baseline", "candidate", "adaptive"]
 VariantName = Literal["baseline", "candidate"]
+# Every experiment compares these two, in this order.
+VARIANTS: tuple[VariantName, ...] = typing.get_args(VariantName)
 
 
 class CommonParameters(common.Model):

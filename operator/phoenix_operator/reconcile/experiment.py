@@ -10,17 +10,30 @@ same result.
 
 from __future__ import annotations
 
+import enum
+import json
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from phoenix_operator import API_VERSION
-from phoenix_operator.models import common, experiment, kinds
-from phoenix_operator.reconcile import conditions, verdict
-from phoenix_operator.reconcile import pipeline as reconcile_pipeline
+import numpy as np
+import numpy.typing as npt
+
+from phoenix_analysis import contract
+from phoenix_operator import API_VERSION, GROUP
+from phoenix_operator.models import common, experiment, kinds, pipeline
+from phoenix_operator.reconcile import conditions, objects, verdict
 
 TERMINAL: frozenset[experiment.Phase] = frozenset({"Completed", "Failed", "Aborted"})
 EventType = Literal["Normal", "Warning"]
+# The spec an experiment started with, frozen on the object when it leaves Pending.
+ACCEPTED_SPEC = f"{GROUP}/accepted-spec"
+# Samples carry the datapoints' own times, so the newest grid points may hold a
+# batch one variant was scraped with and the other not yet; they are left out,
+# and the verdict waits this many steps for them.
+SETTLE_STEPS = 2
 
 
 @dataclass(frozen=True)
@@ -32,12 +45,17 @@ class Event:
 
 @dataclass(frozen=True)
 class Limits:
-    """How long the operator waits: before giving up, and for data to settle."""
+    """How often the driver measures, and how long it waits: before giving up, and for data to settle."""
 
     pipelines_ready: timedelta = timedelta(minutes=10)
     prometheus_unreachable: timedelta = timedelta(minutes=5)
-    # the newest samples reach Prometheus a scrape later; the verdict waits for them
-    settle: timedelta = timedelta(0)
+    # time between analysed samples; about the scrape interval
+    measure_step: timedelta = timedelta(seconds=15)
+
+    @property
+    def settle(self) -> timedelta:
+        """The newest samples reach Prometheus a scrape later; the verdict waits for them."""
+        return SETTLE_STEPS * self.measure_step
 
 
 @dataclass(frozen=True)
@@ -50,7 +68,11 @@ class Observed:
 
     pipelines_ready: dict[str, bool] = field(default_factory=dict)
     load_started_at: datetime | None = None
-    analysis: dict[str, Any] | None = None
+    # why a pipeline's collectors cannot run, by variant ("collector failed to start: ...")
+    pipeline_failures: dict[str, str] = field(default_factory=dict)
+    # why the load failed, once it has
+    load_failure: str | None = None
+    analysis: contract.Result | None = None
     measurement_problem: str | None = None
     prometheus_unreachable: bool = False
 
@@ -72,28 +94,33 @@ def load_name(name: str) -> str:
     return f"{name}-load"
 
 
-def variant_pipelines(obj: kinds.PhoenixExperiment) -> dict[str, str]:
+def variant_pipelines(obj: kinds.PhoenixExperiment) -> dict[pipeline.VariantName, str]:
     """Pipeline name of each variant; a `pipelineRef` baseline names an existing pipeline."""
-    spec = obj.spec
     name = obj.metadata.name
-    baseline = (
-        spec.baseline.pipeline_ref
-        if isinstance(spec.baseline, experiment.PipelineRef)
-        else pipeline_name(name, "baseline")
-    )
-    return {"baseline": baseline, "candidate": pipeline_name(name, "candidate")}
+    baseline = obj.spec.baseline
+    return {
+        "baseline": baseline.pipeline_ref
+        if isinstance(baseline, experiment.PipelineRef)
+        else pipeline_name(name, "baseline"),
+        "candidate": pipeline_name(name, "candidate"),
+    }
+
+
+def created_pipelines(obj: kinds.PhoenixExperiment) -> dict[pipeline.VariantName, str]:
+    """The pipelines the experiment creates itself, and removes when it ends."""
+    return {v: n for v, n in variant_pipelines(obj).items() if n == pipeline_name(obj.metadata.name, v)}
 
 
 def children(obj: kinds.PhoenixExperiment) -> list[dict[str, Any]]:
     """The pipelines the experiment creates and the LoadSim sending to both, owned by it."""
     spec = obj.spec
     name = obj.metadata.name
-    owner = [reconcile_pipeline.owner_reference(obj)]
+    owner = [objects.owner_reference(obj)]
     labels = {"phoenix.io/experiment": name}
     created: list[dict[str, Any]] = []
-    for variant, variant_spec in (("baseline", spec.baseline), ("candidate", spec.candidate)):
-        if isinstance(variant_spec, experiment.PipelineRef):
-            continue
+    for variant in created_pipelines(obj):
+        variant_spec = spec.candidate if variant == "candidate" else spec.baseline
+        assert not isinstance(variant_spec, experiment.PipelineRef)
         created.append(
             {
                 "apiVersion": API_VERSION,
@@ -168,17 +195,78 @@ def _failed(
     )
 
 
-def _decision_message(analysis: dict[str, Any]) -> str:
-    parts = [f"{analysis['decision']}: {'; '.join(analysis['reasons'])}"]
-    reduction = analysis.get("series_reduction")
+def _decision_message(analysis: contract.Result) -> str:
+    parts = [f"{analysis.decision}: {'; '.join(analysis.reason_texts)}"]
+    reduction = analysis.series_reduction
     if reduction:
-        parts.append(
-            f"series reduction {reduction['estimate']:.1%} [{reduction['ci_low']:.1%}, {reduction['ci_high']:.1%}]"
-        )
-    savings = analysis.get("monthly_savings_usd")
+        parts.append(f"series reduction {reduction.estimate:.1%} [{reduction.ci_low:.1%}, {reduction.ci_high:.1%}]")
+    savings = analysis.monthly_savings_usd
     if savings:
-        parts.append(f"savings ${savings['estimate']:,.2f}/month [{savings['ci_low']:,.2f}, {savings['ci_high']:,.2f}]")
+        parts.append(f"savings ${savings.estimate:,.2f}/month [{savings.ci_low:,.2f}, {savings.ci_high:,.2f}]")
     return "; ".join(parts)
+
+
+def accepted(live: kinds.PhoenixExperiment, frozen: str | None) -> tuple[kinds.PhoenixExperiment, list[str]]:
+    """The experiment as it started, and the spec fields edited since.
+
+    Once started an experiment keeps its spec (`frozen`, from `ACCEPTED_SPEC`):
+    a verdict must describe one experiment. Only `abort` is read live.
+    """
+    if frozen is None:
+        return live, []
+    accepted_spec = json.loads(frozen)
+    current = live.spec.to_wire()
+    edited = sorted(
+        k for k in set(accepted_spec) | set(current) if k != "abort" and accepted_spec.get(k) != current.get(k)
+    )
+    spec = experiment.ExperimentSpec.model_validate({**accepted_spec, "abort": live.spec.abort})
+    return live.model_copy(update={"spec": spec}), edited
+
+
+def frozen_spec(obj: kinds.PhoenixExperiment, before: experiment.Phase, after: experiment.Phase) -> str | None:
+    """The `ACCEPTED_SPEC` value to store when the experiment leaves Pending, else None."""
+    return json.dumps(obj.spec.to_wire(), sort_keys=True) if before == "Pending" and after != "Pending" else None
+
+
+def spec_accepted(
+    status: experiment.ExperimentStatus, edited: Sequence[str], generation: int | None, now: datetime
+) -> experiment.ExperimentStatus:
+    """`SpecAccepted`: False with the fields whose edits are ignored."""
+    if edited:
+        fields = ", ".join(f"spec.{name}" for name in edited)
+        condition: tuple[str, conditions.Status, str, str] = (
+            "SpecAccepted",
+            "False",
+            "ImmutableWhileRunning",
+            f"{fields} changed after the experiment started and is ignored; delete and re-create it to change it",
+        )
+    else:
+        condition = ("SpecAccepted", "True", "Accepted", "the spec is valid")
+    return _with(status, generation, now, condition)
+
+
+class Plan(enum.Enum):
+    """What the driver reads before the next step."""
+
+    NOTHING = "nothing"
+    CREATE_CHILDREN = "create-children"  # apply the pipelines and the load
+    READ_CHILDREN = "read-children"  # are the pipelines ready, has the load started
+    MEASURE = "measure"  # query the measurement provider and analyse
+
+
+def plan(obj: kinds.PhoenixExperiment, now: datetime, limits: Limits, last_measured: datetime | None) -> Plan:
+    """What to read this tick, from the experiment's status alone."""
+    status = obj.status or experiment.ExperimentStatus()
+    if obj.spec.abort or status.phase in TERMINAL:
+        return Plan.NOTHING
+    if status.phase == "Pending":
+        return Plan.CREATE_CHILDREN
+    if status.phase == "Initializing":
+        return Plan.READ_CHILDREN
+    if not measurement_due(obj, status, now, limits) or throttled(obj, status, now, last_measured):
+        return Plan.NOTHING
+    # until three samples fit there is nothing to analyse, and the throttle is not started
+    return Plan.NOTHING if measurement_window(obj, now, limits) is None else Plan.MEASURE
 
 
 def measurement_due(
@@ -191,6 +279,65 @@ def measurement_due(
     if status.phase == "Analyzing" and status.analyzing_since and now < status.analyzing_since + limits.settle:
         return False
     return now >= status.started_at + timedelta(seconds=common.duration_seconds(obj.spec.warmup))
+
+
+def throttled(
+    obj: kinds.PhoenixExperiment, status: experiment.ExperimentStatus, now: datetime, last_measured: datetime | None
+) -> bool:
+    """While Running, a measurement at most every `analysisInterval`; the verdict's own is never held back."""
+    if status.phase != "Running" or last_measured is None:
+        return False
+    return now - last_measured < timedelta(seconds=common.duration_seconds(obj.spec.analysis_interval))
+
+
+@dataclass(frozen=True)
+class Window:
+    """Sample times from `start` to `end`, `step` apart, in Unix seconds."""
+
+    start: float
+    end: float
+    step: float
+
+    @property
+    def timestamps(self) -> npt.NDArray[np.float64]:
+        count = int(np.floor((self.end - self.start) / self.step + 1e-9)) + 1
+        return np.asarray(self.start + self.step * np.arange(count), dtype=np.float64)
+
+
+def measurement_window(obj: kinds.PhoenixExperiment, now: datetime, limits: Limits) -> Window | None:
+    """The samples to analyse: after the warmup, up to the duration's end, without the unsettled newest.
+
+    Aligned on multiples of the step, so successive measurements share their
+    sample times. None while fewer than three samples fit.
+    """
+    started = (obj.status or experiment.ExperimentStatus()).started_at
+    if started is None:
+        return None
+    step = limits.measure_step.total_seconds()
+    begin = started.timestamp() + common.duration_seconds(obj.spec.warmup)
+    end = min(now.timestamp() - SETTLE_STEPS * step, started.timestamp() + common.duration_seconds(obj.spec.duration))
+    window = Window(math.ceil(begin / step) * step, math.floor(end / step) * step, step)
+    return window if window.end >= window.start + 2 * step else None
+
+
+def analysis_input(
+    spec: experiment.ExperimentSpec,
+    baseline: contract.Variant,
+    candidate: contract.Variant,
+    queries: list[contract.CriticalQuery],
+    step_seconds: float,
+) -> contract.AnalysisInput:
+    """The engine's input: what was measured, with the experiment's objectives and prices."""
+    return contract.AnalysisInput(
+        interval_seconds=step_seconds,
+        baseline=baseline,
+        candidate=candidate,
+        critical_queries=queries,
+        objectives=spec.analysis.objectives,
+        cost_model=spec.analysis.cost_model,
+        alpha=spec.analysis.alpha,
+        mode=spec.analysis.mode,
+    )
 
 
 def advance(obj: kinds.PhoenixExperiment, observed: Observed, now: datetime, limits: Limits = Limits()) -> Step:
@@ -222,6 +369,8 @@ def advance(obj: kinds.PhoenixExperiment, observed: Observed, now: datetime, lim
         )
         status = _with(status, generation, now, ("Succeeded", "Unknown", "Initializing", "creating the pipelines"))
         return Step(status, (Event("Normal", "Initializing", "created the pipelines and the load"),))
+    if observed.load_failure is not None and status.phase in ("Initializing", "Running"):
+        return _failed(status, generation, now, "LoadFailed", f"the load failed: {observed.load_failure}")
     if status.phase == "Initializing":
         return _initializing(obj, status, observed, now, limits)
     return _measuring(obj, status, observed, now, limits)
@@ -235,7 +384,10 @@ def _initializing(
     limits: Limits,
 ) -> Step:
     generation = obj.metadata.generation
-    waiting = sorted(v for v in ("baseline", "candidate") if not observed.pipelines_ready.get(v))
+    if observed.pipeline_failures:
+        message = "; ".join(f"the {v} {why}" for v, why in sorted(observed.pipeline_failures.items()))
+        return _failed(status, generation, now, "PipelinesNotReady", message)
+    waiting = sorted(v for v in pipeline.VARIANTS if not observed.pipelines_ready.get(v))
     if not waiting and observed.load_started_at is not None:
         # time counts from the load's start: the warmup and duration are about what it sends
         status = _with(
@@ -257,6 +409,16 @@ def _initializing(
             status, generation, now, "LoadNotStarted", f"the load did not start within {limits.pipelines_ready}"
         )
     return Step(status)
+
+
+def _over(
+    obj: kinds.PhoenixExperiment,
+    status: experiment.ExperimentStatus,
+    now: datetime,
+    grace: timedelta = timedelta(0),
+) -> bool:
+    started = status.started_at or now
+    return now >= started + timedelta(seconds=common.duration_seconds(obj.spec.duration)) + grace
 
 
 def _measuring(
@@ -284,24 +446,34 @@ def _measuring(
                 f"{observed.measurement_problem}"
             )
             return _failed(status, generation, now, "PrometheusUnreachable", message)
+        if not observed.prometheus_unreachable and _over(obj, status, now, limits.settle):
+            # Prometheus answers and never had the data: the duration ends the experiment, undecided
+            message = f"Inconclusive: no data by the end of the duration: {observed.measurement_problem}"
+            undecided = experiment.Verdict(
+                decision="Inconclusive", reasons=[f"no data: {observed.measurement_problem}"], decided_at=now
+            )
+            return Step(
+                _finish(status, generation, now, "Completed", "Inconclusive", message, verdict=undecided),
+                (Event("Normal", "Inconclusive", message),),
+                frozenset({"pipelines", "load"}),
+            )
         return Step(status)
     status = _with(
         status,
         generation,
         now,
-        ("MeasurementAvailable", "True", "Measured", f"{analysis['samples_used']} samples analysed"),
+        ("MeasurementAvailable", "True", "Measured", f"{analysis.samples_used} samples analysed"),
         results=verdict.results(analysis),
     )
-    breached = [g["name"] for g in analysis["guardrails"] if g["status"] == "breach"]
+    breached = analysis.breached_guardrails
     if breached:
         message = f"the candidate breached {', '.join(breached)}; it was torn down"
-        rejected = experiment.Verdict(decision="Reject", reasons=analysis["reasons"], decided_at=now)
+        rejected = experiment.Verdict(decision="Reject", reasons=analysis.reason_texts, decided_at=now)
         return _failed(
             status, generation, now, "GuardrailBreached", message, frozenset({"candidate", "load"}), verdict=rejected
         )
-    started = status.started_at or now
-    over = now >= started + timedelta(seconds=common.duration_seconds(obj.spec.duration))
-    decided = analysis["decided_at_index"] is not None
+    over = _over(obj, status, now)
+    decided = analysis.decided_at_index is not None
     if status.phase == "Running":
         if not (decided or over):
             return Step(status)
@@ -316,12 +488,12 @@ def _measuring(
         )
         return Step(status, (Event("Normal", "Analyzing", f"reached {why}; writing the verdict"),))
     message = _decision_message(analysis)
-    promote = analysis["decision"] == "Promote" and obj.spec.promotion.policy == "auto"
+    promote = analysis.decision == "Promote" and obj.spec.promotion.policy == "auto"
     return Step(
         _finish(
-            status, generation, now, "Completed", analysis["decision"], message, verdict=verdict.verdict(analysis, now)
+            status, generation, now, "Completed", analysis.decision, message, verdict=verdict.verdict(analysis, now)
         ),
-        (Event("Normal", analysis["decision"], message),),
+        (Event("Normal", analysis.decision, message),),
         frozenset({"pipelines", "load"}),
         promote,
     )

@@ -12,8 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from phoenix_operator.models import common, kinds, loadsim
-from phoenix_operator.reconcile import conditions
-from phoenix_operator.reconcile import pipeline as reconcile_pipeline
+from phoenix_operator.reconcile import conditions, objects
 
 # Time a Job may overrun its load duration (image pull, scheduling) before it is stopped.
 JOB_GRACE_SECONDS = 300
@@ -86,7 +85,7 @@ def job(obj: kinds.LoadSim, targets: Sequence[str], image: str) -> dict[str, Any
         "image": image,
         "command": ["phoenix", *arguments(profile, targets)],
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
-        "securityContext": reconcile_pipeline.restricted_security_context(),
+        "securityContext": objects.restricted_security_context(),
     }
     return {
         "apiVersion": "batch/v1",
@@ -95,7 +94,7 @@ def job(obj: kinds.LoadSim, targets: Sequence[str], image: str) -> dict[str, Any
             "name": job_name(obj.metadata.name),
             "namespace": obj.metadata.namespace,
             "labels": {"app.kubernetes.io/name": "loadsim", "app.kubernetes.io/managed-by": "phoenix"},
-            "ownerReferences": [reconcile_pipeline.owner_reference(obj)],
+            "ownerReferences": [objects.owner_reference(obj)],
         },
         "spec": {
             # a retried run would send a second, different load to collectors mid-measurement

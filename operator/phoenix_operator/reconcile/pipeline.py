@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from phoenix_operator import API_VERSION
 from phoenix_operator.models import kinds, pipeline
-from phoenix_operator.reconcile import conditions
+from phoenix_operator.reconcile import conditions, objects
 from phoenix_operator.render import pipeline as render_pipeline
 
 CONFIG_HASH_ANNOTATION = "phoenix.io/config-hash"
+# The Ready reason of a pipeline whose collectors cannot run at all.
+COLLECTOR_FAILED = "CollectorFailed"
 CONFIG_FILE = "config.yaml"
 CONFIG_DIR = "/etc/otelcol"
 # The non-root user of the upstream collector images.
@@ -39,6 +40,8 @@ class Observed:
     endpoints: dict[str, str]
     # the config the observed collectors run; ready ones with another config do not count
     config_hash: str | None
+    # why the collectors cannot run, when that is final (a local process that did not start)
+    failure: str | None = None
 
 
 def child_name(name: str) -> str:
@@ -47,17 +50,6 @@ def child_name(name: str) -> str:
 
 def selector_labels(name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": "otelcol", "app.kubernetes.io/instance": child_name(name)}
-
-
-def owner_reference(obj: kinds.PhoenixExperiment | kinds.PhoenixProcessPipeline | kinds.LoadSim) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": obj.kind,
-        "name": obj.metadata.name,
-        "uid": obj.metadata.uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
 
 
 def identity(obj: kinds.PhoenixProcessPipeline) -> tuple[str, str]:
@@ -78,18 +70,7 @@ def _metadata(obj: kinds.PhoenixProcessPipeline) -> dict[str, Any]:
         "name": child_name(obj.metadata.name),
         "namespace": obj.metadata.namespace,
         "labels": labels,
-        "ownerReferences": [owner_reference(obj)],
-    }
-
-
-def restricted_security_context() -> dict[str, Any]:
-    """The container half of the Pod Security Standards' restricted profile."""
-    return {
-        "runAsNonRoot": True,
-        "readOnlyRootFilesystem": True,
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
+        "ownerReferences": [objects.owner_reference(obj)],
     }
 
 
@@ -105,7 +86,7 @@ def _container(spec: render_pipeline.AnyPipelineSpec, rendered: render_pipeline.
         "args": [f"--config={CONFIG_DIR}/{CONFIG_FILE}"],
         "ports": [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in PORTS.items()],
         "resources": collector.resources.to_wire(),
-        "securityContext": {**restricted_security_context(), "runAsUser": COLLECTOR_UID},
+        "securityContext": {**objects.restricted_security_context(), "runAsUser": COLLECTOR_UID},
         "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
         "readinessProbe": {"httpGet": {"path": "/metrics", "port": "telemetry"}, "periodSeconds": 5},
         "livenessProbe": {"httpGet": {"path": "/metrics", "port": "telemetry"}, "periodSeconds": 20},
@@ -242,15 +223,20 @@ def status(
     )
     ready_replicas = observed.ready_replicas if observed.config_hash == config_hash else 0
     ready = observed.desired_replicas > 0 and ready_replicas >= observed.desired_replicas
-    updated = conditions.set_condition(
-        updated,
-        "Ready",
-        "True" if ready else "False",
-        "CollectorsReady" if ready else "WaitingForCollectors",
-        f"{ready_replicas}/{observed.desired_replicas} collectors ready",
-        generation,
-        now,
-    )
+    if observed.failure is not None:
+        updated = conditions.set_condition(
+            updated, "Ready", "False", COLLECTOR_FAILED, observed.failure, generation, now
+        )
+    else:
+        updated = conditions.set_condition(
+            updated,
+            "Ready",
+            "True" if ready else "False",
+            "CollectorsReady" if ready else "WaitingForCollectors",
+            f"{ready_replicas}/{observed.desired_replicas} collectors ready",
+            generation,
+            now,
+        )
     return pipeline.PipelineStatus(
         observed_generation=generation,
         conditions=updated,

@@ -14,6 +14,7 @@ import jinja2
 from ruamel import yaml
 from ruamel.yaml import error as yaml_error
 
+from phoenix_operator import labels
 from phoenix_operator.models import common, pipeline
 from phoenix_operator.render import checks, sandbox
 
@@ -119,8 +120,7 @@ def render(
         template = sandbox.environment().get_template(f"pipelines/{spec.template}.yaml.j2")
         text = template.render(
             parameters=spec.parameters,
-            experiment=experiment,
-            variant=variant,
+            const_labels=labels.of_variant(experiment, variant),
             listen=listen,
             extra_exporters=extra,
             keep_executables=list(dict.fromkeys(keep)),

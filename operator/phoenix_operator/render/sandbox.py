@@ -51,8 +51,18 @@ def environment() -> sandbox.SandboxedEnvironment:
     return env
 
 
+@functools.cache
+def report_environment() -> sandbox.SandboxedEnvironment:
+    """For HTML: every value is escaped unless the template says otherwise."""
+    return sandbox.SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        autoescape=True,
+    )
+
+
 def compile_templates() -> None:
-    """Compile every template now, so the first render is as fast as the rest."""
+    """Compile every pipeline template now, so the first render is as fast as the rest."""
     env = environment()
-    for name in env.list_templates(extensions=["j2"]):
+    for name in env.list_templates(filter_func=lambda name: name.startswith("pipelines/")):
         env.get_template(name)

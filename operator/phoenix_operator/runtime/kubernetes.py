@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
+import urllib3
 from kubernetes import client as k8s
+from kubernetes import config as k8s_config
 from kubernetes import dynamic
 from kubernetes.dynamic import exceptions as dynamic_errors
 
@@ -23,6 +25,7 @@ from phoenix_operator.models import kinds
 from phoenix_operator.reconcile import loadsim as reconcile_loadsim
 from phoenix_operator.reconcile import pipeline as reconcile_pipeline
 from phoenix_operator.render import pipeline as render_pipeline
+from phoenix_operator.runtime import base
 
 FIELD_MANAGER = "phoenix-operator"
 PIPELINE_KIND = "PhoenixProcessPipeline"
@@ -36,8 +39,31 @@ CHILD_KINDS = (
 )
 
 
-class SecretUnreadable(Exception):
-    """A Secret an object refers to is missing, forbidden or lacks the key."""
+class NoCredentials(Exception):
+    """Neither an in-cluster service account nor a kubeconfig was found."""
+
+
+def api_client() -> k8s.ApiClient:
+    """A client with the pod's service account inside a cluster, else the user's kubeconfig."""
+    try:
+        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except k8s_config.ConfigException:
+        try:
+            k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
+        except (k8s_config.ConfigException, OSError) as error:
+            raise NoCredentials(f"no Kubernetes credentials: {error}") from None
+    return k8s.ApiClient()
+
+
+@contextlib.contextmanager
+def _store_errors(what: str) -> Iterator[None]:
+    """The client's errors as the Store's, so drivers know nothing of this client."""
+    try:
+        yield
+    except k8s.ApiException as error:
+        raise base.StoreError(f"{what}: {error.status} {error.reason}") from None
+    except urllib3.exceptions.HTTPError as error:
+        raise base.StoreError(f"{what}: the API server is unreachable: {type(error).__name__}") from None
 
 
 def _plain_json(_client: object, parsed: dict[str, Any]) -> dict[str, Any]:
@@ -63,53 +89,57 @@ class Api:
             self._resource(api_version, kind)
 
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        resource = self._resource(manifest["apiVersion"], manifest["kind"])
-        applied = resource.server_side_apply(
-            body=manifest,
-            name=manifest["metadata"]["name"],
-            namespace=manifest["metadata"].get("namespace"),
-            field_manager=FIELD_MANAGER,
-            force_conflicts=True,
-            serializer=_plain_json,
-        )
+        with _store_errors(f"apply {manifest['kind']} {manifest['metadata']['name']}"):
+            resource = self._resource(manifest["apiVersion"], manifest["kind"])
+            applied = resource.server_side_apply(
+                body=manifest,
+                name=manifest["metadata"]["name"],
+                namespace=manifest["metadata"].get("namespace"),
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+                serializer=_plain_json,
+            )
         result: dict[str, Any] = applied
         return result
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            found = self._resource(api_version, kind).get(name=name, namespace=namespace)
-        except dynamic_errors.NotFoundError:
-            return None
+        with _store_errors(f"get {kind} {name}"):
+            try:
+                found = self._resource(api_version, kind).get(name=name, namespace=namespace)
+            except dynamic_errors.NotFoundError:
+                return None
         result: dict[str, Any] = found.to_dict()
         return result
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
-        with contextlib.suppress(dynamic_errors.NotFoundError):
+        with _store_errors(f"delete {kind} {name}"), contextlib.suppress(dynamic_errors.NotFoundError):
             self._resource(api_version, kind).delete(
                 name=name, namespace=namespace, body={"propagationPolicy": "Background"}
             )
 
     def patch_spec(self, api_version: str, kind: str, namespace: str, name: str, spec: dict[str, Any]) -> None:
-        self._resource(api_version, kind).patch(
-            name=name,
-            namespace=namespace,
-            body={"spec": spec},
-            content_type="application/merge-patch+json",
-        )
+        with _store_errors(f"patch {kind} {name}"):
+            self._resource(api_version, kind).patch(
+                name=name,
+                namespace=namespace,
+                body={"spec": spec},
+                content_type="application/merge-patch+json",
+            )
 
     def patch_status_if_unchanged(
         self, api_version: str, kind: str, metadata: dict[str, Any], status: dict[str, Any]
     ) -> bool:
         """Merge-patch the status of the object as it was read; False if it has changed since."""
-        try:
-            self._resource(api_version, kind).status.patch(
-                body={"metadata": {"resourceVersion": metadata["resourceVersion"]}, "status": status},
-                name=metadata["name"],
-                namespace=metadata.get("namespace"),
-                content_type="application/merge-patch+json",
-            )
-        except dynamic_errors.ConflictError:
-            return False
+        with _store_errors(f"patch the status of {kind} {metadata['name']}"):
+            try:
+                self._resource(api_version, kind).status.patch(
+                    body={"metadata": {"resourceVersion": metadata["resourceVersion"]}, "status": status},
+                    name=metadata["name"],
+                    namespace=metadata.get("namespace"),
+                    content_type="application/merge-patch+json",
+                )
+            except dynamic_errors.ConflictError:
+                return False
         return True
 
     def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
@@ -129,17 +159,18 @@ class Api:
             "lastTimestamp": now,
             "count": 1,
         }
-        self._core.create_namespaced_event(metadata["namespace"], event, _preload_content=False)
+        with _store_errors(f"post an event about {metadata['name']}"):
+            self._core.create_namespaced_event(metadata["namespace"], event, _preload_content=False)
 
     def secret_value(self, namespace: str, name: str, key: str) -> str:
         try:
             secret = self._core.read_namespaced_secret(name, namespace)
         except k8s.ApiException as error:
             hint = " (grant the operator get on it: docs/prometheus-token-access.yaml)" if error.status == 403 else ""
-            raise SecretUnreadable(f"cannot read Secret {namespace}/{name}: {error.reason}{hint}") from None
+            raise base.SecretUnreadable(f"cannot read Secret {namespace}/{name}: {error.reason}{hint}") from None
         data = secret.data or {}
         if key not in data:
-            raise SecretUnreadable(f"Secret {namespace}/{name} has no key {key!r}")
+            raise base.SecretUnreadable(f"Secret {namespace}/{name} has no key {key!r}")
         return base64.b64decode(data[key]).decode()
 
 
@@ -149,8 +180,6 @@ class KubernetesRuntime:
     Workloads are watched, not polled: the operator passes each workload event
     to record_workload, and readiness is read from the newest one.
     """
-
-    polls_readiness: ClassVar[bool] = False
 
     def __init__(self, api: Api, image: str) -> None:
         self.api = api
@@ -198,10 +227,7 @@ class KubernetesRuntime:
         desired, ready, config_hash = _readiness(workload)
         return reconcile_pipeline.Observed(desired, ready, reconcile_pipeline.cluster_endpoints(obj), config_hash)
 
-    def delete_pipeline(self, obj: kinds.PhoenixProcessPipeline) -> None:
-        """Nothing to do: the garbage collector follows the owner references."""
-
-    def apply_load(self, obj: kinds.LoadSim, targets: Sequence[str]) -> reconcile_loadsim.Observed:
+    def apply_load(self, obj: kinds.LoadSim, targets: list[str]) -> reconcile_loadsim.Observed:
         job = self.api.get(
             "batch/v1", "Job", obj.metadata.namespace or "default", reconcile_loadsim.job_name(obj.metadata.name)
         )
@@ -209,9 +235,6 @@ class KubernetesRuntime:
             # a Job's pod template is immutable, so it is created once and then only read
             job = self.api.apply(reconcile_loadsim.job(obj, targets, self.image))
         return _job_observed(job)
-
-    def delete_load(self, obj: kinds.LoadSim) -> None:
-        """Nothing to do: the garbage collector follows the owner references."""
 
 
 def _readiness(workload: dict[str, Any]) -> tuple[int, int, str | None]:

@@ -1,15 +1,17 @@
-"""The operator's `--runtime local`: collectors and loads as processes here.
+"""Collectors and loads as processes on this machine: the operator's `--runtime local` and `phoenix run --local`.
 
-The objects live in the API server as usual; only where the collectors and
-loads run differs. One local Prometheus scrapes every collector through file
-service discovery, labelled the way the measurement layer expects, so the
-operator measures exactly as it would in a cluster.
+The objects live where the driver keeps them (the API server, or memory);
+only where the collectors and loads run differs from a cluster. One local
+Prometheus scrapes every collector through file service discovery, labelled
+the way the measurement layer expects, so the driver measures exactly as it
+would in a cluster.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -18,17 +20,21 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar
 
+from phoenix_operator import labels
 from phoenix_operator.models import kinds
 from phoenix_operator.reconcile import loadsim as reconcile_loadsim
 from phoenix_operator.reconcile import pipeline as reconcile_pipeline
 from phoenix_operator.render import pipeline as render_pipeline
 from phoenix_operator.runtime import local_components, process
 
-SCRAPE_SECONDS = 2  # faster than the load interval: see local.run.Options
-# Three load intervals of 5 s: how long an ended process's series stays current.
-LOOKBACK_SECONDS = 15
+# Faster than any load interval, so no batch is replaced in the exporter before
+# Prometheus has scraped it; samples keep the datapoints' own times, so
+# scraping often only re-reads the same samples.
+SCRAPE_SECONDS = 2
+# The operator's runtime serves every experiment from one Prometheus, so its
+# lookback is set once, for loads sent every 5 s like the quickstart's.
+SHARED_LOAD_INTERVAL_SECONDS = 5.0
 REGISTRY = "processes.json"
 # The job name a cluster's ServiceMonitor gives the operator (components/prometheus).
 OPERATOR_JOB = "phoenix-operator"
@@ -59,12 +65,23 @@ def _key(obj: kinds.PhoenixProcessPipeline | kinds.LoadSim) -> str:
 class _Running:
     config_hash: str
     collector: local_components.LocalCollector
-    labels: dict[str, str]
+    series_labels: dict[str, str]
+    failure: str | None = None
+
+
+def lookback_seconds(load_interval_seconds: float) -> int:
+    """How long a sample stays current in instant queries.
+
+    The collectors send the datapoints' own timestamps, so both variants store
+    identical sample times whatever their scrape phase; Prometheus then writes
+    no staleness markers, and this lookback is what lets the series of a
+    process that ended disappear, instead of lingering for the default 5m.
+    """
+    return math.ceil(3 * max(SCRAPE_SECONDS, load_interval_seconds))
 
 
 @dataclass
 class LocalRuntime:
-    polls_readiness: ClassVar[bool] = True
     workdir: Path
     prometheus: local_components.LocalPrometheus
     collectors: dict[str, _Running] = field(default_factory=dict)
@@ -74,8 +91,17 @@ class LocalRuntime:
     started: dict[str, str] = field(default_factory=dict)  # pid -> argv[0], for the next operator's _reap
 
     @classmethod
-    def start(cls, workdir: str | None, operator_metrics: str | None = None) -> LocalRuntime:
-        """Start the runtime's Prometheus; it also scrapes `operator_metrics` (host:port), as in a cluster."""
+    def start(
+        cls,
+        workdir: str | Path | None,
+        operator_metrics: str | None = None,
+        load_interval_seconds: float = SHARED_LOAD_INTERVAL_SECONDS,
+        prometheus_port: int = 0,
+    ) -> LocalRuntime:
+        """Start the runtime's Prometheus; it also scrapes `operator_metrics` (host:port), as in a cluster.
+
+        Its lookback suits loads sent every `load_interval_seconds`.
+        """
         root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="phoenix-operator-"))
         _reap(root / REGISTRY)
         targets = root / "targets"
@@ -87,11 +113,15 @@ class LocalRuntime:
             operator,
             root / "prometheus",
             f"{SCRAPE_SECONDS}s",
-            # collectors send the datapoints' own timestamps: see local.run for why
-            extra_args=[f"--query.lookback-delta={LOOKBACK_SECONDS}s"],
+            prometheus_port,
+            extra_args=[f"--query.lookback-delta={lookback_seconds(load_interval_seconds)}s"],
             file_sd_dir=targets,
         )
-        server.start()
+        try:
+            server.start()
+        except process.StartupError:
+            server.stop()
+            raise
         runtime = cls(root, server)
         runtime._record(server.process)
         return runtime
@@ -112,10 +142,16 @@ class LocalRuntime:
         for running in self.collectors.values():
             collector = running.collector
             export.append(
-                {"targets": [collector.metrics_address], "labels": {**running.labels, "phoenix_scrape": "export"}}
+                {
+                    "targets": [collector.metrics_address],
+                    "labels": {**running.series_labels, labels.SCRAPE: labels.EXPORT},
+                }
             )
             telemetry.append(
-                {"targets": [collector.telemetry_address], "labels": {**running.labels, "phoenix_scrape": "telemetry"}}
+                {
+                    "targets": [collector.telemetry_address],
+                    "labels": {**running.series_labels, labels.SCRAPE: labels.TELEMETRY},
+                }
             )
         for job, entries in (("export", export), ("telemetry", telemetry)):
             path = self.prometheus.file_sd_dir / f"{job}.json"
@@ -142,14 +178,13 @@ class LocalRuntime:
             experiment, variant = reconcile_pipeline.identity(obj)
             local = render_pipeline.render(obj.spec, experiment=experiment, variant=variant, listen=listen)
             collector = local_components.LocalCollector(obj.metadata.name, local.text, listen, self.workdir / key)
-            running = _Running(
-                rendered.config_hash, collector, {"phoenix_experiment": experiment, "phoenix_variant": variant}
-            )
+            running = _Running(rendered.config_hash, collector, labels.of_variant(experiment, variant))
             self.collectors[key] = running
             try:
                 collector.start()
-            except process.StartupError:
+            except process.StartupError as error:
                 collector.stop()
+                running.failure = f"collector failed to start: {error}"
             self._record(collector.process)
             self._write_targets()
             return self._observed(running)
@@ -167,6 +202,7 @@ class LocalRuntime:
                 "metrics": f"http://{collector.metrics_address}/metrics",
             },
             running.config_hash,
+            running.failure,
         )
 
     def observe_pipeline(self, obj: kinds.PhoenixProcessPipeline) -> reconcile_pipeline.Observed | None:

@@ -1,0 +1,160 @@
+"""One step of an experiment: read what the plan asks for, advance the state machine, act.
+
+The step reads and acts through the Store (children, teardown, promotion)
+and a measurement provider. It does not write the experiment's own status,
+annotation or events: it returns them, and the driver writes them where its
+objects live, in one patch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from phoenix_analysis import engine
+from phoenix_operator import API_VERSION
+from phoenix_operator.measure import base as measure_base
+from phoenix_operator.measure import providers
+from phoenix_operator.models import experiment, kinds, loadsim, manifests, pipeline
+from phoenix_operator.reconcile import conditions, promotion
+from phoenix_operator.reconcile import experiment as reconcile_experiment
+from phoenix_operator.reconcile import pipeline as reconcile_pipeline
+from phoenix_operator.runtime import base as runtime_base
+
+
+@dataclass(frozen=True)
+class Settings:
+    limits: reconcile_experiment.Limits = field(default_factory=reconcile_experiment.Limits)
+    # the Prometheus of experiments that name none
+    default_prometheus: str | None = None
+
+
+@dataclass
+class Memory:
+    """What a driver keeps between steps besides the status: when it last measured each experiment.
+
+    Lost with the driver, which costs at most one early measurement.
+    """
+
+    last_measured: dict[str, datetime] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Tick:
+    obj: kinds.PhoenixExperiment  # with the spec it started with and the status before the step
+    step: reconcile_experiment.Step  # its status carries SpecAccepted
+    edited: list[str]  # spec fields edited since the start, and ignored
+    accepted_spec: str | None  # the annotation to store now, when the experiment leaves Pending
+    observed: reconcile_experiment.Observed
+    measurement: measure_base.Measurement | None
+
+
+def step(store: runtime_base.Store, body: dict[str, Any], now: datetime, settings: Settings, memory: Memory) -> Tick:
+    """Raises manifests.InvalidManifest for an experiment the models reject."""
+    live = manifests.parse_stored(body)
+    assert isinstance(live, kinds.PhoenixExperiment)
+    frozen = (body["metadata"].get("annotations") or {}).get(reconcile_experiment.ACCEPTED_SPEC)
+    obj, edited = reconcile_experiment.accepted(live, frozen)
+    previous = manifests.stored_status(body, experiment.ExperimentStatus)
+    obj = obj.model_copy(update={"status": previous})
+    key = obj.metadata.uid or obj.metadata.name
+    plan = reconcile_experiment.plan(obj, now, settings.limits, memory.last_measured.get(key))
+    measurement = None
+    if plan is reconcile_experiment.Plan.CREATE_CHILDREN:
+        for child in reconcile_experiment.children(obj):
+            store.apply(child)
+        observed = reconcile_experiment.Observed()
+    elif plan is reconcile_experiment.Plan.READ_CHILDREN:
+        started_at, failure = _load_state(store, obj)
+        ready, failures = _pipelines_state(store, obj)
+        observed = reconcile_experiment.Observed(
+            pipelines_ready=ready, pipeline_failures=failures, load_started_at=started_at, load_failure=failure
+        )
+    elif plan is reconcile_experiment.Plan.MEASURE:
+        memory.last_measured[key] = now
+        _, failure = _load_state(store, obj)
+        observed, measurement = _measure(store, obj, now, settings)
+        observed = replace(observed, load_failure=failure)
+    else:
+        observed = reconcile_experiment.Observed()
+    advanced = reconcile_experiment.advance(obj, observed, now, settings.limits)
+    _teardown(store, obj, advanced.teardown)
+    if advanced.promote:
+        _promote(store, obj)
+    status = reconcile_experiment.spec_accepted(advanced.status, edited, obj.metadata.generation, now)
+    return Tick(
+        obj,
+        replace(advanced, status=status),
+        edited,
+        reconcile_experiment.frozen_spec(obj, previous.phase, advanced.status.phase),
+        observed,
+        measurement,
+    )
+
+
+def _namespace(obj: kinds.PhoenixExperiment) -> str:
+    return obj.metadata.namespace or "default"
+
+
+def _pipelines_state(store: runtime_base.Store, obj: kinds.PhoenixExperiment) -> tuple[dict[str, bool], dict[str, str]]:
+    """Whether each variant's pipeline is Ready, and why the collectors of any cannot run."""
+    ready: dict[str, bool] = {}
+    failures: dict[str, str] = {}
+    for variant, name in reconcile_experiment.variant_pipelines(obj).items():
+        found = store.get(API_VERSION, "PhoenixProcessPipeline", _namespace(obj), name)
+        found_status = manifests.stored_status(found or {}, pipeline.PipelineStatus)
+        condition = conditions.find(found_status.conditions, "Ready")
+        ready[variant] = condition is not None and condition.status == "True"
+        if condition is not None and condition.reason == reconcile_pipeline.COLLECTOR_FAILED:
+            failures[variant] = condition.message
+    return ready, failures
+
+
+def _load_state(store: runtime_base.Store, obj: kinds.PhoenixExperiment) -> tuple[datetime | None, str | None]:
+    """When the load started, and why it failed if it has."""
+    found = store.get(API_VERSION, "LoadSim", _namespace(obj), reconcile_experiment.load_name(obj.metadata.name))
+    load_status = manifests.stored_status(found or {}, loadsim.LoadSimStatus)
+    succeeded = conditions.find(load_status.conditions, "Succeeded")
+    failure = succeeded.message if succeeded and succeeded.reason == "LoadFailed" else None
+    started = datetime.fromisoformat(load_status.started_at) if load_status.started_at else None
+    return started, failure
+
+
+def _measure(
+    store: runtime_base.Store, obj: kinds.PhoenixExperiment, now: datetime, settings: Settings
+) -> tuple[reconcile_experiment.Observed, measure_base.Measurement | None]:
+    window = reconcile_experiment.measurement_window(obj, now, settings.limits)
+    assert window is not None  # the plan measures only when there is one
+    try:
+        provider = providers.provider_for(
+            obj.spec.analysis,
+            lambda ref: store.secret_value(_namespace(obj), ref.name, ref.key),
+            settings.default_prometheus,
+        )
+    except (providers.Unavailable, runtime_base.SecretUnreadable) as error:
+        # like an unreachable Prometheus: a condition now, Failed after the limit
+        return reconcile_experiment.Observed(measurement_problem=str(error), prometheus_unreachable=True), None
+    measurement = provider.measure(obj.metadata.name, obj.spec.analysis.critical_queries, window)
+    if measurement.baseline is None or measurement.candidate is None:
+        observed = reconcile_experiment.Observed(
+            measurement_problem=measurement.message, prometheus_unreachable=measurement.unreachable
+        )
+        return observed, measurement
+    analysis_input = reconcile_experiment.analysis_input(
+        obj.spec, measurement.baseline, measurement.candidate, measurement.critical_queries, window.step
+    )
+    return reconcile_experiment.Observed(analysis=engine.analyze_input(analysis_input)), measurement
+
+
+def _teardown(store: runtime_base.Store, obj: kinds.PhoenixExperiment, what: frozenset[str]) -> None:
+    if "load" in what:
+        store.delete(API_VERSION, "LoadSim", _namespace(obj), reconcile_experiment.load_name(obj.metadata.name))
+    for variant, name in reconcile_experiment.created_pipelines(obj).items():
+        if "pipelines" in what or (variant == "candidate" and "candidate" in what):
+            store.delete(API_VERSION, "PhoenixProcessPipeline", _namespace(obj), name)
+
+
+def _promote(store: runtime_base.Store, obj: kinds.PhoenixExperiment) -> None:
+    target = promotion.target_name(obj)  # the model requires targetPipelineRef with policy auto
+    store.patch_spec(API_VERSION, "PhoenixProcessPipeline", _namespace(obj), target, promotion.promoted_spec(obj))

@@ -1,0 +1,63 @@
+"""One step of a pipeline: render its newest spec, deploy it if asked, and report what runs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from phoenix_operator import API_VERSION
+from phoenix_operator.models import kinds, manifests, pipeline
+from phoenix_operator.reconcile import pipeline as reconcile_pipeline
+from phoenix_operator.render import pipeline as render_pipeline
+from phoenix_operator.runtime import base as runtime_base
+
+KIND = "PhoenixProcessPipeline"
+
+
+def deploy(store: runtime_base.Store, runtime: runtime_base.Runtime, namespace: str, name: str, apply: bool) -> bool:
+    """Render the pipeline's newest spec, apply it if asked, and write the status it gives.
+
+    False when the pipeline changed before its status was written: the
+    caller runs it again from that newer state.
+    """
+    body = store.get(API_VERSION, KIND, namespace, name)
+    if body is None:
+        return True  # deleted: owner references remove the children, the deletion watch the local processes
+    try:
+        obj = manifests.parse_stored(body)
+    except manifests.InvalidManifest:
+        return True  # reported when it was accepted, and nothing is deployed
+    assert isinstance(obj, kinds.PhoenixProcessPipeline)
+    previous = manifests.stored_status(body, pipeline.PipelineStatus)
+    try:
+        rendered = reconcile_pipeline.render(obj)
+    except render_pipeline.RenderError as error:
+        now = datetime.now(UTC)
+        new = reconcile_pipeline.invalid_status(obj, previous, obj.metadata.generation, str(error), now)
+        return _write(store, body, new, ("Warning", "InvalidSpec", str(error)))
+    observed = runtime.apply_pipeline(obj, rendered) if apply else runtime.observe_pipeline(obj)
+    now = datetime.now(UTC)
+    if observed is None:
+        new = reconcile_pipeline.rendered_status(obj, previous, rendered.config_hash, now)
+    else:
+        new = reconcile_pipeline.status(obj, previous, rendered.config_hash, observed, now)
+    return _write(store, body, new, None)
+
+
+def _write(
+    store: runtime_base.Store,
+    body: dict[str, Any],
+    new: pipeline.PipelineStatus,
+    event: tuple[str, str, str] | None,
+) -> bool:
+    """Patch a changed status, and only then post `event`, so a resync repeats no event.
+
+    False if the pipeline changed since `body` was read.
+    """
+    wire = new.to_wire()
+    if wire == (body.get("status") or {}):
+        return True
+    written = store.patch_status_if_unchanged(API_VERSION, KIND, body["metadata"], wire)
+    if written and event is not None:
+        store.post_event(body, *event)
+    return written

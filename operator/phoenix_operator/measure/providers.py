@@ -1,0 +1,28 @@
+"""The one factory of measurement providers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from phoenix_operator.measure import base, prometheus
+from phoenix_operator.models import common, experiment
+
+# Reads a Secret key; raises when the Secret cannot be read.
+SecretReader = Callable[[common.SecretKeyRef], str]
+
+
+class Unavailable(Exception):
+    """No provider can be built: none is configured."""
+
+
+def provider_for(settings: experiment.AnalysisSpec, secrets: SecretReader, default_url: str | None) -> base.Provider:
+    """The provider an experiment's analysis names, else the driver's default Prometheus."""
+    source = settings.prometheus
+    if source is None:
+        if default_url is None:
+            raise Unavailable(
+                "no Prometheus: set spec.analysis.prometheus.url or start the operator with --prometheus-url"
+            )
+        return prometheus.Provider(prometheus.Client(default_url))
+    token = secrets(source.secret_ref).strip() if source.secret_ref is not None else None
+    return prometheus.Provider(prometheus.Client(source.url, bearer_token=token))
