@@ -90,14 +90,16 @@ def main() -> int:
         print("error: needs the phoenix console script and taskset", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory(prefix="phoenix-bench-") as workdir:
-        listen = local_components.loopback_listen()
         spec = pipeline.BaselineVariant(template="baseline")
-        config = render_pipeline.render(spec, experiment="bench", variant="baseline", listen=listen).text
-        collector = local_components.LocalCollector("collector", config, listen, Path(workdir))
+        collector = local_components.LocalCollector(
+            "collector",
+            lambda listen: render_pipeline.render(spec, experiment="bench", variant="baseline", listen=listen).text,
+            Path(workdir),
+        )
         collector.start()
         assert collector.process is not None and collector.process.pid is not None
         os.sched_setaffinity(collector.process.pid, {COLLECTOR_CORE})
-        port = listen.otlp_http.rsplit(":", 1)[1]
+        port = collector.listen.otlp_http.rsplit(":", 1)[1]
         loadsim_argv = [
             phoenix,
             "loadsim",

@@ -48,8 +48,7 @@ def otelcol(tmp_path: Path) -> Iterator[StartCollector]:
     started: list[local_components.LocalCollector] = []
 
     def start(render: Callable[..., str], name: str = "collector") -> local_components.LocalCollector:
-        listen = local_components.loopback_listen()
-        collector = local_components.LocalCollector(name, render(listen), listen, tmp_path / name)
+        collector = local_components.LocalCollector(name, render, tmp_path / name)
         started.append(collector)
         collector.start()
         return collector

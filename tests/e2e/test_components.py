@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 from phoenix_operator.models import pipeline
 from phoenix_operator.render import pipeline as render_pipeline
-from phoenix_operator.runtime import local_components
+from phoenix_operator.runtime import local_components, process
 from tests import conftest
 from tests.harness import otlp
 
@@ -86,3 +89,32 @@ def test_promtool_backfill_serves_known_data(
     ).json()
     values = [float(v) for _, v in body["data"]["result"][0]["values"]]
     assert values == [float(i) for i in range(30)]
+
+
+def test_a_collector_whose_port_was_taken_starts_on_fresh_ports(tmp_path: Path) -> None:
+    """The race `free_port` leaves open, made certain: the picked OTLP port is already bound."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        busy = f"127.0.0.1:{taken.getsockname()[1]}"
+        listen = dataclasses.replace(local_components.loopback_listen(), otlp_http=busy)
+        collector = local_components.LocalCollector("retried", _baseline, tmp_path, listen=listen)
+        try:
+            collector.start()
+            assert collector.listen.otlp_http != busy
+            assert "address already in use" in collector.workdir.joinpath("retried.log").read_text()
+            assert otlp.post(collector.otlp_http_url, otlp.gauge_request("phoenix.retry", 1.0, {})) == 200
+        finally:
+            collector.stop()
+
+
+def test_prometheus_on_a_port_the_user_chose_is_not_moved(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        server = local_components.LocalPrometheus([], tmp_path, port=port)
+        with pytest.raises(process.StartupError, match="address already in use"):
+            server.start()
+        server.stop()
+    assert server.port == port

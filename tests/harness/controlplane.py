@@ -88,16 +88,13 @@ def _ready(url: str, cert: Path, key: Path, ca: Path) -> bool:
     return False
 
 
-@contextlib.contextmanager
-def running(workdir: Path, timeout: float = 90.0) -> Iterator[ControlPlane]:
-    etcd_bin = binaries.require(binaries.ETCD)
-    apiserver_bin = binaries.require(binaries.KUBE_APISERVER)
-    pki = certs.write_pki(workdir / "pki")
-    client_port, peer_port, secure_port = (process.free_port() for _ in range(3))
+def _etcd(binary: Path, workdir: Path, timeout: float) -> tuple[process.ManagedProcess, int]:
+    """A started etcd and its client port."""
+    client_port, peer_port = process.free_port(), process.free_port()
     etcd = process.ManagedProcess(
         "etcd",
         [
-            str(etcd_bin),
+            str(binary),
             f"--data-dir={workdir / 'etcd'}",
             f"--listen-client-urls=http://127.0.0.1:{client_port}",
             f"--advertise-client-urls=http://127.0.0.1:{client_port}",
@@ -109,12 +106,26 @@ def running(workdir: Path, timeout: float = 90.0) -> Iterator[ControlPlane]:
         ],
         workdir / "etcd.log",
     )
+    etcd.start()
+    try:
+        etcd.wait_healthy(lambda: process.port_open(client_port), timeout, "client port")
+    except process.StartupError:
+        etcd.stop()
+        raise
+    return etcd, client_port
+
+
+def _apiserver(
+    binary: Path, workdir: Path, etcd_port: int, pki: dict[str, Path], timeout: float
+) -> tuple[process.ManagedProcess, str]:
+    """A started, ready kube-apiserver and its URL."""
+    secure_port = process.free_port()
     cert_dir = workdir / "apiserver-certs"
     apiserver = process.ManagedProcess(
         "kube-apiserver",
         [
-            str(apiserver_bin),
-            f"--etcd-servers=http://127.0.0.1:{client_port}",
+            str(binary),
+            f"--etcd-servers=http://127.0.0.1:{etcd_port}",
             f"--cert-dir={cert_dir}",
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",
@@ -132,17 +143,31 @@ def running(workdir: Path, timeout: float = 90.0) -> Iterator[ControlPlane]:
         workdir / "kube-apiserver.log",
     )
     url = f"https://127.0.0.1:{secure_port}"
+    apiserver.start()
     try:
-        etcd.start()
-        etcd.wait_healthy(lambda: process.port_open(client_port), timeout, "client port")
-        apiserver.start()
         apiserver.wait_healthy(lambda: (cert_dir / "apiserver.crt").is_file(), timeout, "serving certificate")
         ca = cert_dir / "apiserver.crt"
         apiserver.wait_healthy(lambda: _ready(url, pki["admin_cert"], pki["admin_key"], ca), timeout, "/readyz")
-        kubeconfig = workdir / "kubeconfig"
-        admin = {"client-certificate-data": _b64(pki["admin_cert"]), "client-key-data": _b64(pki["admin_key"])}
-        _write_kubeconfig(kubeconfig, url, ca, admin)
-        yield ControlPlane(url, kubeconfig, workdir)
-    finally:
+    except process.StartupError:
         apiserver.stop()
+        raise
+    return apiserver, url
+
+
+@contextlib.contextmanager
+def running(workdir: Path, timeout: float = 90.0) -> Iterator[ControlPlane]:
+    etcd_bin = binaries.require(binaries.ETCD)
+    apiserver_bin = binaries.require(binaries.KUBE_APISERVER)
+    pki = certs.write_pki(workdir / "pki")
+    etcd, etcd_port = process.on_free_ports(lambda: _etcd(etcd_bin, workdir, timeout))
+    try:
+        apiserver, url = process.on_free_ports(lambda: _apiserver(apiserver_bin, workdir, etcd_port, pki, timeout))
+        try:
+            kubeconfig = workdir / "kubeconfig"
+            admin = {"client-certificate-data": _b64(pki["admin_cert"]), "client-key-data": _b64(pki["admin_key"])}
+            _write_kubeconfig(kubeconfig, url, workdir / "apiserver-certs" / "apiserver.crt", admin)
+            yield ControlPlane(url, kubeconfig, workdir)
+        finally:
+            apiserver.stop()
+    finally:
         etcd.stop()

@@ -39,10 +39,9 @@ class Operator:
         wait_for("the operator to die", lambda: not self.process.running(), 10)
 
 
-@contextlib.contextmanager
-def running(
-    plane: controlplane.ControlPlane, namespace: str, workdir: Path, *extra: str, kubeconfig: Path | None = None
-) -> Iterator[Operator]:
+def _start(
+    plane: controlplane.ControlPlane, namespace: str, log: Path, extra: tuple[str, ...], kubeconfig: Path | None
+) -> Operator:
     metrics_port, liveness_port = process.free_port(), process.free_port()
     managed = process.ManagedProcess(
         "operator",
@@ -62,16 +61,29 @@ def running(
             "plain",
             *extra,
         ],
-        workdir / f"operator-{uuid.uuid4().hex[:6]}.log",
+        log,
         env={**os.environ, "KUBECONFIG": str(kubeconfig or plane.kubeconfig)},
     )
     managed.start()
     found = Operator(managed, f"http://127.0.0.1:{metrics_port}/metrics", f"http://127.0.0.1:{liveness_port}/healthz")
     try:
         managed.wait_healthy(lambda: _ok(found.health_url), 60, "liveness")
+    except process.StartupError:
+        managed.stop()
+        raise
+    return found
+
+
+@contextlib.contextmanager
+def running(
+    plane: controlplane.ControlPlane, namespace: str, workdir: Path, *extra: str, kubeconfig: Path | None = None
+) -> Iterator[Operator]:
+    log = workdir / f"operator-{uuid.uuid4().hex[:6]}.log"
+    found = process.on_free_ports(lambda: _start(plane, namespace, log, extra, kubeconfig))
+    try:
         yield found
     finally:
-        managed.stop()
+        found.process.stop()
 
 
 def _ok(url: str) -> bool:

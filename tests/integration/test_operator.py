@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 import yaml
 
 from phoenix_operator.reconcile import pipeline as reconcile_pipeline
-from phoenix_operator.runtime import local_components, process
+from phoenix_operator.runtime import local_components
 from tests.harness import controlplane
 from tests.harness import operator as harness
 
@@ -284,17 +285,24 @@ def test_an_experiment_creates_its_children_runs_and_fails_when_prometheus_stays
 def test_measuring_resumes_when_prometheus_comes_back(
     control_plane: controlplane.ControlPlane, namespace: str, tmp_path: Path
 ) -> None:
-    port = process.free_port()
+    # bound but not listening: connections are refused, and no other process can take the port meanwhile
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    port = held.getsockname()[1]
     experiment = _experiment("back", analysis={"prometheus": {"url": f"http://127.0.0.1:{port}"}})
     harness.apply(control_plane, namespace, experiment)
     limit = ("--prometheus-timeout", "3m")
-    with harness.running(control_plane, namespace, tmp_path, "--image", IMAGE, "--measure-step", "1s", *limit) as op:
+    with (
+        held,
+        harness.running(control_plane, namespace, tmp_path, "--image", IMAGE, "--measure-step", "1s", *limit) as op,
+    ):
         _mark_collectors_ready(control_plane, namespace, "back", op)
         _start_job(control_plane, namespace, "back-load-load", op)
         down = harness.wait_condition(
             control_plane, namespace, "pexp", "back", "MeasurementAvailable", "False", 60, op.log
         )
         assert down["reason"] == "PrometheusUnreachable"
+        held.close()
         server = local_components.LocalPrometheus([], tmp_path / "prometheus", port=port)
         server.start()
         try:

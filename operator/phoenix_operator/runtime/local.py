@@ -174,10 +174,12 @@ class LocalRuntime:
                 return self._observed(running)
             if running:
                 running.collector.stop()
-            listen = local_components.loopback_listen()
             experiment, variant = reconcile_pipeline.identity(obj)
-            local = render_pipeline.render(obj.spec, experiment=experiment, variant=variant, listen=listen)
-            collector = local_components.LocalCollector(obj.metadata.name, local.text, listen, self.workdir / key)
+
+            def config(listen: render_pipeline.Listen) -> str:
+                return render_pipeline.render(obj.spec, experiment=experiment, variant=variant, listen=listen).text
+
+            collector = local_components.LocalCollector(obj.metadata.name, config, self.workdir / key)
             running = _Running(rendered.config_hash, collector, labels.of_variant(experiment, variant))
             self.collectors[key] = running
             try:

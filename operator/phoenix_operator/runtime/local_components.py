@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -16,6 +16,8 @@ import httpx
 from phoenix_operator import binaries
 from phoenix_operator.render import pipeline as render_pipeline
 from phoenix_operator.runtime import process
+
+READY = "Everything is ready"  # the collector's log line once all components started
 
 
 def loopback_listen() -> render_pipeline.Listen:
@@ -28,10 +30,6 @@ def loopback_listen() -> render_pipeline.Listen:
     )
 
 
-def _port(address: str) -> int:
-    return int(address.rsplit(":", 1)[1])
-
-
 def _http_ok(url: str) -> bool:
     with contextlib.suppress(httpx.HTTPError):
         return httpx.get(url, timeout=1.0).status_code == 200
@@ -40,13 +38,13 @@ def _http_ok(url: str) -> bool:
 
 @dataclasses.dataclass
 class LocalCollector:
-    """One otelcol-phoenix process running a rendered config."""
+    """One otelcol-phoenix process running a config rendered for its loopback ports."""
 
     name: str
-    config_text: str
-    listen: render_pipeline.Listen
+    render: Callable[[render_pipeline.Listen], str]
     workdir: Path
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    listen: render_pipeline.Listen = dataclasses.field(default_factory=loopback_listen)
     process: process.ManagedProcess | None = None
 
     @property
@@ -62,10 +60,18 @@ class LocalCollector:
         return f"{self.listen.telemetry_host}:{self.listen.telemetry_port}"
 
     def start(self, timeout: float = 30.0) -> None:
+        def attempt() -> None:
+            if self.process is not None:  # the last attempt lost a port to another process
+                self.listen = loopback_listen()
+            self._start(timeout)
+
+        process.on_free_ports(attempt)
+
+    def _start(self, timeout: float) -> None:
         binary = binaries.require(binaries.OTELCOL)
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / f"{self.name}.yaml"
-        config.write_text(self.config_text, encoding="utf-8")
+        config.write_text(self.render(self.listen), encoding="utf-8")
         self.process = process.ManagedProcess(
             f"collector {self.name}",
             [str(binary), f"--config=file:{config}"],
@@ -73,12 +79,13 @@ class LocalCollector:
             env={"PATH": "/usr/bin:/bin", **self.env},
         )
         self.process.start()
+        started = self.process
+        # An open OTLP port may belong to whoever took it first; the collector
+        # says it is ready only once every receiver has bound its own.
         self.process.wait_healthy(
-            lambda: (
-                process.port_open(_port(self.listen.otlp_http)) and _http_ok(f"http://{self.telemetry_address}/metrics")
-            ),
+            lambda: READY in started.output() and _http_ok(f"http://{self.telemetry_address}/metrics"),
             timeout,
-            "OTLP endpoint and telemetry",
+            "readiness and telemetry",
         )
 
     def stop(self) -> None:
@@ -145,18 +152,25 @@ class LocalPrometheus:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> None:
+        """Serve on `port`, or on a free port when it is 0."""
+        if self.port:
+            self._start(self.port, timeout)
+        else:
+            process.on_free_ports(lambda: self._start(process.free_port(), timeout))
+
+    def _start(self, port: int, timeout: float) -> None:
         binary = binaries.require(binaries.PROMETHEUS)
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "prometheus.yml"
         config.write_text(prometheus_config(self.targets, self.scrape_interval, self.file_sd_dir), encoding="utf-8")
-        self.port = self.port or process.free_port()
+        self.port = port
         self.process = process.ManagedProcess(
             "prometheus",
             [
                 str(binary),
                 f"--config.file={config}",
                 f"--storage.tsdb.path={self.workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--web.listen-address=127.0.0.1:{port}",
                 "--storage.tsdb.retention.time=1d",
                 *self.extra_args,
             ],

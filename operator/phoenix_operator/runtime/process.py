@@ -16,6 +16,9 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
+
+Started = TypeVar("Started")
 
 
 class StartupError(Exception):
@@ -27,6 +30,21 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def on_free_ports(start: Callable[[], Started], attempts: int = 3) -> Started:
+    """Call `start`, which picks its free ports itself, again while a port it picked is taken.
+
+    `free_port` releases the port before the child binds it, so another
+    process can take it in between; picking anew is the only remedy.
+    """
+    for _ in range(attempts - 1):
+        try:
+            return start()
+        except StartupError as error:
+            if "address already in use" not in str(error).lower():
+                raise
+    return start()
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -50,6 +68,7 @@ class ManagedProcess:
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
         self._popen: subprocess.Popen[bytes] | None = None
+        self._log_start = 0  # the log is appended to; tail() shows only this start's output
 
     @property
     def pid(self) -> int | None:
@@ -58,6 +77,7 @@ class ManagedProcess:
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
+            self._log_start = log.tell()
             try:
                 self._popen = subprocess.Popen(
                     self.argv,
@@ -78,12 +98,17 @@ class ManagedProcess:
     def running(self) -> bool:
         return self._popen is not None and self._popen.poll() is None
 
-    def tail(self, lines: int = 15) -> str:
+    def output(self) -> str:
+        """What the child wrote since this start."""
         try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+            with self.log_path.open("rb") as log:
+                log.seek(self._log_start)
+                return log.read().decode("utf-8", errors="replace")
         except OSError:
             return ""
-        return "\n".join(text.strip().splitlines()[-lines:])
+
+    def tail(self, lines: int = 15) -> str:
+        return "\n".join(self.output().strip().splitlines()[-lines:])
 
     def wait_healthy(self, check: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
