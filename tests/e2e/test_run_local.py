@@ -26,27 +26,38 @@ QUICKSTART = REPO / "examples/quickstart/experiment.yaml"
 PHOENIX = [sys.executable, "-m", "phoenix_operator"]
 
 
-def _children_of_runs() -> list[str]:
-    """Command lines of processes a local run started (they all live under its work directory)."""
+def _started_under(marker: str) -> list[str]:
+    """Command lines of live processes that name `marker` in their command line or environment."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                environ = (entry / "environ").read_bytes().decode(errors="replace")
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
             except OSError:
                 continue
-            if "phoenix-run-" in cmdline or ("loadsim run" in cmdline and "phoenix_operator" in cmdline):
+            if state != "Z" and (marker in cmdline or marker in environ):
                 found.append(cmdline)
     return found
 
 
 @pytest.fixture(autouse=True)
-def no_strays() -> Iterator[None]:
+def no_strays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each run this test starts keeps its work directory under the test's own TMPDIR.
+
+    Every process a run starts has that directory in its command line (collectors,
+    Prometheus) or inherits it in its environment (the run, LoadSim), so what is
+    left behind is this test's alone, whatever other tests run beside it.
+    """
+    marker = tmp_path / "runs"
+    marker.mkdir()
+    monkeypatch.setenv("TMPDIR", str(marker))
     yield
     deadline = time.monotonic() + 10
-    while _children_of_runs() and time.monotonic() < deadline:
+    while _started_under(str(marker)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _children_of_runs() == [], "a local run left processes behind"
+    assert _started_under(str(marker)) == [], "a local run left processes behind"
 
 
 def _run(*args: str, timeout: float = 420) -> subprocess.CompletedProcess[str]:
@@ -96,16 +107,18 @@ def test_quickstart_promotes_with_the_reduction_it_promises(tmp_path: Path) -> N
     assert "series baseline" in result.stderr  # progress lines go to stderr
 
 
-def test_interrupt_stops_everything_and_reports_what_was_measured() -> None:
+def test_interrupt_stops_everything_and_reports_what_was_measured(tmp_path: Path) -> None:
+    # measured from 20 s on, so the first progress line comes soon
+    manifest = _manifest(tmp_path, QUICKSTART, {"warmup": "20s", "analysisInterval": "5s"})
     run = subprocess.Popen(
-        [*PHOENIX, "run", "--local", "-f", str(QUICKSTART), "-o", "json"],
+        [*PHOENIX, "run", "--local", "-f", manifest, "-o", "json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert run.stderr is not None
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         line = run.stderr.readline()
-        if "series baseline" in line:
+        if "samples" in line or "series baseline" in line or not line:  # the first measurement
             break
     run.send_signal(signal.SIGINT)
     stdout, stderr = run.communicate(timeout=60)
