@@ -27,7 +27,20 @@ def test_the_image_wheel_carries_templates_crds_and_both_commands(tmp_path: Path
         copy = shutil.copytree if (REPO / path).is_dir() else shutil.copy
         copy(REPO / path, source / path)
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(tmp_path / "wheels"), "."],
+        # without build isolation the backend comes from this environment, not the package index
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--quiet",
+            "--wheel-dir",
+            str(tmp_path / "wheels"),
+            ".",
+        ],
         cwd=source,
         capture_output=True,
         text=True,
@@ -49,7 +62,18 @@ def test_the_image_wheel_carries_templates_crds_and_both_commands(tmp_path: Path
     # installed alone (its dependencies from this environment), it renders a pipeline from its own templates
     target = tmp_path / "installed"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target), str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--quiet",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
         check=True,
         timeout=300,
     )
