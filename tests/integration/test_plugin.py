@@ -7,8 +7,9 @@ operator would, then checks what the plugin shows and changes.
 from __future__ import annotations
 
 import json
-import threading
-import time
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -159,30 +160,62 @@ def test_abort_stops_a_running_experiment_once(control_plane: controlplane.Contr
     assert err.strip() == f"error: {name} has already ended (Aborted)"
 
 
-@pytest.mark.usefixtures("kubeconfig")
+def _kubectl_phoenix(plane: controlplane.ControlPlane, *args: str) -> subprocess.Popen[str]:
+    """`kubectl phoenix ...` found by kubectl's plugin discovery, as a user runs it."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    return subprocess.Popen(
+        ["kubectl", "phoenix", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PATH": path, "KUBECONFIG": str(plane.kubeconfig)},
+    )
+
+
+def _phase_of(line: str) -> str:
+    return line.split()[1].rstrip(",") if line[:2].isdigit() else ""
+
+
 def test_watch_follows_the_experiment_until_it_completes(
     control_plane: controlplane.ControlPlane, namespace: str
 ) -> None:
     running = {"phase": "Running", "results": COMPLETED["results"] | {"samplesUsed": 3}}
     name = _experiment(control_plane, namespace, running)
-
-    def finish() -> None:
-        time.sleep(2)
-        _write_status(control_plane, namespace, name, {"phase": "Analyzing"})
-        time.sleep(1)
-        _write_status(control_plane, namespace, name, COMPLETED)
-
-    writer = threading.Thread(target=finish)
-    writer.start()
-    started = time.monotonic()
-    code, out, _ = _plugin("watch", name, "-n", namespace, "--timeout", "60s")
-    writer.join()
-    assert code == 0, out
-    assert time.monotonic() - started < 30
-    phases = [line.split()[1].rstrip(",") for line in out.splitlines() if line[:2].isdigit()]
-    assert phases == ["Running", "Analyzing", "Completed"]
+    watching = _kubectl_phoenix(control_plane, "watch", name, "-n", namespace, "--timeout", "60s")
+    assert watching.stdout is not None
+    # each change is written once the watch has shown the one before, so none can be missed
+    next_status = {"Running": {"phase": "Analyzing"}, "Analyzing": COMPLETED}
+    lines = []
+    for line in watching.stdout:
+        lines.append(line)
+        if _phase_of(line) in next_status:
+            _write_status(control_plane, namespace, name, next_status.pop(_phase_of(line)))
+    watching.wait(timeout=30)
+    out = "".join(lines)
+    assert watching.returncode == 0, out + watching.stderr.read()  # type: ignore[union-attr]
+    assert [_phase_of(line) for line in lines if _phase_of(line)] == ["Running", "Analyzing", "Completed"]
     assert "3 samples" in out
     assert "Promote (decided 2026-01-01 00:00:00 UTC)" in out  # the summary at the end
+
+
+@pytest.mark.parametrize("ending", ["Failed", "Aborted", "timeout"])
+def test_watch_exits_1_unless_the_experiment_completes(
+    control_plane: controlplane.ControlPlane, namespace: str, ending: str
+) -> None:
+    name = _experiment(control_plane, namespace, {"phase": "Running"})
+    timeout = "3s" if ending == "timeout" else "60s"
+    watching = _kubectl_phoenix(control_plane, "watch", name, "-n", namespace, "--timeout", timeout)
+    assert watching.stdout is not None
+    first = watching.stdout.readline()
+    assert _phase_of(first) == "Running", first
+    if ending != "timeout":
+        _write_status(control_plane, namespace, name, {"phase": ending})
+    out, err = watching.communicate(timeout=30)
+    assert watching.returncode == 1, out + err
+    if ending == "timeout":
+        assert err.strip() == f"error: {name} did not end within 3s"
+    else:
+        assert _phase_of(out.splitlines()[0]) == ending
 
 
 @pytest.mark.usefixtures("kubeconfig")
@@ -195,6 +228,19 @@ def test_report_from_status(control_plane: controlplane.ControlPlane, namespace:
     text = page.read_text()
     assert f"Promote: {name}" in text
     assert "clears the objective 60%" in text
+
+
+@pytest.mark.usefixtures("kubeconfig")
+def test_report_without_html_prints_the_summary_and_writes_nothing(
+    control_plane: controlplane.ControlPlane, namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = _experiment(control_plane, namespace, COMPLETED)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _plugin("report", name, "-n", namespace)
+    assert (code, err) == (0, "")
+    for expected in ("Promote", "83.0% [82.8%, 83.2%]", "$325.96 [$307.78, $344.14]", "7,025 series"):
+        assert expected in out, expected
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.usefixtures("kubeconfig")
