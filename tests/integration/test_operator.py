@@ -424,6 +424,16 @@ def _children(plane: controlplane.ControlPlane, namespace: str, name: str) -> di
     return found
 
 
+def _running_in_metrics(exposition: str, namespace: str, name: str) -> bool:
+    labels = (f'namespace="{namespace}"', f'experiment="{name}"', 'phase="Running"')
+    return any(
+        line.startswith("phoenix_experiment_phase{")
+        and all(label in line for label in labels)
+        and line.endswith(" 1.0")
+        for line in exposition.splitlines()
+    )
+
+
 def test_a_killed_operator_resumes_every_phase_without_duplicates(
     control_plane: controlplane.ControlPlane, namespace: str, tmp_path: Path
 ) -> None:
@@ -442,12 +452,15 @@ def test_a_killed_operator_resumes_every_phase_without_duplicates(
         children = _children(control_plane, namespace, "restart")
         second.kill()
     with harness.running(control_plane, namespace, tmp_path, *flags) as third:
+        # the condition the second operator wrote proves nothing; the third's own metrics show it stepped the experiment
         harness.wait_for(
-            "a measurement attempt after the restart",
-            lambda: harness.condition(harness.get(control_plane, namespace, "pexp", "restart"), "MeasurementAvailable"),
+            "the restarted operator to step the Running experiment",
+            lambda: _running_in_metrics(third.metrics(), namespace, "restart"),
             30,
             third.log,
         )
+        measured = harness.condition(harness.get(control_plane, namespace, "pexp", "restart"), "MeasurementAvailable")
+        assert measured is not None and measured["reason"] == "PrometheusUnreachable"
         resumed = harness.get(control_plane, namespace, "pexp", "restart")
         assert resumed is not None and running is not None
         assert resumed["status"]["phase"] == "Running"
