@@ -4,7 +4,10 @@ real collectors, LoadSim and Prometheus run by the local runtime."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +17,7 @@ import httpx
 import pytest
 import yaml
 
+from phoenix_operator.models import experiment
 from tests.harness import controlplane
 from tests.harness import operator as harness
 
@@ -73,8 +77,43 @@ def _empty_or_failing_panels(prometheus: str, variables: dict[str, str], start: 
     return problems
 
 
+def _kubectl_phoenix(plane: controlplane.ControlPlane, *args: str) -> str:
+    """`kubectl phoenix ...` found by kubectl's plugin discovery, with this environment's commands on PATH."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    done = subprocess.run(
+        ["kubectl", "phoenix", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PATH": path, "KUBECONFIG": str(plane.kubeconfig)},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _the_plugin_reads_what_the_operator_wrote(
+    plane: controlplane.ControlPlane, namespace: str, found: dict[str, Any], tmp_path: Path
+) -> None:
+    # the status the operator wrote is one the models accept, so the plugin can read it
+    status = experiment.ExperimentStatus.model_validate(found["status"])
+    assert status.results is not None and status.verdict is not None
+    reduction = status.results.series_reduction
+    assert reduction is not None
+    shown = f"{reduction.estimate:.1%} [{reduction.ci_low:.1%}, {reduction.ci_high:.1%}]"
+    assert shown in _kubectl_phoenix(plane, "status", "quickstart", "-n", namespace)
+    page = tmp_path / "report.html"
+    assert shown in _kubectl_phoenix(plane, "report", "quickstart", "-n", namespace, "--html", str(page))
+    assert "Promote: quickstart" in page.read_text()
+    promoted = yaml.safe_load(_kubectl_phoenix(plane, "promote", "quickstart", "-n", namespace, "--dry-run"))
+    assert promoted["kind"] == "PhoenixProcessPipeline"
+    assert promoted["spec"]["template"] == "candidate"
+    assert promoted["spec"]["parameters"]["dropMetrics"] == ["process.memory.virtual"]
+    assert harness.get(plane, namespace, "ppp", promoted["metadata"]["name"]) is None  # a dry run creates nothing
+
+
 def test_the_quickstart_goes_from_pending_to_a_promoted_verdict(
-    control_plane: controlplane.ControlPlane, namespace: str, local_operator: harness.Operator
+    control_plane: controlplane.ControlPlane, namespace: str, local_operator: harness.Operator, tmp_path: Path
 ) -> None:
     began = time.time()
     manifest: dict[str, Any] = yaml.safe_load(QUICKSTART.read_text())
@@ -116,6 +155,7 @@ def test_the_quickstart_goes_from_pending_to_a_promoted_verdict(
     assert 'phoenix_decisions_total{decision="Promote"} 1.0' in local_operator.metrics()
     log = local_operator.log()
     assert "Forbidden" not in log and " 403" not in log, "the operator's role lacks something it used"
+    _the_plugin_reads_what_the_operator_wrote(control_plane, namespace, found, tmp_path)
     # every dashboard panel has data from this run, read from the runtime's Prometheus
     served = re.search(r"the local runtime's Prometheus serves (\S+)", local_operator.log())
     assert served is not None, local_operator.log()
@@ -177,7 +217,11 @@ def test_a_killed_local_operator_resumes_and_completes_with_one_verdict(
         assert found is not None
         assert found["status"]["phase"] == "Completed", json.dumps(found["status"], indent=1)
         assert found["status"]["startedAt"] == started_at
-        assert found["status"]["verdict"]["decision"] in ("Promote", "Reject", "Inconclusive")
+        # two kills lost no samples: the quickstart still promotes, every query agreeing
+        assert found["status"]["verdict"]["decision"] == "Promote", found["status"]["verdict"]
+        assert (
+            found["status"]["results"]["fidelity"]["passed"] == found["status"]["results"]["fidelity"]["checked"] == 3
+        )
         events = json.loads(control_plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
         decisions = [
             e

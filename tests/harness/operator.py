@@ -117,6 +117,14 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float, describe: Call
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{describe()}")
 
 
+def never(what: str, probe: Callable[[], Any], seconds: float = 4.0) -> None:
+    """Fail if `probe` returns something truthy at any poll within `seconds`: one look proves too little."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert not probe(), f"{what} appeared"
+        time.sleep(0.5)
+
+
 def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
     for found in ((obj or {}).get("status") or {}).get("conditions") or []:
         if found.get("type") == type_:

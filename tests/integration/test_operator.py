@@ -248,8 +248,9 @@ def test_an_experiment_creates_its_children_runs_and_fails_when_prometheus_stays
             f"{kind}/{name}", lambda k=kind, n=name: harness.get(control_plane, namespace, k, n), 30, operator.log
         )
         assert child["metadata"]["ownerReferences"][0]["uid"] == experiment["metadata"]["uid"]
-    assert harness.get(control_plane, namespace, "job", "down-load-load") is None, (
-        "no load before the pipelines are ready"
+    harness.never(
+        "a load Job before the pipelines are ready",
+        lambda: harness.get(control_plane, namespace, "job", "down-load-load"),
     )
     _mark_collectors_ready(control_plane, namespace, "down", operator)
     _start_job(control_plane, namespace, "down-load-load", operator)
@@ -354,7 +355,10 @@ def test_invalid_experiments_are_reported_and_the_rest_keep_being_served(
             operator.log,
         )
         assert (condition["status"], condition["reason"]) == ("False", "InvalidSpec")
-        assert harness.get(control_plane, namespace, "ppp", f"{name}-baseline") is None
+        harness.never(
+            f"a pipeline of the invalid {name}",
+            lambda n=name: harness.get(control_plane, namespace, "ppp", f"{n}-baseline"),
+        )
         assert any(
             e["type"] == "Warning" and e["reason"] == "InvalidSpec" for e in _events(control_plane, namespace, name)
         )
@@ -528,7 +532,10 @@ def test_invalid_pipelines_and_loads_deploy_nothing_and_say_why(
             control_plane, namespace, "ppp", name, "ConfigValid", "False", 30, operator.log
         )
         assert condition["reason"] == "InvalidSpec" and expected in condition["message"]
-        assert harness.get(control_plane, namespace, "deployment", reconcile_pipeline.child_name(name)) is None
+        harness.never(
+            f"a Deployment of the invalid {name}",
+            lambda n=name: harness.get(control_plane, namespace, "deployment", reconcile_pipeline.child_name(n)),
+        )
     harness.apply(
         control_plane,
         namespace,
@@ -543,4 +550,6 @@ def test_invalid_pipelines_and_loads_deploy_nothing_and_say_why(
         control_plane, namespace, "lsim", "zero-length", "Ready", "False", 30, operator.log
     )
     assert "duration must be positive" in condition["message"]
-    assert harness.get(control_plane, namespace, "job", "zero-length-load") is None
+    harness.never(
+        "a Job of the invalid LoadSim", lambda: harness.get(control_plane, namespace, "job", "zero-length-load")
+    )

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from phoenix_operator.models import pipeline
-from phoenix_operator.render import checks, sandbox
+from phoenix_operator.render import checks
 from phoenix_operator.render import pipeline as render_pipeline
 from tests import render_cases
 
@@ -21,6 +21,8 @@ def test_golden(name: str) -> None:
     text = render_cases.rendered(name).text
     golden = GOLDEN / f"{name}.yaml"
     if os.environ.get("PHOENIX_UPDATE_GOLDEN"):
+        # CI compares with what is committed; rewriting the golden files there would pass anything
+        assert os.environ.get("CI") != "true", "PHOENIX_UPDATE_GOLDEN is refused under CI"
         golden.write_text(text)
     assert golden.is_file(), f"{golden} missing: run with PHOENIX_UPDATE_GOLDEN=1 and review it"
     assert text == golden.read_text()
@@ -138,14 +140,26 @@ def _shape(node: Any) -> Any:
     return type(node).__name__
 
 
-@pytest.mark.parametrize("value", HOSTILE)
-def test_hostile_parameters_stay_inert_strings(value: str) -> None:
+# Each hostile value as the OTTL string literal the config must carry, written
+# out by hand: JSON escapes, and `$$`, which the collector reads as a literal `$`.
+INERT_LITERALS = [
+    r'"{{ 7*7 }}"',
+    r'"}}\nexporters:\n  otlp_http/evil:\n    endpoint: \"http://evil\""',
+    r'"\"\nservice: {}"',
+    r'"$${env:HOME}"',
+    r'"$${file:/etc/passwd}"',
+    r'"\") or true or (\""',
+    r'"{% raw %}x{% endraw %}"',
+    r'"\\\"\\n"',
+]
+
+
+@pytest.mark.parametrize(("value", "literal"), list(zip(HOSTILE, INERT_LITERALS, strict=True)))
+def test_hostile_parameters_stay_inert_strings(value: str, literal: str) -> None:
     reference = render_pipeline.render(_hostile_candidate("x"), experiment="e", variant="candidate")
     result = render_pipeline.render(_hostile_candidate(value), experiment=value, variant="candidate")
     assert _shape(result.config) == _shape(reference.config)
     processors = result.config["processors"]
-    # The collector reads `$$` as a literal `$`, so what it sees is exactly the OTTL literal.
-    literal = sandbox.ottl_str(value).replace("$", "$$")
     assert processors["filter/drop_metrics"]["metrics"]["metric"] == [f"name == {literal}"]
     assert processors["transform/aggregate_away"]["metric_statements"][0]["statements"] == [
         f"delete_key(attributes, {literal})"
