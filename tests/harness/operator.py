@@ -168,7 +168,13 @@ def mark_ready(plane: controlplane.ControlPlane, namespace: str, kind: str, name
     status = (
         {"replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas, "availableReplicas": replicas}
         if kind == "deployment"
-        else {"desiredNumberScheduled": 1, "numberReady": 1, "currentNumberScheduled": 1, "numberMisscheduled": 0}
+        else {
+            "desiredNumberScheduled": 1,
+            "numberReady": 1,
+            "currentNumberScheduled": 1,
+            "updatedNumberScheduled": 1,
+            "numberMisscheduled": 0,
+        }
     )
     status["observedGeneration"] = found["metadata"]["generation"]
     patch = json.dumps({"status": status})

@@ -147,6 +147,51 @@ def test_a_pipeline_becomes_configmap_workload_and_service_owned_by_it(
     )
 
 
+def _daemonset_status(
+    plane: controlplane.ControlPlane, namespace: str, name: str, desired: int, ready: int, updated: int
+) -> None:
+    """What the DaemonSet controller writes: `updated` of `desired` pods run the current template."""
+    found = harness.get(plane, namespace, "daemonset", name)
+    assert found is not None
+    status = {
+        "observedGeneration": found["metadata"]["generation"],
+        "desiredNumberScheduled": desired,
+        "currentNumberScheduled": desired,
+        "numberMisscheduled": 0,
+        "numberReady": ready,
+        "numberAvailable": ready,
+        "updatedNumberScheduled": updated,
+    }
+    patch = json.dumps({"status": status})
+    plane.kubectl("patch", "-n", namespace, "daemonset", name, "--subresource=status", "--type=merge", "-p", patch)
+
+
+def test_a_daemonset_is_not_ready_while_pods_of_the_old_config_remain(
+    control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
+) -> None:
+    manifest = _pipeline("node-agents", template="baseline", collector={"mode": "daemonset"})
+    harness.apply(control_plane, namespace, manifest)
+    child = reconcile_pipeline.child_name("node-agents")
+    harness.wait_for("the DaemonSet", lambda: harness.get(control_plane, namespace, "daemonset", child), 30)
+    _daemonset_status(control_plane, namespace, child, desired=3, ready=3, updated=3)
+    harness.wait_condition(control_plane, namespace, "ppp", "node-agents", "Ready", "True", 30, operator.log)
+
+    edited = copy.deepcopy(manifest)
+    edited["spec"]["parameters"] = {"batchTimeout": "3s"}
+    harness.apply(control_plane, namespace, edited)
+    harness.wait_condition(control_plane, namespace, "ppp", "node-agents", "Ready", "False", 30, operator.log)
+    # the controller saw the new template and replaced one pod of three; the other two, still ready, run the old config
+    _daemonset_status(control_plane, namespace, child, desired=3, ready=3, updated=1)
+
+    def ready() -> bool:
+        found = harness.get(control_plane, namespace, "ppp", "node-agents")
+        return (harness.condition(found, "Ready") or {}).get("status") == "True"
+
+    harness.never("Ready while two pods run the old config", ready, seconds=6)
+    _daemonset_status(control_plane, namespace, child, desired=3, ready=3, updated=3)
+    harness.wait_condition(control_plane, namespace, "ppp", "node-agents", "Ready", "True", 30, operator.log)
+
+
 def test_a_spec_change_rolls_the_config_hash(
     control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
 ) -> None:

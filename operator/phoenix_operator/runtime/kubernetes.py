@@ -247,14 +247,12 @@ def _readiness(workload: dict[str, Any]) -> tuple[int, int, str | None]:
         config_hash = None
     if workload["kind"] == "Deployment":
         desired = int((workload.get("spec") or {}).get("replicas") or 0)
-        ready = int(status.get("readyReplicas") or 0)
-        # replicas of the previous config still count as ready until the rollout ends
-        if int(status.get("updatedReplicas") or 0) < desired:
-            ready = min(ready, int(status.get("updatedReplicas") or 0))
+        ready, updated = int(status.get("readyReplicas") or 0), int(status.get("updatedReplicas") or 0)
     else:
         desired = int(status.get("desiredNumberScheduled") or 0)
-        ready = int(status.get("numberReady") or 0)
-    return desired, ready, config_hash
+        ready, updated = int(status.get("numberReady") or 0), int(status.get("updatedNumberScheduled") or 0)
+    # pods of the previous config still count as ready until the rollout ends
+    return desired, min(ready, updated), config_hash
 
 
 def _job_observed(job: dict[str, Any]) -> reconcile_loadsim.Observed:
