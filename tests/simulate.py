@@ -29,8 +29,13 @@ def experiment(
     sd: float = 0.05,
     query_error: float = 0.0,
     cpu_increase: float = 0.0,
+    memory_increase: float | None = None,
 ) -> dict[str, Any]:
-    """An analyze() input whose true mean reduction, query error and CPU increase are known."""
+    """An analyze() input whose true mean reduction, query error and CPU increase are known.
+
+    With `memory_increase`, both variants also report memory and the
+    objectives carry the memory guardrail.
+    """
     baseline = 10_000 * (1 + ar1(rng, n, 0.9, 0.05))
     candidate = baseline * (1 - reduction) * (1 + ar1(rng, n, phi, sd))
     # candidate = baseline x (1 - r)(1 + e) gives a per-sample reduction r - (1 - r) e, mean r
@@ -38,7 +43,7 @@ def experiment(
     wobble = 1 + query_error * (1 + ar1(rng, n, phi, 0.3).clip(-0.99, None))
     query_cand = {k: (np.asarray(v) * wobble).tolist() for k, v in query_base.items()}
     cpu = 0.5 * (1 + ar1(rng, n, 0.8, 0.05))
-    return {
+    data = {
         "interval_seconds": 15,
         "baseline": {
             "active_series": baseline.tolist(),
@@ -57,6 +62,12 @@ def experiment(
             "max_cpu_increase": 0.1,
         },
     }
+    if memory_increase is not None:
+        memory = 2e8 * (1 + ar1(rng, n, 0.9, 0.02))
+        data["baseline"]["memory_bytes"] = memory.tolist()
+        data["candidate"]["memory_bytes"] = (memory * (1 + memory_increase) * (1 + ar1(rng, n, phi, 0.05))).tolist()
+        data["objectives"]["max_memory_increase"] = 0.1
+    return data
 
 
 def prefix(data: dict[str, Any], n: int) -> dict[str, Any]:

@@ -166,6 +166,52 @@ def _daemonset_status(
     plane.kubectl("patch", "-n", namespace, "daemonset", name, "--subresource=status", "--type=merge", "-p", patch)
 
 
+def test_a_failed_load_job_fails_its_loadsim_with_the_job_s_message(
+    control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
+) -> None:
+    harness.apply(
+        control_plane,
+        namespace,
+        {
+            "apiVersion": "phoenix.io/v1alpha1",
+            "kind": "LoadSim",
+            "metadata": {"name": "doomed"},
+            "spec": {"duration": "5m", "targets": [{"endpoint": "http://collector:4318"}]},
+        },
+    )
+    _start_job(control_plane, namespace, "doomed-load", operator)
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    message = "Job has reached the specified backoff limit"
+    failed = {  # what the Job controller writes when the pod's retries run out
+        "active": 0,
+        "failed": 1,
+        "terminating": 0,
+        "conditions": [
+            {"type": kind, "status": "True", "reason": "BackoffLimitExceeded", "message": message,
+             "lastProbeTime": now, "lastTransitionTime": now}
+            for kind in ("FailureTarget", "Failed")
+        ],
+    }  # fmt: skip
+    control_plane.kubectl(
+        "patch", "-n", namespace, "job", "doomed-load", "--subresource=status", "--type=merge", "-p",
+        json.dumps({"status": failed}),
+    )  # fmt: skip
+    harness.wait_for(
+        "LoadFailed",
+        lambda: (
+            (harness.condition(harness.get(control_plane, namespace, "lsim", "doomed"), "Ready") or {}).get("reason")
+            == "LoadFailed"
+        ),
+        30,
+        operator.log,
+    )
+    ready = harness.condition(harness.get(control_plane, namespace, "lsim", "doomed"), "Ready") or {}
+    assert message in ready["message"]
+    assert any(
+        e["type"] == "Warning" and e["reason"] == "LoadFailed" for e in _events(control_plane, namespace, "doomed")
+    )
+
+
 def test_a_daemonset_is_not_ready_while_pods_of_the_old_config_remain(
     control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
 ) -> None:

@@ -90,6 +90,19 @@ def test_cpu_increase_at_the_guardrail_rarely_passes() -> None:
     _at_most(_rate("Promote", seed=7, reduction=0.8, cpu_increase=0.1), ALPHA, "promotion at the CPU guardrail")
 
 
+def test_memory_increase_at_the_guardrail_rarely_passes() -> None:
+    rate = _rate("Promote", seed=9, reduction=0.8, memory_increase=0.1)
+    _at_most(rate, ALPHA, "promotion at the memory guardrail")
+
+
+def test_memory_increase_well_beyond_the_guardrail_rejects_and_says_so() -> None:
+    rng = np.random.default_rng(10)
+    result = engine.analyze(simulate.experiment(rng, N_SAMPLES, reduction=0.8, memory_increase=0.3))
+    assert result["decision"] == "Reject", result
+    assert any("memory" in reason for reason in result["reasons"]), result["reasons"]
+    assert _rate("Reject", seed=10, reduction=0.8, memory_increase=0.3) >= 0.9
+
+
 def test_repeated_checks_of_the_fixed_test_inflate_false_promotions() -> None:
     """Why sequential is the default: peeking at a fixed-horizon test every
     interval and stopping at the first Promote exceeds alpha, while the
