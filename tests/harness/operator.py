@@ -39,9 +39,7 @@ class Operator:
         wait_for("the operator to die", lambda: not self.process.running(), 10)
 
 
-def _start(
-    plane: controlplane.ControlPlane, namespace: str, log: Path, extra: tuple[str, ...], kubeconfig: Path | None
-) -> Operator:
+def _start(plane: controlplane.ControlPlane, log: Path, arguments: list[str], kubeconfig: Path | None) -> Operator:
     metrics_port, liveness_port = process.free_port(), process.free_port()
     managed = process.ManagedProcess(
         "operator",
@@ -51,15 +49,11 @@ def _start(
             "phoenix_operator",
             "operator",
             "run",
-            "--namespace",
-            namespace,
             "--metrics-port",
             str(metrics_port),
             "--liveness-port",
             str(liveness_port),
-            "--log-format",
-            "plain",
-            *extra,
+            *arguments,
         ],
         log,
         env={**os.environ, "KUBECONFIG": str(kubeconfig or plane.kubeconfig)},
@@ -76,10 +70,19 @@ def _start(
 
 @contextlib.contextmanager
 def running(
-    plane: controlplane.ControlPlane, namespace: str, workdir: Path, *extra: str, kubeconfig: Path | None = None
+    plane: controlplane.ControlPlane,
+    namespace: str | None,
+    workdir: Path,
+    *extra: str,
+    kubeconfig: Path | None = None,
+    log_format: str | None = "plain",
 ) -> Iterator[Operator]:
+    """The operator watching `namespace`, or all namespaces (-A) for None; log_format None keeps its default."""
     log = workdir / f"operator-{uuid.uuid4().hex[:6]}.log"
-    found = process.on_free_ports(lambda: _start(plane, namespace, log, extra, kubeconfig))
+    arguments = ["--namespace", namespace] if namespace else ["-A"]
+    arguments += ["--log-format", log_format] if log_format else []
+    arguments += extra
+    found = process.on_free_ports(lambda: _start(plane, log, arguments, kubeconfig))
     try:
         yield found
     finally:

@@ -8,18 +8,22 @@ patching their status, as envtest users do.
 from __future__ import annotations
 
 import copy
+import http.server
 import json
 import socket
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
 from phoenix_operator.reconcile import pipeline as reconcile_pipeline
 from phoenix_operator.runtime import local_components
+from tests import conftest
 from tests.harness import controlplane
 from tests.harness import operator as harness
 
@@ -210,6 +214,80 @@ def test_a_failed_load_job_fails_its_loadsim_with_the_job_s_message(
     assert any(
         e["type"] == "Warning" and e["reason"] == "LoadFailed" for e in _events(control_plane, namespace, "doomed")
     )
+
+
+TOKEN = "s3cret-prometheus-token"  # noqa: S105 (the test's own)
+
+
+@pytest.fixture
+def guarded_prometheus(prometheus: conftest.StartPrometheus) -> Iterator[tuple[str, list[str | None]]]:
+    """A real Prometheus behind a proxy that refuses requests without the bearer TOKEN.
+
+    Yields the proxy's URL and the Authorization header of every request it saw.
+    """
+    upstream = prometheus([]).url
+    seen: list[str | None] = []
+
+    class Guard(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                self.send_response(401)
+                self.end_headers()
+                return
+            answer = httpx.get(upstream + self.path, timeout=10)
+            self.send_response(answer.status_code)
+            self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
+            self.end_headers()
+            self.wfile.write(answer.content)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Guard)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_prometheus_bearer_token_comes_from_its_secret_and_goes_nowhere_else(
+    control_plane: controlplane.ControlPlane,
+    namespace: str,
+    operator: harness.Operator,
+    guarded_prometheus: tuple[str, list[str | None]],
+) -> None:
+    url, seen = guarded_prometheus
+    control_plane.kubectl(
+        "create", "secret", "generic", "prometheus-token", "-n", namespace, f"--from-literal=token={TOKEN}\n"
+    )
+    source = {"url": url, "secretRef": {"name": "prometheus-token", "key": "token"}}
+    harness.apply(control_plane, namespace, _experiment("tokened", analysis={"prometheus": source}))
+    _mark_collectors_ready(control_plane, namespace, "tokened", operator)
+    _start_job(control_plane, namespace, "tokened-load-load", operator)
+    # through the guard, Prometheus answers: it has no series of this experiment yet
+    measured = harness.wait_condition(
+        control_plane, namespace, "pexp", "tokened", "MeasurementAvailable", "False", 60, operator.log
+    )
+    assert measured["reason"] == "NoData", measured
+    assert seen and all(header == f"Bearer {TOKEN}" for header in seen), seen
+    found = harness.get(control_plane, namespace, "pexp", "tokened")
+    assert TOKEN not in json.dumps(found) and TOKEN not in operator.log()
+
+
+def test_all_namespaces_with_the_default_json_logs(control_plane: controlplane.ControlPlane, tmp_path: Path) -> None:
+    """`operator run -A` reconciles in every namespace; every line it logs by default is a JSON object."""
+    namespaces = [harness.namespace(control_plane) for _ in range(2)]
+    with harness.running(control_plane, None, tmp_path, "--image", IMAGE, log_format=None) as op:
+        for namespace in namespaces:
+            harness.apply(control_plane, namespace, _pipeline("everywhere", template="baseline"))
+        for namespace in namespaces:
+            harness.wait_condition(control_plane, namespace, "ppp", "everywhere", "ConfigValid", "True", 30, op.log)
+        lines = op.log().splitlines()
+    assert lines
+    records = [json.loads(line) for line in lines]
+    assert all(isinstance(record, dict) and record.get("message") for record in records), lines[:5]
 
 
 def test_a_daemonset_is_not_ready_while_pods_of_the_old_config_remain(
