@@ -47,9 +47,11 @@ e2e: venv tools
 	$(BIN)/pytest tests/e2e
 
 # pytest exits 5 when it collected nothing; that must fail, and it does,
-# because only exit code 0 passes here.
+# because only exit code 0 passes here. Three workers, each taking whole test
+# files: the long experiments mostly wait on their clocks, and a file's
+# module fixtures (one_driver's scenarios) must run once, in one worker.
 test: venv tools lint
-	$(BIN)/pytest tests
+	$(BIN)/pytest -n 3 --dist loadfile tests
 
 demo: venv tools
 	$(BIN)/phoenix run --local -f examples/quickstart/experiment.yaml --report phoenix-report.html
