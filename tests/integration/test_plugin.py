@@ -112,7 +112,8 @@ def test_promote_prints_the_pipeline_for_git_then_applies_it(
         "apiVersion": "phoenix.io/v1alpha1",
         "kind": "PhoenixProcessPipeline",
         "metadata": {"name": "process-metrics", "labels": {"team": "sre"}},
-        "spec": {"template": "baseline", "collector": {"replicas": 3}},
+        # adaptive's seriesBudget, which the candidate lacks, must not survive the promotion
+        "spec": {"template": "adaptive", "parameters": {"seriesBudget": 5000}, "collector": {"replicas": 3}},
     }
     harness.apply(control_plane, namespace, production)
     name = _experiment(control_plane, namespace, COMPLETED)
@@ -125,7 +126,7 @@ def test_promote_prints_the_pipeline_for_git_then_applies_it(
     assert manifest["spec"]["parameters"]["keepProcesses"]["executableNames"] == ["postgres"]
     assert manifest["spec"]["collector"]["replicas"] == 3  # the rest of the target is kept
     # a dry run changes nothing, and what it prints is a valid pipeline
-    assert harness.get(control_plane, namespace, "ppp", "process-metrics")["spec"]["template"] == "baseline"  # type: ignore[index]
+    assert harness.get(control_plane, namespace, "ppp", "process-metrics")["spec"]["template"] == "adaptive"  # type: ignore[index]
     (tmp_path / "promoted.yaml").write_text(out)
     assert _plugin("validate", "-f", str(tmp_path / "promoted.yaml"))[0] == 0
 
@@ -133,8 +134,7 @@ def test_promote_prints_the_pipeline_for_git_then_applies_it(
     assert code == 0, out
     promoted = harness.get(control_plane, namespace, "ppp", "process-metrics")
     assert promoted is not None
-    assert promoted["spec"]["template"] == "candidate"
-    assert promoted["spec"]["collector"]["replicas"] == 3
+    assert promoted["spec"] == manifest["spec"], "the live pipeline differs from what --dry-run printed"
 
 
 @pytest.mark.usefixtures("kubeconfig")

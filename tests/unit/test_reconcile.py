@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 
 from phoenix_analysis import contract, engine
+from phoenix_operator.controllers import experiment as experiment_controller
 from phoenix_operator.models import experiment, kinds, loadsim, pipeline
-from phoenix_operator.reconcile import conditions
+from phoenix_operator.reconcile import conditions, promotion
 from phoenix_operator.reconcile import experiment as reconcile_experiment
 from phoenix_operator.reconcile import loadsim as reconcile_loadsim
 from phoenix_operator.reconcile import pipeline as reconcile_pipeline
+from phoenix_operator.runtime import memory
 from tests import simulate
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -116,6 +118,48 @@ def test_auto_promotion_patches_only_on_promote() -> None:
     assert promoted.promote
     rejected = _step(_experiment(analyzing, **auto), reconcile_experiment.Observed(analysis=_analysis(0.3)), T0)
     assert rejected.status.phase == "Completed" and not rejected.promote
+
+
+def _production(parameters: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "phoenix.io/v1alpha1",
+        "kind": "PhoenixProcessPipeline",
+        "metadata": {"name": "production", "namespace": "ns"},
+        "spec": {"template": "adaptive", "parameters": parameters, "collector": {"replicas": 3}},
+    }
+
+
+def test_promotion_leaves_exactly_the_spec_the_dry_run_prints() -> None:
+    candidate = {"template": "candidate", "parameters": {"dropMetrics": ["process.memory.virtual"]}}
+    obj = _experiment(candidate=candidate, promotion={"policy": "auto", "targetPipelineRef": "production"})
+    store = memory.MemoryStore()
+    target = store.apply(_production({"seriesBudget": 5000, "minK": 2, "dropMetrics": ["a", "b"]}))
+    printed = promotion.promoted_pipeline(obj, target)
+    assert experiment_controller.promote(store, obj) is None
+    live = store.get("phoenix.io/v1alpha1", "PhoenixProcessPipeline", "ns", "production")
+    assert live is not None
+    assert live["spec"] == printed["spec"]
+    # the adaptive template's seriesBudget and minK are gone; the target's collector stays
+    assert live["spec"]["template"] == "candidate" and live["spec"]["collector"] == {"replicas": 3}
+    assert live["spec"]["parameters"]["dropMetrics"] == ["process.memory.virtual"]
+    assert not {"seriesBudget", "minK"} & set(live["spec"]["parameters"])
+
+
+def test_auto_promotion_to_a_missing_target_is_reported_once_not_retried() -> None:
+    auto = {"promotion": {"policy": "auto", "targetPipelineRef": "production"}}
+    obj = _experiment(experiment.ExperimentStatus(phase="Analyzing", started_at=T0), **auto)
+    completing = _step(obj, reconcile_experiment.Observed(analysis=_analysis()), T0)
+    failure = experiment_controller.promote(memory.MemoryStore(), obj)
+    assert failure == "the pipeline does not exist"
+    step = reconcile_experiment.promoted(completing, obj, failure, T0)
+    assert step.status.phase == "Completed"
+    condition = conditions.find(step.status.conditions, "Promoted")
+    assert condition is not None and (condition.status, condition.reason) == ("False", "PromotionFailed")
+    assert condition.message == "could not promote the candidate to production: the pipeline does not exist"
+    assert [e.reason for e in step.events] == ["Promote", "PromotionFailed"]
+    # the next step starts from Completed: nothing is promoted again
+    again = _step(_experiment(step.status, **auto), reconcile_experiment.Observed(), T0 + timedelta(seconds=2))
+    assert not again.promote and again.events == ()
 
 
 def test_a_guardrail_breach_fails_and_tears_the_candidate_down() -> None:

@@ -268,7 +268,7 @@ def promote(
         target.create(cluster.PIPELINES, manifest)
         typer.echo(f"phoenixprocesspipeline/{manifest['metadata']['name']} created with the candidate of {name}")
     else:
-        target.patch(cluster.PIPELINES, manifest["metadata"]["name"], {"spec": promotion.promoted_spec(obj)})
+        target.patch(cluster.PIPELINES, manifest["metadata"]["name"], {"spec": promotion.spec_patch(obj, existing)})
         typer.echo(f"phoenixprocesspipeline/{manifest['metadata']['name']} now runs the candidate of {name}")
 
 

@@ -14,7 +14,7 @@ import enum
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -24,7 +24,7 @@ import numpy.typing as npt
 from phoenix_analysis import contract
 from phoenix_operator import API_VERSION, GROUP
 from phoenix_operator.models import common, experiment, kinds, pipeline
-from phoenix_operator.reconcile import conditions, objects, verdict
+from phoenix_operator.reconcile import conditions, objects, promotion, verdict
 
 TERMINAL: frozenset[experiment.Phase] = frozenset({"Completed", "Failed", "Aborted"})
 EventType = Literal["Normal", "Warning"]
@@ -497,3 +497,25 @@ def _measuring(
         frozenset({"pipelines", "load"}),
         promote,
     )
+
+
+def promoted(step: Step, obj: kinds.PhoenixExperiment, failure: str | None, now: datetime) -> Step:
+    """The completing step, with what auto-promotion did: a Promoted condition and an event.
+
+    Promotion runs once, on the step that completes the experiment; a target
+    that is missing or refuses the spec is reported there, not retried.
+    """
+    target = promotion.target_name(obj)
+    if failure is None:
+        condition: tuple[str, conditions.Status, str, str] = (
+            "Promoted",
+            "True",
+            "Promoted",
+            f"{target} now runs the candidate",
+        )
+        event = Event("Normal", "Promoted", condition[3])
+    else:
+        condition = ("Promoted", "False", "PromotionFailed", f"could not promote the candidate to {target}: {failure}")
+        event = Event("Warning", "PromotionFailed", condition[3])
+    status = _with(step.status, obj.metadata.generation, now, condition)
+    return replace(step, status=status, events=(*step.events, event))

@@ -1,7 +1,8 @@
 """What promoting an experiment's candidate changes, as manifests.
 
-The same spec is what `policy: auto` patches into the target pipeline and what
-`kubectl phoenix promote --dry-run -o yaml` prints for a commit to Git.
+The spec `kubectl phoenix promote --dry-run -o yaml` prints for a commit to
+Git is exactly what `policy: auto` and `kubectl phoenix promote` leave in the
+target pipeline.
 """
 
 from __future__ import annotations
@@ -20,6 +21,28 @@ def promoted_spec(obj: kinds.PhoenixExperiment) -> dict[str, Any]:
     """The candidate's template and parameters, which replace the target's."""
     candidate = obj.spec.candidate.to_wire()
     return {"template": candidate["template"], "parameters": candidate.get("parameters", {})}
+
+
+def _merge_patch(old: Any, new: Any) -> Any:
+    """The JSON merge patch (RFC 7386) that turns `old` into `new`: keys `new` lacks are set to null."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return new
+    return {key: None for key in old if key not in new} | {key: _merge_patch(old.get(key), v) for key, v in new.items()}
+
+
+def spec_patch(obj: kinds.PhoenixExperiment, target: dict[str, Any]) -> dict[str, Any]:
+    """The merge patch that gives the target exactly the promoted template and parameters.
+
+    A plain merge of `promoted_spec` would keep the target's parameters the
+    candidate lacks (an adaptive `seriesBudget`, say), so the live result
+    would differ from the manifest `--dry-run` prints; these are set to null.
+    """
+    old = target.get("spec") or {}
+    promoted = promoted_spec(obj)
+    return {
+        "template": promoted["template"],
+        "parameters": _merge_patch(old.get("parameters") or {}, promoted["parameters"]),
+    }
 
 
 def target_name(obj: kinds.PhoenixExperiment) -> str:

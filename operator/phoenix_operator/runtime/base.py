@@ -36,7 +36,9 @@ class Store(Protocol):
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None: ...
 
-    def patch_spec(self, api_version: str, kind: str, namespace: str, name: str, spec: dict[str, Any]) -> None: ...
+    def patch_spec(self, api_version: str, kind: str, namespace: str, name: str, spec: dict[str, Any]) -> None:
+        """Apply `spec` as a JSON merge patch (RFC 7386) to the object's spec: null removes a key."""
+        ...
 
     def patch_status_if_unchanged(
         self, api_version: str, kind: str, metadata: dict[str, Any], status: dict[str, Any]

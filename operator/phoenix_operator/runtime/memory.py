@@ -92,8 +92,10 @@ class MemoryStore:
 
     def patch_spec(self, api_version: str, kind: str, namespace: str, name: str, spec: dict[str, Any]) -> None:
         with self.lock:
-            found = self.objects[_key(kind, namespace, name)]
-            merged = {**found.get("spec", {}), **spec}
+            found = self.objects.get(_key(kind, namespace, name))
+            if found is None:
+                raise base.StoreError(f"patch {kind} {name}: not found")
+            merged = _merge_patched(found.get("spec", {}), spec)
             if merged != found.get("spec"):
                 found["spec"] = merged
                 found["metadata"]["generation"] += 1
@@ -115,3 +117,17 @@ class MemoryStore:
 
     def secret_value(self, namespace: str, name: str, key: str) -> str:
         raise base.SecretUnreadable(f"cannot read Secret {namespace}/{name}: a local run has no Secrets")
+
+
+def _merge_patched(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7386, as the API server applies a merge patch."""
+    merged = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict):
+            current = merged.get(key)
+            merged[key] = _merge_patched(current if isinstance(current, dict) else {}, value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
