@@ -567,6 +567,33 @@ def test_edits_to_a_started_experiment_are_refused_with_a_condition(
     )
 
 
+def _experiment_reconciles(operator: harness.Operator) -> float:
+    prefix = 'phoenix_reconciles_total{kind="PhoenixExperiment",outcome="success"} '
+    line = next((line for line in operator.metrics().splitlines() if line.startswith(prefix)), prefix + "0")
+    return float(line.removeprefix(prefix))
+
+
+def test_a_finished_experiment_costs_nothing_and_its_ttl_deletes_it(
+    control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
+) -> None:
+    kept, expiring = _experiment("kept", abort=True), _experiment("expiring", abort=True, ttlSecondsAfterFinished=3)
+    for manifest in (kept, expiring):
+        harness.apply(control_plane, namespace, manifest)
+    harness.wait_for("Aborted", lambda: _phase(control_plane, namespace, "kept") == "Aborted", 30, operator.log)
+    # the only experiment left is finished: nothing steps it any more
+    harness.wait_for(
+        "the one with a ttl to be deleted",
+        lambda: harness.get(control_plane, namespace, "pexp", "expiring") is None,
+        30,
+        operator.log,
+    )
+    before = _experiment_reconciles(operator)
+    harness.never(
+        "a reconcile of a finished experiment", lambda: _experiment_reconciles(operator) > before, seconds=3 * 2.0 + 1
+    )
+    assert _phase(control_plane, namespace, "kept") == "Aborted"  # without a ttl, kept
+
+
 def test_the_operator_serves_its_metrics(
     control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
 ) -> None:

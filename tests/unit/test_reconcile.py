@@ -162,6 +162,27 @@ def test_auto_promotion_to_a_missing_target_is_reported_once_not_retried() -> No
     assert not again.promote and again.events == ()
 
 
+def test_a_finished_experiment_expires_its_ttl_after_the_end() -> None:
+    running = _experiment(_running(), ttlSecondsAfterFinished=60)
+    assert reconcile_experiment.seconds_until_expiry(running, T0) is None
+    ended = _step(_experiment(_running(), abort=True, ttlSecondsAfterFinished=60), reconcile_experiment.Observed(), T0)
+    finished = _experiment(ended.status, ttlSecondsAfterFinished=60)
+    assert finished.status is not None and finished.status.phase == "Aborted"
+    assert reconcile_experiment.seconds_until_expiry(finished, T0 + timedelta(seconds=45)) == 15
+    assert reconcile_experiment.seconds_until_expiry(finished, T0 + timedelta(hours=1)) == 0
+    assert reconcile_experiment.seconds_until_expiry(_experiment(ended.status), T0) is None  # no ttl, kept
+
+
+def test_the_ttl_is_read_live_while_the_rest_stays_frozen() -> None:
+    started = _experiment(_running())
+    frozen = reconcile_experiment.frozen_spec(started, "Pending", "Initializing")
+    assert frozen is not None
+    edited = _experiment(_running(), ttlSecondsAfterFinished=30, duration="20m")
+    obj, changed = reconcile_experiment.accepted(edited, frozen)
+    assert changed == ["duration"]
+    assert obj.spec.ttl_seconds_after_finished == 30 and obj.spec.duration == "10m"
+
+
 def test_a_guardrail_breach_fails_and_tears_the_candidate_down() -> None:
     costly = _analysis(cpu_increase=0.5)
     assert costly.breached_guardrails

@@ -1,4 +1,4 @@
-"""PhoenixExperiment: one kopf timer steps each experiment's controller.
+"""PhoenixExperiment: one kopf timer steps each unfinished experiment's controller.
 
 A single timer (not separate create and update handlers) means one writer per
 experiment, so the steps of the state machine never race each other. The step
@@ -8,16 +8,17 @@ this module only writes its result through kopf and records the metrics.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
-from phoenix_operator import GROUP, VERSION
+from phoenix_operator import API_VERSION, GROUP, VERSION
 from phoenix_operator.controllers import experiment as experiment_controller
 from phoenix_operator.handlers import context, metrics, status
-from phoenix_operator.models import experiment, manifests
+from phoenix_operator.models import experiment, kinds, manifests
 from phoenix_operator.reconcile import experiment as reconcile_experiment
 from phoenix_operator.runtime import base as runtime_base
 
@@ -25,7 +26,16 @@ PLURAL = "phoenixexperiments"
 TICK_SECONDS = 2.0
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=TICK_SECONDS)
+def _unfinished(status: kopf.Status, **_: Any) -> bool:
+    # a finished experiment has nothing left to step: its timer stops, and costs nothing
+    return status.get("phase") not in reconcile_experiment.TERMINAL
+
+
+def _expiring(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") in reconcile_experiment.TERMINAL and spec.get("ttlSecondsAfterFinished") is not None
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=TICK_SECONDS, when=_unfinished)
 def tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     with metrics.reconciling("PhoenixExperiment"):
         now = datetime.now(UTC)
@@ -66,6 +76,26 @@ def _record(ctx: context.Context, ticked: experiment_controller.Tick) -> None:
     decision = new.verdict.decision if new.verdict else None
     namespace = obj.metadata.namespace or "default"
     metrics.record_experiment(namespace, obj.metadata.name, new.phase, ticked.observed.analysis, decision)
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, when=_expiring, cancellation_timeout=5)
+async def expire(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    """Delete a finished experiment once its ttlSecondsAfterFinished has passed; it sleeps until then."""
+    try:
+        live = manifests.parse_stored(dict(body))
+    except manifests.InvalidManifest:
+        return  # an experiment the models reject never started, so never finished
+    assert isinstance(live, kinds.PhoenixExperiment)
+    obj = live.model_copy(update={"status": manifests.stored_status(dict(body), experiment.ExperimentStatus)})
+    left = reconcile_experiment.seconds_until_expiry(obj, datetime.now(UTC))
+    if left is None:
+        return
+    await stopped.wait(left)
+    if stopped:
+        return  # the ttl was edited, or the experiment is already going
+    namespace = obj.metadata.namespace or "default"
+    store = context.context(memo).store
+    await asyncio.to_thread(store.delete, API_VERSION, "PhoenixExperiment", namespace, obj.metadata.name)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)

@@ -98,6 +98,12 @@ class ExperimentSpec(common.Model):
     analysis: AnalysisSpec = pydantic.Field(default_factory=AnalysisSpec)
     promotion: PromotionSpec = pydantic.Field(default_factory=PromotionSpec)
     abort: bool = False
+    ttl_seconds_after_finished: int | None = pydantic.Field(
+        default=None,
+        ge=0,
+        description="Delete the experiment this many seconds after it ends, as a Job's ttlSecondsAfterFinished"
+        " does (operator only). Unset keeps it until deleted.",
+    )
 
     @pydantic.model_validator(mode="after")
     def _timing(self) -> ExperimentSpec:

@@ -27,6 +27,7 @@ from phoenix_operator.models import common, experiment, kinds, pipeline
 from phoenix_operator.reconcile import conditions, objects, promotion, verdict
 
 TERMINAL: frozenset[experiment.Phase] = frozenset({"Completed", "Failed", "Aborted"})
+LIVE_FIELDS = ("abort", "ttlSecondsAfterFinished")
 EventType = Literal["Normal", "Warning"]
 # The spec an experiment started with, frozen on the object when it leaves Pending.
 ACCEPTED_SPEC = f"{GROUP}/accepted-spec"
@@ -210,16 +211,20 @@ def accepted(live: kinds.PhoenixExperiment, frozen: str | None) -> tuple[kinds.P
     """The experiment as it started, and the spec fields edited since.
 
     Once started an experiment keeps its spec (`frozen`, from `ACCEPTED_SPEC`):
-    a verdict must describe one experiment. Only `abort` is read live.
+    a verdict must describe one experiment. Only `abort` and
+    `ttlSecondsAfterFinished`, which say when to stop and when to clean up,
+    are read live.
     """
     if frozen is None:
         return live, []
     accepted_spec = json.loads(frozen)
     current = live.spec.to_wire()
     edited = sorted(
-        k for k in set(accepted_spec) | set(current) if k != "abort" and accepted_spec.get(k) != current.get(k)
+        k for k in set(accepted_spec) | set(current) if k not in LIVE_FIELDS and accepted_spec.get(k) != current.get(k)
     )
-    spec = experiment.ExperimentSpec.model_validate({**accepted_spec, "abort": live.spec.abort})
+    spec = experiment.ExperimentSpec.model_validate(
+        {**accepted_spec, "abort": live.spec.abort, "ttlSecondsAfterFinished": live.spec.ttl_seconds_after_finished}
+    )
     return live.model_copy(update={"spec": spec}), edited
 
 
@@ -519,3 +524,16 @@ def promoted(step: Step, obj: kinds.PhoenixExperiment, failure: str | None, now:
         event = Event("Warning", "PromotionFailed", condition[3])
     status = _with(step.status, obj.metadata.generation, now, condition)
     return replace(step, status=status, events=(*step.events, event))
+
+
+def seconds_until_expiry(obj: kinds.PhoenixExperiment, now: datetime) -> float | None:
+    """How long a finished experiment with `ttlSecondsAfterFinished` has left; None if it never expires.
+
+    It finished when its `Succeeded` condition last changed, which it does on the step that ends it.
+    """
+    status = obj.status or experiment.ExperimentStatus()
+    ttl = obj.spec.ttl_seconds_after_finished
+    finished = conditions.find(status.conditions, "Succeeded")
+    if ttl is None or status.phase not in TERMINAL or finished is None:
+        return None
+    return max(0.0, (finished.last_transition_time + timedelta(seconds=ttl) - now).total_seconds())
