@@ -32,6 +32,7 @@ OPERATOR_NEEDS = {
     "services": "create get patch",
     "deployments.apps": "create get list patch watch",
     "daemonsets.apps": "create get list patch watch",
+    "horizontalpodautoscalers.autoscaling": "create get patch",
     "jobs.batch": "create get patch",
     "events": "create patch",
     "customresourcedefinitions.apiextensions.k8s.io": "list watch",

@@ -316,6 +316,36 @@ def test_a_daemonset_is_not_ready_while_pods_of_the_old_config_remain(
     harness.wait_condition(control_plane, namespace, "ppp", "node-agents", "Ready", "True", 30, operator.log)
 
 
+def test_an_autoscaled_collector_keeps_the_replicas_its_hpa_set(
+    control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
+) -> None:
+    manifest = _pipeline("scaled", template="baseline", collector={"autoscaling": {"minReplicas": 2, "maxReplicas": 5}})
+    harness.apply(control_plane, namespace, manifest)
+    child = reconcile_pipeline.child_name("scaled")
+    hpa = harness.wait_for("the HPA", lambda: harness.get(control_plane, namespace, "hpa", child), 30, operator.log)
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": child}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 5)
+    # what the HPA controller does: scale the Deployment through its scale subresource
+    control_plane.kubectl("scale", "-n", namespace, "deployment", child, "--replicas=4")
+    edited = copy.deepcopy(manifest)
+    edited["spec"]["parameters"] = {"batchTimeout": "3s"}
+    harness.apply(control_plane, namespace, edited)
+
+    def rolled() -> dict[str, Any] | None:
+        found = harness.get(control_plane, namespace, "ppp", "scaled")
+        deployment = harness.get(control_plane, namespace, "deployment", child)
+        hash_now = ((found or {}).get("status") or {}).get("configHash")
+        annotations = (deployment or {}).get("spec", {}).get("template", {}).get("metadata", {}).get("annotations", {})
+        return deployment if hash_now and annotations.get("phoenix.io/config-hash") == hash_now else None
+
+    deployment = harness.wait_for("the new config applied", rolled, 30, operator.log)
+    assert deployment["spec"]["replicas"] == 4
+    owned_by_operator = [
+        entry["fieldsV1"] for entry in deployment["metadata"]["managedFields"] if entry["manager"] == "phoenix-operator"
+    ]
+    assert owned_by_operator and all("f:replicas" not in entry.get("f:spec", {}) for entry in owned_by_operator)
+
+
 def test_a_spec_change_rolls_the_config_hash(
     control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
 ) -> None:

@@ -108,6 +108,11 @@ def test_quickstart_is_valid() -> None:
             [{"name": "a", "query": "up"}, {"name": "a", "query": "up"}],
             "critical query names must be unique, repeated: a",
         ),
+        (
+            "spec.ttlSecondsAfterFinished",
+            -1,
+            "spec.ttlSecondsAfterFinished: Input should be greater than or equal to 0",
+        ),
         ("spec.surprise", True, "spec.surprise: unknown field"),
         ("kind", "PhoenixThing", "kind: unknown kind 'PhoenixThing'"),
         ("apiVersion", "phoenix.io/v2", "apiVersion: invalid value 'phoenix.io/v2'"),
@@ -158,3 +163,23 @@ def test_wire_form_is_camel_case_and_round_trips() -> None:
     wire = obj.to_wire()
     assert wire["spec"]["analysisInterval"] == "15s"
     assert manifests.parse_object(wire) == obj
+
+
+@pytest.mark.parametrize(
+    ("collector", "expected"),
+    [
+        ({"autoscaling": {"minReplicas": 4, "maxReplicas": 2}}, "minReplicas (4) must not exceed maxReplicas (2)"),
+        ({"mode": "daemonset", "autoscaling": {"maxReplicas": 3}}, "autoscaling needs mode deployment"),
+    ],
+)
+def test_a_collector_autoscales_only_as_a_deployment_within_its_bounds(
+    collector: dict[str, Any], expected: str
+) -> None:
+    document = {
+        "apiVersion": "phoenix.io/v1alpha1",
+        "kind": "PhoenixProcessPipeline",
+        "metadata": {"name": "scaled"},
+        "spec": {"template": "baseline", "collector": collector},
+    }
+    problems = _problems(document)
+    assert len(problems) == 1 and expected in problems[0], problems

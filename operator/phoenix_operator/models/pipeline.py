@@ -116,10 +116,27 @@ class ResourceRequirements(common.Model):
     limits: dict[str, common.Quantity] = pydantic.Field(default_factory=dict)
 
 
+class Autoscaling(common.Model):
+    min_replicas: Annotated[int, pydantic.Field(ge=1, le=100)] = 1
+    max_replicas: Annotated[int, pydantic.Field(ge=1, le=100)]
+    target_cpu_utilization: Annotated[int, pydantic.Field(ge=1, le=100)] = 80
+
+    @pydantic.model_validator(mode="after")
+    def _ordered(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"minReplicas ({self.min_replicas}) must not exceed maxReplicas ({self.max_replicas})")
+        return self
+
+
 class CollectorSpec(common.Model):
     image: str = DEFAULT_COLLECTOR_IMAGE
     mode: Literal["deployment", "daemonset"] = "deployment"
     replicas: Annotated[int, pydantic.Field(ge=1, le=100)] = 1
+    autoscaling: Autoscaling | None = pydantic.Field(
+        default=None,
+        description="A HorizontalPodAutoscaler scales the collector Deployment on CPU; replicas is then only its"
+        " size when first created. In a cluster only.",
+    )
     resources: ResourceRequirements = pydantic.Field(
         default_factory=lambda: ResourceRequirements(
             requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "1Gi"}
@@ -127,6 +144,12 @@ class CollectorSpec(common.Model):
     )
     node_selector: dict[str, str] = pydantic.Field(default_factory=dict)
     tolerations: list[Toleration] = pydantic.Field(default_factory=list)
+
+    @pydantic.model_validator(mode="after")
+    def _autoscaled_deployment(self) -> CollectorSpec:
+        if self.autoscaling is not None and self.mode != "deployment":
+            raise ValueError("autoscaling needs mode deployment: a DaemonSet runs one collector per node")
+        return self
 
 
 class HeaderValueFrom(common.Model):

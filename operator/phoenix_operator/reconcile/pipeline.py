@@ -97,7 +97,7 @@ def _container(spec: render_pipeline.AnyPipelineSpec, rendered: render_pipeline.
 
 
 def manifests(obj: kinds.PhoenixProcessPipeline, rendered: render_pipeline.RenderedConfig) -> list[dict[str, Any]]:
-    """ConfigMap, Deployment or DaemonSet, and Service; all owned by the pipeline."""
+    """ConfigMap, Deployment or DaemonSet, Service, and the HPA when autoscaled; all owned by the pipeline."""
     spec = obj.spec
     name = obj.metadata.name
     labels = selector_labels(name)
@@ -118,8 +118,12 @@ def manifests(obj: kinds.PhoenixProcessPipeline, rendered: render_pipeline.Rende
             "spec": pod_spec,
         },
     }
-    if spec.collector.mode == "deployment":
+    autoscaling = spec.collector.autoscaling
+    if spec.collector.mode == "deployment" and autoscaling is None:
+        # with an autoscaler, the apply leaves spec.replicas alone: the HPA owns it
         workload_spec["replicas"] = spec.collector.replicas
+    workload_kind = "Deployment" if spec.collector.mode == "deployment" else "DaemonSet"
+    autoscaler = [] if autoscaling is None else [_autoscaler(obj, autoscaling)]
     return [
         {
             "apiVersion": "v1",
@@ -127,12 +131,7 @@ def manifests(obj: kinds.PhoenixProcessPipeline, rendered: render_pipeline.Rende
             "metadata": _metadata(obj),
             "data": {CONFIG_FILE: rendered.text},
         },
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment" if spec.collector.mode == "deployment" else "DaemonSet",
-            "metadata": _metadata(obj),
-            "spec": workload_spec,
-        },
+        {"apiVersion": "apps/v1", "kind": workload_kind, "metadata": _metadata(obj), "spec": workload_spec},
         {
             "apiVersion": "v1",
             "kind": "Service",
@@ -142,7 +141,30 @@ def manifests(obj: kinds.PhoenixProcessPipeline, rendered: render_pipeline.Rende
                 "ports": [{"name": n, "port": p, "targetPort": n, "protocol": "TCP"} for n, p in PORTS.items()],
             },
         },
+        *autoscaler,
     ]
+
+
+def _autoscaler(obj: kinds.PhoenixProcessPipeline, autoscaling: pipeline.Autoscaling) -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(obj),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": child_name(obj.metadata.name)},
+            "minReplicas": autoscaling.min_replicas,
+            "maxReplicas": autoscaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": autoscaling.target_cpu_utilization},
+                    },
+                }
+            ],
+        },
+    }
 
 
 def cluster_endpoints(obj: kinds.PhoenixProcessPipeline) -> dict[str, str]:

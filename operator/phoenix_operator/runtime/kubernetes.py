@@ -2,7 +2,8 @@
 
 Server-side apply makes every write idempotent: re-applying after a restart or
 a conflicting edit converges on the same objects instead of duplicating them,
-and fields other managers own (an HPA's replicas, a user's label) survive.
+and fields other managers own survive: a user's label, or an HPA's replicas
+(an autoscaled pipeline's apply leaves `spec.replicas` out).
 Children carry owner references, so the API server's garbage collector removes
 them with their owner; the runtime deletes only what a transition asks for.
 """
@@ -35,6 +36,7 @@ CHILD_KINDS = (
     ("v1", "Service"),
     ("apps/v1", "Deployment"),
     ("apps/v1", "DaemonSet"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("batch/v1", "Job"),
 )
 
