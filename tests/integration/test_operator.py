@@ -340,9 +340,9 @@ def test_an_autoscaled_collector_keeps_the_replicas_its_hpa_set(
 
     deployment = harness.wait_for("the new config applied", rolled, 30, operator.log)
     assert deployment["spec"]["replicas"] == 4
-    owned_by_operator = [
-        entry["fieldsV1"] for entry in deployment["metadata"]["managedFields"] if entry["manager"] == "phoenix-operator"
-    ]
+    shown = control_plane.kubectl("get", "-n", namespace, "deployment", child, "-o", "json", "--show-managed-fields")
+    managed = json.loads(shown.stdout)["metadata"]["managedFields"]
+    owned_by_operator = [entry["fieldsV1"] for entry in managed if entry["manager"] == "phoenix-operator"]
     assert owned_by_operator and all("f:replicas" not in entry.get("f:spec", {}) for entry in owned_by_operator)
 
 
