@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
+from phoenix_operator.models import manifests
 from tests.harness import controlplane
 
 pytestmark = pytest.mark.integration
@@ -90,3 +93,58 @@ def test_crds_pass_client_and_server_dry_run(control_plane: controlplane.Control
         result = control_plane.kubectl("apply", f"--dry-run={mode}", "-k", crds, check=False)
         assert result.returncode == 0, result.stderr
         assert result.stdout.count("customresourcedefinition.apiextensions.k8s.io/") == 3
+
+
+def _quickstart_with(**spec: Any) -> dict[str, Any]:
+    manifest: dict[str, Any] = yaml.safe_load((controlplane.REPO / "examples/quickstart/experiment.yaml").read_text())
+    manifest["spec"].update(spec)
+    return manifest
+
+
+def _pipeline_with(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "phoenix.io/v1alpha1",
+        "kind": "PhoenixProcessPipeline",
+        "metadata": {"name": "ruled"},
+        "spec": {"template": "adaptive", "parameters": {"seriesBudget": 1000}, **spec},
+    }
+
+
+CROSS_FIELD = {
+    "warmup-too-long": (_quickstart_with(warmup="10m", duration="5m"), "warmup must be shorter than duration"),
+    "interval-too-long": (
+        _quickstart_with(analysisInterval="6m", duration="5m"),
+        "analysisInterval must be positive and no longer than duration",
+    ),
+    "auto-without-target": (_quickstart_with(promotion={"policy": "auto"}), "policy auto needs targetPipelineRef"),
+    "repeated-query": (
+        _quickstart_with(analysis={"criticalQueries": [{"name": "q", "query": "up"}, {"name": "q", "query": "up"}]}),
+        "Duplicate value",
+    ),
+    "k-range": (_pipeline_with(parameters={"seriesBudget": 1000, "minK": 9, "maxK": 3}), "minK must not exceed maxK"),
+    "autoscaled-daemonset": (
+        _pipeline_with(collector={"mode": "daemonset", "autoscaling": {"maxReplicas": 3}}),
+        "autoscaling needs mode deployment",
+    ),
+    "replica-range": (
+        _pipeline_with(collector={"autoscaling": {"minReplicas": 4, "maxReplicas": 2}}),
+        "minReplicas must not exceed maxReplicas",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CROSS_FIELD))
+def test_the_api_server_refuses_what_the_cross_field_rules_forbid(
+    control_plane: controlplane.ControlPlane, case: str
+) -> None:
+    """The models' cross-field rules, as CEL in the CRDs: admission says what is wrong at once."""
+    manifest, message = CROSS_FIELD[case]
+    result = control_plane.kubectl(
+        "apply", "--server-side", "--dry-run=server", "-n", "default", "-f", "-",
+        check=False, input_text=json.dumps(manifest),
+    )  # fmt: skip
+    assert result.returncode != 0, f"{case} was accepted"
+    assert message in result.stderr, result.stderr
+    # and the models, which the operator and `phoenix validate` use, say the same
+    with pytest.raises(manifests.InvalidManifest):
+        manifests.parse_object(manifest)

@@ -44,6 +44,17 @@ def duration_seconds(text: str) -> float:
     return sum(float(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
 
 
+def cel_rules(*rules: tuple[str, str]) -> pydantic.ConfigDict:
+    """A model's cross-field rules for the API server, as CEL `x-kubernetes-validations` in its CRD schema.
+
+    Each pairs a CEL expression with its message; the model's own validator
+    states the same rule, so the operator and `phoenix validate` agree with
+    admission. Fields the rules read have CRD defaults, or are guarded by has().
+    """
+    validations: list[pydantic.JsonValue] = [{"rule": rule, "message": message} for rule, message in rules]
+    return pydantic.ConfigDict(json_schema_extra={"x-kubernetes-validations": validations})
+
+
 class Model(pydantic.BaseModel):
     """Base of every spec and status: camelCase on the wire, unknown keys rejected."""
 

@@ -19,6 +19,7 @@ from phoenix_operator.models import kinds
 Schema = dict[str, Any]
 _DROPPED_KEYS = {"title", "discriminator", "$defs"}
 _MISSING = object()
+CEL = "x-kubernetes-validations"
 
 
 def _inline(node: Any, defs: Schema) -> Any:
@@ -48,6 +49,10 @@ def _merge_objects(branches: list[Schema]) -> Schema:
     }
     if required:
         merged["required"] = sorted(required)
+    # each branch's rules hold for the merged object too: they guard the fields only some branches have
+    rules = [rule for branch in branches for rule in branch.get(CEL, [])]
+    if rules:
+        merged[CEL] = [rule for i, rule in enumerate(rules) if rule not in rules[:i]]
     return merged
 
 

@@ -65,7 +65,11 @@ class AnalysisSpec(common.Model):
     alpha: Annotated[float, pydantic.Field(gt=0.0, lt=0.5)] = 0.05
     mode: Literal["sequential", "fixed"] = "sequential"
     objectives: contract.Objectives = pydantic.Field(default_factory=contract.Objectives)
-    critical_queries: list[CriticalQuery] = pydantic.Field(default_factory=list)
+    critical_queries: list[CriticalQuery] = pydantic.Field(
+        default_factory=list,
+        # names are unique: the API server keys the list by them
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
     cost_model: contract.CostModel = pydantic.Field(default_factory=contract.CostModel)
 
     @pydantic.model_validator(mode="after")
@@ -78,6 +82,10 @@ class AnalysisSpec(common.Model):
 
 
 class PromotionSpec(common.Model):
+    model_config = common.cel_rules(
+        ("self.policy != 'auto' || has(self.targetPipelineRef)", "policy auto needs targetPipelineRef")
+    )
+
     policy: Literal["manual", "auto"] = "manual"
     target_pipeline_ref: common.DnsLabel | None = None
 
@@ -89,6 +97,16 @@ class PromotionSpec(common.Model):
 
 
 class ExperimentSpec(common.Model):
+    model_config = common.cel_rules(
+        ("duration(self.duration) > duration('0s')", "duration must be positive"),
+        ("duration(self.warmup) < duration(self.duration)", "warmup must be shorter than duration"),
+        (
+            "duration(self.analysisInterval) > duration('0s')"
+            " && duration(self.analysisInterval) <= duration(self.duration)",
+            "analysisInterval must be positive and no longer than duration",
+        ),
+    )
+
     baseline: BaselineSource
     candidate: pipeline.PipelineVariant
     load: LoadSpec = pydantic.Field(default_factory=LoadSpec)

@@ -61,6 +61,11 @@ class CandidateParameters(CommonParameters):
 class AdaptiveParameters(CommonParameters):
     """An adaptive pipeline keeps detail for the top K executables under a series budget."""
 
+    # the templates' parameters share one CRD schema, where minK and maxK may be absent
+    model_config = common.cel_rules(
+        ("!has(self.minK) || !has(self.maxK) || self.minK <= self.maxK", "minK must not exceed maxK")
+    )
+
     series_budget: Annotated[int, pydantic.Field(gt=0)]
     min_k: Annotated[int, pydantic.Field(ge=0)] = 0
     max_k: Annotated[int, pydantic.Field(ge=0)] = 50
@@ -117,6 +122,8 @@ class ResourceRequirements(common.Model):
 
 
 class Autoscaling(common.Model):
+    model_config = common.cel_rules(("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas"))
+
     min_replicas: Annotated[int, pydantic.Field(ge=1, le=100)] = 1
     max_replicas: Annotated[int, pydantic.Field(ge=1, le=100)]
     target_cpu_utilization: Annotated[int, pydantic.Field(ge=1, le=100)] = 80
@@ -129,6 +136,10 @@ class Autoscaling(common.Model):
 
 
 class CollectorSpec(common.Model):
+    model_config = common.cel_rules(
+        ("!has(self.autoscaling) || self.mode == 'deployment'", "autoscaling needs mode deployment")
+    )
+
     image: str = DEFAULT_COLLECTOR_IMAGE
     mode: Literal["deployment", "daemonset"] = "deployment"
     replicas: Annotated[int, pydantic.Field(ge=1, le=100)] = 1
