@@ -119,7 +119,7 @@ CROSS_FIELD = {
     "auto-without-target": (_quickstart_with(promotion={"policy": "auto"}), "policy auto needs targetPipelineRef"),
     "repeated-query": (
         _quickstart_with(analysis={"criticalQueries": [{"name": "q", "query": "up"}, {"name": "q", "query": "up"}]}),
-        "Duplicate value",
+        'duplicate entries for key [name="q"]',
     ),
     "k-range": (_pipeline_with(parameters={"seriesBudget": 1000, "minK": 9, "maxK": 3}), "minK must not exceed maxK"),
     "autoscaled-daemonset": (
