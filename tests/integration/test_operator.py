@@ -173,16 +173,7 @@ def _daemonset_status(
 def test_a_failed_load_job_fails_its_loadsim_with_the_job_s_message(
     control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
 ) -> None:
-    harness.apply(
-        control_plane,
-        namespace,
-        {
-            "apiVersion": "phoenix.io/v1alpha1",
-            "kind": "LoadSim",
-            "metadata": {"name": "doomed"},
-            "spec": {"duration": "5m", "targets": [{"endpoint": "http://collector:4318"}]},
-        },
-    )
+    harness.apply(control_plane, namespace, _loadsim("doomed", duration="5m"))
     _start_job(control_plane, namespace, "doomed-load", operator)
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     message = "Job has reached the specified backoff limit"
@@ -397,6 +388,15 @@ def _pipeline(name: str, **spec: Any) -> dict[str, Any]:
         "kind": "PhoenixProcessPipeline",
         "metadata": {"name": name},
         "spec": spec,
+    }
+
+
+def _loadsim(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "phoenix.io/v1alpha1",
+        "kind": "LoadSim",
+        "metadata": {"name": name},
+        "spec": {"targets": [{"endpoint": "http://collector:4318"}], **spec},
     }
 
 
@@ -761,16 +761,7 @@ def test_invalid_pipelines_and_loads_deploy_nothing_and_say_why(
             f"a Deployment of the invalid {name}",
             lambda n=name: harness.get(control_plane, namespace, "deployment", reconcile_pipeline.child_name(n)),
         )
-    harness.apply(
-        control_plane,
-        namespace,
-        {
-            "apiVersion": "phoenix.io/v1alpha1",
-            "kind": "LoadSim",
-            "metadata": {"name": "zero-length"},
-            "spec": {"duration": "0s", "targets": [{"endpoint": "http://collector:4318"}]},
-        },
-    )
+    harness.apply(control_plane, namespace, _loadsim("zero-length", duration="0s"))
     condition = harness.wait_condition(
         control_plane, namespace, "lsim", "zero-length", "Ready", "False", 30, operator.log
     )
