@@ -107,7 +107,8 @@ def test_quickstart_promotes_with_the_reduction_it_promises(tmp_path: Path) -> N
     assert "series baseline" in result.stderr  # progress lines go to stderr
 
 
-def test_interrupt_stops_everything_and_reports_what_was_measured(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_stops_everything_and_reports_what_was_measured(tmp_path: Path, stop_signal: signal.Signals) -> None:
     # measured from 20 s on, so the first progress line comes soon
     manifest = _manifest(tmp_path, QUICKSTART, {"warmup": "20s", "analysisInterval": "5s"})
     run = subprocess.Popen(
@@ -120,7 +121,7 @@ def test_interrupt_stops_everything_and_reports_what_was_measured(tmp_path: Path
         line = run.stderr.readline()
         if "samples" in line or "series baseline" in line or not line:  # the first measurement
             break
-    run.send_signal(signal.SIGINT)
+    run.send_signal(stop_signal)
     stdout, stderr = run.communicate(timeout=60)
     assert run.returncode == 130
     assert "interrupted; the results below are partial" in stderr

@@ -135,7 +135,9 @@ def run(
         obj = obj.model_copy(update={"spec": obj.spec.model_copy(update={"analysis": analysis})})
 
     stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # Ctrl-C, and the SIGTERM of `timeout` or a supervisor, stop the run the same
+    # way: its collectors and Prometheus are stopped, and what was measured is shown
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     console = Console(stderr=True, highlight=False)
     objective = obj.spec.analysis.objectives.min_series_reduction
     console.print(f"phoenix: running {obj.metadata.name} locally (Ctrl-C aborts it and reports what was measured)")
@@ -147,7 +149,8 @@ def run(
     except local_run.LocalRunError as error:
         output.fail(f"error: {error}")
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     final = outcome.status
     analysis_result = outcome.analysis
     if analysis_result is None and final.verdict is None:
