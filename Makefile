@@ -48,13 +48,10 @@ e2e: venv tools
 
 # pytest exits 5 when it collected nothing; that must fail, and it does,
 # because only exit code 0 passes here. Two workers, each taking whole test
-# files: the long experiments mostly wait on their clocks. test_one_driver
-# then runs alone: beside other tests its operator-driven guardrail scenario
-# has ended Inconclusive where run --local decided (a driver discrepancy
-# under load, still open).
+# files: the long experiments mostly wait on their clocks, and a file's
+# module fixtures (one_driver's scenarios) must run once, in one worker.
 test: venv tools lint
-	$(BIN)/pytest -n 2 --dist loadfile --ignore=tests/e2e/test_one_driver.py tests
-	$(BIN)/pytest tests/e2e/test_one_driver.py
+	$(BIN)/pytest -n 2 --dist loadfile tests
 
 demo: venv tools
 	$(BIN)/phoenix run --local -f examples/quickstart/experiment.yaml --report phoenix-report.html

@@ -173,9 +173,12 @@ def test_unreachable_prometheus_is_a_measurement_error() -> None:
 
 def test_each_variant_figure_is_a_query_scoped_through_the_syntax_tree() -> None:
     for variant in ("baseline", "candidate"):
-        queries = prom.variant_queries("exp", variant)
+        queries = prom.variant_queries("exp", variant, 15)
         for figure, (scrape, _) in prom.VARIANT_QUERIES.items():
             query = queries[figure]
             assert f'phoenix_variant="{variant}",phoenix_scrape="{scrape}"' in query
             scope = labels.of_scrape("exp", variant, scrape)
             assert promql.scope(query, scope) == query, "scoping again changes nothing: it already is"
+        # rates span four 15 s steps (printed as 1m): successive samples share little of their window
+        assert "[1m]" in queries["cpu_cores"] and "[1m]" in queries["datapoints_per_minute"]
+    assert "[20s]" in prom.variant_queries("exp", "baseline", 5)["cpu_cores"]

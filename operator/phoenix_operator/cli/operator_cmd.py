@@ -70,7 +70,11 @@ def run(
     ] = None,
     image: Annotated[str, typer.Option(help="Image of LoadSim Jobs (this operator's own image).")] = DEFAULT_IMAGE,
     measure_step: Annotated[
-        str, typer.Option(help="Time between analysed samples; about the scrape interval.")
+        str,
+        typer.Option(
+            help="Time between analysed samples, at least the scrape interval; "
+            "collector CPU and point rates span four of them."
+        ),
     ] = "15s",
     pipelines_ready_timeout: Annotated[
         str, typer.Option(help="Fail an experiment whose pipelines are not ready by then.")

@@ -25,7 +25,12 @@ from phoenix_operator.reconcile import experiment as reconcile_experiment
 # Labels that name where a sample came from rather than what it measures;
 # they are dropped so that the same label set matches across variants.
 SOURCE_LABELS = frozenset({labels.EXPERIMENT, labels.VARIANT, labels.SCRAPE, "job", "instance"})
-# What each variant is measured by, and from which of its collector's ports.
+# Rates are taken over this many measurement steps: enough scrapes for a rate,
+# and few enough that successive samples share little of their window (a 1m rate
+# sampled every 5 s repeats itself twelve times and adds almost no information).
+RATE_STEPS = 4
+# What each variant is measured by, and from which of its collector's ports;
+# `{rate}` is the rate window.
 VARIANT_QUERIES = {
     # a selector needs a matcher that rejects the empty string, hence the first one
     "active_series": (labels.EXPORT, 'count({__name__=~".+", __name__!~"up|scrape_.+"})'),
@@ -33,9 +38,9 @@ VARIANT_QUERIES = {
     # however often Prometheus scrapes the same points
     "datapoints_per_minute": (
         labels.TELEMETRY,
-        '60 * sum(rate(otelcol_exporter_sent_metric_points{exporter="prometheus"}[1m]))',
+        '60 * sum(rate(otelcol_exporter_sent_metric_points{exporter="prometheus"}[{rate}]))',
     ),
-    "cpu_cores": (labels.TELEMETRY, "sum(rate(otelcol_process_cpu_seconds[1m]))"),
+    "cpu_cores": (labels.TELEMETRY, "sum(rate(otelcol_process_cpu_seconds[{rate}]))"),
     "memory_bytes": (labels.TELEMETRY, "sum(otelcol_process_memory_rss)"),
 }
 Samples = list[float | None]
@@ -94,10 +99,11 @@ class Client:
         return series
 
 
-def variant_queries(name: str, variant: str) -> dict[str, str]:
-    """Each figure's PromQL, scoped to one variant's series."""
+def variant_queries(name: str, variant: str, step_seconds: float) -> dict[str, str]:
+    """Each figure's PromQL for samples `step_seconds` apart, scoped to one variant's series."""
+    rate = f"{RATE_STEPS * step_seconds:g}s"
     return {
-        figure: promql.scope(query, labels.of_scrape(name, variant, scrape))
+        figure: promql.scope(query.replace("{rate}", rate), labels.of_scrape(name, variant, scrape))
         for figure, (scrape, query) in VARIANT_QUERIES.items()
     }
 
@@ -128,7 +134,7 @@ class Provider:
             for variant in pipeline.VARIANTS:
                 measured = {
                     figure: _single(self.client.range_query(query, window), length)
-                    for figure, query in variant_queries(experiment, variant).items()
+                    for figure, query in variant_queries(experiment, variant, window.step).items()
                 }
                 if np.all(np.isnan(measured["active_series"])):
                     return base.Measurement("Inconclusive", f"no series exported by the {variant} pipeline yet")
