@@ -50,6 +50,16 @@ PROMOTE = {"decision": "Promote", "reasons": ["series reduction 83.0% clears the
             "Completed: Promote; series reduction 83.0% clears the objective 50%",
         ),
         (
+            _experiment(
+                "Completed",
+                ("Succeeded", "True", "Promote", "done"),
+                ("Promoted", "False", "PromotionFailed", "could not promote the candidate to production: gone"),
+                verdict=PROMOTE,
+            ),
+            "Degraded",
+            "PromotionFailed: could not promote the candidate to production: gone",
+        ),
+        (
             _experiment("Failed", ("Succeeded", "False", "PrometheusUnreachable", "for 5m")),
             "Degraded",
             "Failed: PrometheusUnreachable: for 5m",

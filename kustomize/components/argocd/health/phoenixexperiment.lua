@@ -19,6 +19,14 @@ if accepted ~= nil and accepted.status == "False" then
   return hs
 end
 
+local promoted = condition(status, "Promoted")
+if promoted ~= nil and promoted.status == "False" then
+  -- the verdict was Promote, but the auto-promotion could not change the target
+  hs.status = "Degraded"
+  hs.message = promoted.reason .. ": " .. (promoted.message or "")
+  return hs
+end
+
 local succeeded = condition(status, "Succeeded")
 local detail = succeeded and succeeded.message or ""
 if status.phase == "Completed" then
