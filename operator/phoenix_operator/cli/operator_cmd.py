@@ -73,7 +73,7 @@ def run(
         str,
         typer.Option(
             help="Time between analysed samples, at least the scrape interval; "
-            "collector CPU and point rates span four of them."
+            "collector CPU rates span four of them."
         ),
     ] = "15s",
     pipelines_ready_timeout: Annotated[

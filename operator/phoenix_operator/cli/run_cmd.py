@@ -98,7 +98,7 @@ def run(
         typer.Option(
             "--measure-step",
             help="Time between analysed samples, as the operator's flag; "
-            "collector CPU and point rates span four of them.",
+            "collector CPU rates span four of them.",
         ),
     ] = "5s",
     workdir: Annotated[

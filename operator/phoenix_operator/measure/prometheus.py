@@ -25,12 +25,15 @@ from phoenix_operator.reconcile import experiment as reconcile_experiment
 # Labels that name where a sample came from rather than what it measures;
 # they are dropped so that the same label set matches across variants.
 SOURCE_LABELS = frozenset({labels.EXPERIMENT, labels.VARIANT, labels.SCRAPE, "job", "instance"})
-# Rates are taken over this many measurement steps: enough scrapes for a rate,
-# and few enough that successive samples share little of their window (a 1m rate
-# sampled every 5 s repeats itself twelve times and adds almost no information).
+# CPU, a smooth counter, is rated over this many measurement steps: enough
+# scrapes for a rate, and few enough that successive samples share little of
+# their window (a 1m rate sampled every 5 s repeats itself twelve times and
+# adds almost no information). Exported points arrive in jumps, one per batch,
+# so their rate keeps a whole minute: over a few steps it would read the
+# jumps' timing instead.
 RATE_STEPS = 4
 # What each variant is measured by, and from which of its collector's ports;
-# `{rate}` is the rate window.
+# `{rate}` is the CPU rate window.
 VARIANT_QUERIES = {
     # a selector needs a matcher that rejects the empty string, hence the first one
     "active_series": (labels.EXPORT, 'count({__name__=~".+", __name__!~"up|scrape_.+"})'),
@@ -38,7 +41,7 @@ VARIANT_QUERIES = {
     # however often Prometheus scrapes the same points
     "datapoints_per_minute": (
         labels.TELEMETRY,
-        '60 * sum(rate(otelcol_exporter_sent_metric_points{exporter="prometheus"}[{rate}]))',
+        '60 * sum(rate(otelcol_exporter_sent_metric_points{exporter="prometheus"}[1m]))',
     ),
     "cpu_cores": (labels.TELEMETRY, "sum(rate(otelcol_process_cpu_seconds[{rate}]))"),
     "memory_bytes": (labels.TELEMETRY, "sum(otelcol_process_memory_rss)"),
