@@ -72,8 +72,7 @@ def run(
     measure_step: Annotated[
         str,
         typer.Option(
-            help="Time between analysed samples, at least the scrape interval; "
-            "collector CPU rates span four of them."
+            help="Time between analysed samples, at least the scrape interval; collector CPU rates span four of them."
         ),
     ] = "15s",
     pipelines_ready_timeout: Annotated[

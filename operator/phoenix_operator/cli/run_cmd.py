@@ -97,8 +97,7 @@ def run(
         str,
         typer.Option(
             "--measure-step",
-            help="Time between analysed samples, as the operator's flag; "
-            "collector CPU rates span four of them.",
+            help="Time between analysed samples, as the operator's flag; collector CPU rates span four of them.",
         ),
     ] = "5s",
     workdir: Annotated[
