@@ -27,8 +27,9 @@ def _require(binary: binaries.Binary) -> Path:
 
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[controlplane.ControlPlane]:
-    _require(binaries.ETCD)
-    _require(binaries.KUBE_APISERVER)
+    for binary in (binaries.ETCD, binaries.KUBE_APISERVER, binaries.KUBE_SCHEDULER, binaries.KUBE_CONTROLLER_MANAGER,
+                   binaries.KWOK):  # fmt: skip
+        _require(binary)
     with controlplane.running(tmp_path_factory.mktemp("control-plane")) as plane:
         plane.install_crds()
         yield plane

@@ -1,4 +1,4 @@
-"""Where the real components live: otelcol-phoenix, Prometheus, etcd, kube-apiserver.
+"""Where the real components live: otelcol-phoenix, Prometheus and the test bed's Kubernetes parts.
 
 Lookup order for each binary: its environment variable (e.g. PHOENIX_OTELCOL),
 the tools cache that `make tools` fills (PHOENIX_TOOLS_DIR, by default
@@ -26,6 +26,12 @@ PROMETHEUS = Binary("prometheus", "PHOENIX_PROMETHEUS")
 PROMTOOL = Binary("promtool", "PHOENIX_PROMTOOL")
 ETCD = Binary("etcd", "PHOENIX_ETCD", "etcd-*/etcd")
 KUBE_APISERVER = Binary("kube-apiserver", "PHOENIX_KUBE_APISERVER", "kube-apiserver-*/kube-apiserver")
+# the rest of the test bed: the controllers, the scheduler and kwok's fake nodes
+KUBE_CONTROLLER_MANAGER = Binary(
+    "kube-controller-manager", "PHOENIX_KUBE_CONTROLLER_MANAGER", "kube-controller-manager-*/kube-controller-manager"
+)
+KUBE_SCHEDULER = Binary("kube-scheduler", "PHOENIX_KUBE_SCHEDULER", "kube-scheduler-*/kube-scheduler")
+KWOK = Binary("kwok", "PHOENIX_KWOK", "kwok-*/kwok")
 TELEMETRYGEN = Binary("telemetrygen", "PHOENIX_TELEMETRYGEN", "telemetrygen-*/telemetrygen")
 
 

@@ -1,13 +1,18 @@
-"""An envtest-style control plane: real etcd and kube-apiserver, no kubelet.
+"""The test bed: a cluster's control plane with fake nodes, on loopback ports.
 
-It is what the operator and CLI talk to in tests: the same API server code
-as a cluster, with CRDs, RBAC and admission, on loopback ports.
+Real etcd, kube-apiserver (CRDs, RBAC, admission), kube-scheduler and the
+kube-controller-manager controllers the operator relies on (CONTROLLERS);
+kwok plays the kubelet of NODES fake nodes, following kwok-stages.yaml. So
+Deployments roll through ReplicaSets to pods that become Ready, Jobs run
+pods, Services get EndpointSlices and owner references cascade, as in a
+cluster; only no container ever runs.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -22,6 +27,19 @@ from phoenix_operator.runtime import process
 from tests.harness import certs
 
 REPO = Path(__file__).resolve().parents[2]
+# What the operator relies on a cluster's controller-manager for.
+CONTROLLERS = (
+    "deployment-controller",
+    "replicaset-controller",
+    "daemonset-controller",
+    "job-controller",
+    "endpointslice-controller",
+    "garbage-collector-controller",
+)
+NODES = 3
+KWOK_STAGES = Path(__file__).with_name("kwok-stages.yaml")
+# A pod that a test labels with this exits with the label's value as its code.
+EXIT_CODE_LABEL = "phoenix-test/exit-code"
 
 
 @dataclass
@@ -137,7 +155,8 @@ def _apiserver(
             "--service-cluster-ip-range=10.0.0.0/16",  # room for a Service per pipeline in the scale benchmark
             "--authorization-mode=RBAC",
             "--allow-privileged=true",
-            "--disable-admission-plugins=ServiceAccount",
+            # nodes join untainted: no node-lifecycle controller would lift a not-ready taint
+            "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
             "--v=0",
         ],
         workdir / "kube-apiserver.log",
@@ -154,20 +173,94 @@ def _apiserver(
     return apiserver, url
 
 
+def _healthy(url: str) -> bool:
+    with contextlib.suppress(httpx.HTTPError, OSError):
+        return httpx.get(url, verify=False, timeout=2.0).status_code == 200  # noqa: S501 (its own self-signed cert)
+    return False
+
+
+def _beside(binary: Path, workdir: Path, kubeconfig: Path, args: list[str], timeout: float) -> process.ManagedProcess:
+    """kube-scheduler or kube-controller-manager, started and healthy."""
+    port = process.free_port()
+    component = process.ManagedProcess(
+        binary.name,
+        [str(binary), f"--kubeconfig={kubeconfig}", "--leader-elect=false", "--bind-address=127.0.0.1",
+         f"--secure-port={port}", *args],
+        workdir / f"{binary.name}.log",
+    )  # fmt: skip
+    component.start()
+    try:
+        component.wait_healthy(lambda: _healthy(f"https://127.0.0.1:{port}/healthz"), timeout, "/healthz")
+    except process.StartupError:
+        component.stop()
+        raise
+    return component
+
+
+def _kwok(binary: Path, workdir: Path, kubeconfig: Path, timeout: float) -> process.ManagedProcess:
+    port = process.free_port()
+    kwok = process.ManagedProcess(
+        "kwok",
+        [
+            str(binary),
+            f"--kubeconfig={kubeconfig}",
+            f"--config={KWOK_STAGES}",
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            "--cidr=10.244.0.0/16",
+            "--node-ip=10.1.0.1",
+            f"--server-address=127.0.0.1:{port}",
+        ],
+        workdir / "kwok.log",
+    )
+    kwok.start()
+    try:
+        kwok.wait_healthy(lambda: _healthy(f"http://127.0.0.1:{port}/healthz"), timeout, "/healthz")
+    except process.StartupError:
+        kwok.stop()
+        raise
+    return kwok
+
+
+def _add_nodes(plane: ControlPlane, timeout: float) -> None:
+    for index in range(NODES):
+        name = f"node-{index}"
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "annotations": {"kwok.x-k8s.io/node": "fake"},
+                "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "type": "kwok"},
+            },
+        }
+        plane.kubectl("apply", "-f", "-", input_text=json.dumps(node))
+    plane.kubectl("wait", "--for=condition=Ready", f"--timeout={timeout:.0f}s", "node", "--all")
+
+
 @contextlib.contextmanager
 def running(workdir: Path, timeout: float = 90.0) -> Iterator[ControlPlane]:
     etcd_bin = binaries.require(binaries.ETCD)
     apiserver_bin = binaries.require(binaries.KUBE_APISERVER)
     pki = certs.write_pki(workdir / "pki")
-    etcd, etcd_port = process.on_free_ports(lambda: _etcd(etcd_bin, workdir, timeout))
-    try:
+    with contextlib.ExitStack() as started:
+        etcd, etcd_port = process.on_free_ports(lambda: _etcd(etcd_bin, workdir, timeout))
+        started.callback(etcd.stop)
         apiserver, url = process.on_free_ports(lambda: _apiserver(apiserver_bin, workdir, etcd_port, pki, timeout))
-        try:
-            kubeconfig = workdir / "kubeconfig"
-            admin = {"client-certificate-data": _b64(pki["admin_cert"]), "client-key-data": _b64(pki["admin_key"])}
-            _write_kubeconfig(kubeconfig, url, workdir / "apiserver-certs" / "apiserver.crt", admin)
-            yield ControlPlane(url, kubeconfig, workdir)
-        finally:
-            apiserver.stop()
-    finally:
-        etcd.stop()
+        started.callback(apiserver.stop)
+        kubeconfig = workdir / "kubeconfig"
+        admin = {"client-certificate-data": _b64(pki["admin_cert"]), "client-key-data": _b64(pki["admin_key"])}
+        _write_kubeconfig(kubeconfig, url, workdir / "apiserver-certs" / "apiserver.crt", admin)
+        plane = ControlPlane(url, kubeconfig, workdir)
+        scheduler_bin = binaries.require(binaries.KUBE_SCHEDULER)
+        scheduler = process.on_free_ports(lambda: _beside(scheduler_bin, workdir, kubeconfig, [], timeout))
+        started.callback(scheduler.stop)
+        manager_bin = binaries.require(binaries.KUBE_CONTROLLER_MANAGER)
+        controllers = [f"--controllers={','.join(CONTROLLERS)}", "--use-service-account-credentials=false"]
+        manager = process.on_free_ports(lambda: _beside(manager_bin, workdir, kubeconfig, controllers, timeout))
+        started.callback(manager.stop)
+        kwok_bin = binaries.require(binaries.KWOK)
+        kwok = process.on_free_ports(lambda: _kwok(kwok_bin, workdir, kubeconfig, timeout))
+        started.callback(kwok.stop)
+        _add_nodes(plane, timeout)
+        yield plane

@@ -160,28 +160,16 @@ def apply(plane: controlplane.ControlPlane, namespace: str, manifest: dict[str, 
     plane.kubectl("apply", "-n", namespace, "-f", "-", input_text=json.dumps(manifest))
 
 
-def mark_ready(plane: controlplane.ControlPlane, namespace: str, kind: str, name: str) -> None:
-    """What the Deployment or DaemonSet controller writes once every pod is ready.
+def exit_job_pod(plane: controlplane.ControlPlane, namespace: str, job: str, code: int, timeout: float = 30) -> None:
+    """Make the running pod of a Job exit with `code`, as its process would (the test bed's kwok acts on the label)."""
 
-    The control plane has no controller-manager, so tests write it themselves.
-    """
-    found = get(plane, namespace, kind, name)
-    assert found is not None, f"{kind}/{name} was never created"
-    replicas = found["spec"].get("replicas", 1)
-    status = (
-        {"replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas, "availableReplicas": replicas}
-        if kind == "deployment"
-        else {
-            "desiredNumberScheduled": 1,
-            "numberReady": 1,
-            "currentNumberScheduled": 1,
-            "updatedNumberScheduled": 1,
-            "numberMisscheduled": 0,
-        }
-    )
-    status["observedGeneration"] = found["metadata"]["generation"]
-    patch = json.dumps({"status": status})
-    plane.kubectl("patch", "-n", namespace, kind, name, "--subresource=status", "--type=merge", "-p", patch)
+    def running_pod() -> str | None:
+        listed = plane.kubectl("get", "pods", "-n", namespace, "-l", f"job-name={job}", "-o", "json").stdout
+        pods = [p for p in json.loads(listed)["items"] if (p.get("status") or {}).get("phase") == "Running"]
+        return pods[0]["metadata"]["name"] if pods else None
+
+    pod = wait_for(f"a running pod of the Job {job}", running_pod, timeout)
+    plane.kubectl("label", "-n", namespace, "pod", pod, f"{controlplane.EXIT_CODE_LABEL}={code}")
 
 
 def install_operator_rbac(plane: controlplane.ControlPlane) -> None:

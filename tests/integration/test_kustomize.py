@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,28 +110,6 @@ def test_the_operator_works_with_only_its_role(control_plane: controlplane.Contr
     with harness.running(
         control_plane, namespace, tmp_path, "--image", "img", "--measure-step", "1s", kubeconfig=kubeconfig
     ) as operator:
-        for name in ("scoped-baseline", "scoped-candidate"):
-            child = f"{name}-collector"
-            harness.wait_for(
-                child, lambda c=child: harness.get(control_plane, namespace, "deployment", c), 30, operator.log
-            )
-            harness.mark_ready(control_plane, namespace, "deployment", child)
-        harness.wait_for(
-            "the Job", lambda: harness.get(control_plane, namespace, "job", "scoped-load-load"), 30, operator.log
-        )
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        started = {"status": {"startTime": now, "active": 1}}
-        control_plane.kubectl(
-            "patch",
-            "-n",
-            namespace,
-            "job",
-            "scoped-load-load",
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            json.dumps(started),
-        )
         # measuring reads the Secret, then fails to reach Prometheus: every step ran with the role alone
         condition = harness.wait_condition(
             control_plane, namespace, "pexp", "scoped", "MeasurementAvailable", "False", 60, operator.log

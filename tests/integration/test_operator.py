@@ -1,8 +1,9 @@
-"""The operator against the real API server, with the Kubernetes runtime.
+"""The operator against the test bed, with the Kubernetes runtime.
 
-The control plane has no kubelet or controllers, so nothing ever runs: the
-tests check the objects the operator writes, and mark workloads ready by
-patching their status, as envtest users do.
+The test bed's controllers roll Deployments and DaemonSets, run Jobs and
+collect garbage, and kwok's fake nodes make pods Ready; no container runs,
+so the tests check the objects the operator writes and what it makes of the
+status the controllers write.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,24 +58,6 @@ def operator(control_plane: controlplane.ControlPlane, namespace: str, tmp_path:
 def _example(name: str) -> dict[str, Any]:
     loaded: dict[str, Any] = yaml.safe_load((EXAMPLES / name).read_text())
     return loaded
-
-
-def _mark_collectors_ready(
-    plane: controlplane.ControlPlane, namespace: str, experiment: str, operator: harness.Operator
-) -> None:
-    for variant in ("baseline", "candidate"):
-        name = f"{experiment}-{variant}-collector"
-        harness.wait_for(name, lambda n=name: harness.get(plane, namespace, "deployment", n), 30, operator.log)
-        harness.mark_ready(plane, namespace, "deployment", name)
-
-
-def _start_job(plane: controlplane.ControlPlane, namespace: str, name: str, operator: harness.Operator) -> None:
-    """What the Job controller would write once the load's pod runs."""
-    harness.wait_for(f"the Job {name}", lambda: harness.get(plane, namespace, "job", name), 30, operator.log)
-    started = {"status": {"startTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "active": 1}}
-    plane.kubectl(
-        "patch", "-n", namespace, "job", name, "--subresource=status", "--type=merge", "-p", json.dumps(started)
-    )
 
 
 def _container(workload: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +119,6 @@ def test_a_pipeline_becomes_configmap_workload_and_service_owned_by_it(
     )
     assert status["status"] == "True"
     pipeline = harness.get(control_plane, namespace, "ppp", manifest["metadata"]["name"])
-    assert harness.condition(pipeline, "Ready")["status"] == "False"  # type: ignore[index]
     assert (
         pipeline["status"]["configHash"]
         == workload["spec"]["template"]["metadata"]["annotations"]["phoenix.io/config-hash"]
@@ -145,66 +126,75 @@ def test_a_pipeline_becomes_configmap_workload_and_service_owned_by_it(
     assert "kopf" not in pipeline["status"]  # type: ignore[index]
     assert any(k.startswith("phoenix.io/") for k in pipeline["metadata"]["annotations"])  # type: ignore[index]
 
-    harness.mark_ready(control_plane, namespace, "daemonset", child)
+    # a collector on every node, each pod Ready: the pipeline is
     harness.wait_condition(
         control_plane, namespace, "ppp", manifest["metadata"]["name"], "Ready", "True", 30, operator.log
     )
+    rolled = harness.get(control_plane, namespace, "daemonset", child)
+    assert rolled is not None and rolled["status"]["numberReady"] == controlplane.NODES
+    # the Service routes to those pods: the EndpointSlice controller lists each one's address
+    pods = json.loads(control_plane.kubectl("get", "pods", "-n", namespace, "-o", "json").stdout)["items"]
+    addresses = sorted(
+        p["status"]["podIP"] for p in pods if p["metadata"]["ownerReferences"][0]["uid"] == rolled["metadata"]["uid"]
+    )
+
+    def sliced() -> list[str] | None:
+        listed = control_plane.kubectl(
+            "get", "endpointslices", "-n", namespace, "-l", f"kubernetes.io/service-name={child}", "-o", "json"
+        ).stdout
+        found = sorted(a for s in json.loads(listed)["items"] for e in s.get("endpoints") or [] for a in e["addresses"])
+        return found if found == addresses else None
+
+    harness.wait_for("the Service's EndpointSlice", sliced, 30)
+    assert len(addresses) == controlplane.NODES
 
 
-def _daemonset_status(
-    plane: controlplane.ControlPlane, namespace: str, name: str, desired: int, ready: int, updated: int
-) -> None:
-    """What the DaemonSet controller writes: `updated` of `desired` pods run the current template."""
-    found = harness.get(plane, namespace, "daemonset", name)
-    assert found is not None
-    status = {
-        "observedGeneration": found["metadata"]["generation"],
-        "desiredNumberScheduled": desired,
-        "currentNumberScheduled": desired,
-        "numberMisscheduled": 0,
-        "numberReady": ready,
-        "numberAvailable": ready,
-        "updatedNumberScheduled": updated,
-    }
-    patch = json.dumps({"status": status})
-    plane.kubectl("patch", "-n", namespace, "daemonset", name, "--subresource=status", "--type=merge", "-p", patch)
+def _load_condition(plane: controlplane.ControlPlane, namespace: str, name: str, type_: str) -> dict[str, Any]:
+    return harness.condition(harness.get(plane, namespace, "lsim", name), type_) or {}
 
 
 def test_a_failed_load_job_fails_its_loadsim_with_the_job_s_message(
     control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
 ) -> None:
     harness.apply(control_plane, namespace, _loadsim("doomed", duration="5m"))
-    _start_job(control_plane, namespace, "doomed-load", operator)
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    message = "Job has reached the specified backoff limit"
-    failed = {  # what the Job controller writes when the pod's retries run out
-        "active": 0,
-        "failed": 1,
-        "terminating": 0,
-        "conditions": [
-            {"type": kind, "status": "True", "reason": "BackoffLimitExceeded", "message": message,
-             "lastProbeTime": now, "lastTransitionTime": now}
-            for kind in ("FailureTarget", "Failed")
-        ],
-    }  # fmt: skip
-    control_plane.kubectl(
-        "patch", "-n", namespace, "job", "doomed-load", "--subresource=status", "--type=merge", "-p",
-        json.dumps({"status": failed}),
-    )  # fmt: skip
+    harness.wait_for(
+        "Sending", lambda: _load_condition(control_plane, namespace, "doomed", "Ready").get("reason") == "Sending", 30
+    )
+    harness.exit_job_pod(control_plane, namespace, "doomed-load", 1)
     harness.wait_for(
         "LoadFailed",
-        lambda: (
-            (harness.condition(harness.get(control_plane, namespace, "lsim", "doomed"), "Ready") or {}).get("reason")
-            == "LoadFailed"
-        ),
+        lambda: _load_condition(control_plane, namespace, "doomed", "Ready").get("reason") == "LoadFailed",
         30,
         operator.log,
     )
-    ready = harness.condition(harness.get(control_plane, namespace, "lsim", "doomed"), "Ready") or {}
-    assert message in ready["message"]
+    # the Job controller's own words, since the Job allows no retry
+    message = "Job has reached the specified backoff limit"
+    assert message in _load_condition(control_plane, namespace, "doomed", "Ready")["message"]
+    assert _load_condition(control_plane, namespace, "doomed", "Succeeded")["status"] == "False"
     assert any(
         e["type"] == "Warning" and e["reason"] == "LoadFailed" for e in _events(control_plane, namespace, "doomed")
     )
+
+
+def test_a_load_job_that_completes_finishes_its_loadsim(
+    control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
+) -> None:
+    harness.apply(control_plane, namespace, _loadsim("complete", duration="5m"))
+    harness.wait_for(
+        "Sending", lambda: _load_condition(control_plane, namespace, "complete", "Ready").get("reason") == "Sending", 30
+    )
+    started = harness.get(control_plane, namespace, "lsim", "complete")
+    assert started is not None and started["status"]["startedAt"]
+    harness.exit_job_pod(control_plane, namespace, "complete-load", 0)
+    finished = harness.wait_for(
+        "Succeeded",
+        lambda: (c := _load_condition(control_plane, namespace, "complete", "Succeeded")).get("status") == "True" and c,
+        30,
+        operator.log,
+    )
+    assert finished["reason"] == "Finished"
+    done = harness.get(control_plane, namespace, "lsim", "complete")
+    assert done is not None and done["status"]["completedAt"] >= done["status"]["startedAt"]
 
 
 TOKEN = "s3cret-prometheus-token"  # noqa: S105 (the test's own)
@@ -255,8 +245,6 @@ def test_the_prometheus_bearer_token_comes_from_its_secret_and_goes_nowhere_else
     )
     source = {"url": url, "secretRef": {"name": "prometheus-token", "key": "token"}}
     harness.apply(control_plane, namespace, _experiment("tokened", analysis={"prometheus": source}))
-    _mark_collectors_ready(control_plane, namespace, "tokened", operator)
-    _start_job(control_plane, namespace, "tokened-load-load", operator)
     # through the guard, Prometheus answers: it has no series of this experiment yet
     measured = harness.wait_condition(
         control_plane, namespace, "pexp", "tokened", "MeasurementAvailable", "False", 60, operator.log
@@ -281,30 +269,49 @@ def test_all_namespaces_with_the_default_json_logs(control_plane: controlplane.C
     assert all(isinstance(record, dict) and record.get("message") for record in records), lines[:5]
 
 
-def test_a_daemonset_is_not_ready_while_pods_of_the_old_config_remain(
+def _ready_since(plane: controlplane.ControlPlane, namespace: str, name: str) -> str | None:
+    """When the pipeline last became Ready, while it is."""
+    ready = harness.condition(harness.get(plane, namespace, "ppp", name), "Ready") or {}
+    return ready.get("lastTransitionTime") if ready.get("status") == "True" else None
+
+
+def _rolled(plane: controlplane.ControlPlane, namespace: str, name: str, hash_: str) -> str | None:
+    """When the pipeline became Ready on the config `hash_`, once it has."""
+    status = (harness.get(plane, namespace, "ppp", name) or {}).get("status") or {}
+    return _ready_since(plane, namespace, name) if status.get("configHash") == hash_ else None
+
+
+def _config_hash(plane: controlplane.ControlPlane, namespace: str, kind: str, name: str) -> str | None:
+    found = harness.get(plane, namespace, kind, name)
+    template = ((found or {}).get("spec") or {}).get("template") or {}
+    hash_: str | None = ((template.get("metadata") or {}).get("annotations") or {}).get("phoenix.io/config-hash")
+    return hash_
+
+
+def test_a_daemonset_pipeline_is_ready_again_only_once_every_node_runs_the_new_config(
     control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
 ) -> None:
     manifest = _pipeline("node-agents", template="baseline", collector={"mode": "daemonset"})
     harness.apply(control_plane, namespace, manifest)
     child = reconcile_pipeline.child_name("node-agents")
-    harness.wait_for("the DaemonSet", lambda: harness.get(control_plane, namespace, "daemonset", child), 30)
-    _daemonset_status(control_plane, namespace, child, desired=3, ready=3, updated=3)
-    harness.wait_condition(control_plane, namespace, "ppp", "node-agents", "Ready", "True", 30, operator.log)
-
+    first = harness.wait_for("Ready", lambda: _ready_since(control_plane, namespace, "node-agents"), 30, operator.log)
+    old_hash = _config_hash(control_plane, namespace, "daemonset", child)
     edited = copy.deepcopy(manifest)
     edited["spec"]["parameters"] = {"batchTimeout": "3s"}
     harness.apply(control_plane, namespace, edited)
-    harness.wait_condition(control_plane, namespace, "ppp", "node-agents", "Ready", "False", 30, operator.log)
-    # the controller saw the new template and replaced one pod of three; the other two, still ready, run the old config
-    _daemonset_status(control_plane, namespace, child, desired=3, ready=3, updated=1)
-
-    def ready() -> bool:
-        found = harness.get(control_plane, namespace, "ppp", "node-agents")
-        return (harness.condition(found, "Ready") or {}).get("status") == "True"
-
-    harness.never("Ready while two pods run the old config", ready, seconds=6)
-    _daemonset_status(control_plane, namespace, child, desired=3, ready=3, updated=3)
-    harness.wait_condition(control_plane, namespace, "ppp", "node-agents", "Ready", "True", 30, operator.log)
+    new_hash = harness.wait_for(
+        "the new config",
+        lambda: (h := _config_hash(control_plane, namespace, "daemonset", child)) != old_hash and h,
+        30,
+    )
+    # the controller replaces one node's pod at a time; each new pod takes seconds to start
+    again = harness.wait_for(
+        "Ready on the new config", lambda: _rolled(control_plane, namespace, "node-agents", new_hash), 60, operator.log
+    )
+    assert again > first, "Ready went False while pods of the old config ran, and True after"
+    daemonset = harness.get(control_plane, namespace, "daemonset", child)
+    assert daemonset is not None
+    assert daemonset["status"]["updatedNumberScheduled"] == daemonset["status"]["numberReady"] == controlplane.NODES
 
 
 def test_an_autoscaled_collector_keeps_the_replicas_its_hpa_set(
@@ -337,49 +344,55 @@ def test_an_autoscaled_collector_keeps_the_replicas_its_hpa_set(
     assert owned_by_operator and all("f:replicas" not in entry.get("f:spec", {}) for entry in owned_by_operator)
 
 
-def test_a_spec_change_rolls_the_config_hash(
+def _replica_sets(plane: controlplane.ControlPlane, namespace: str, deployment: dict[str, Any]) -> list[dict[str, Any]]:
+    listed = json.loads(plane.kubectl("get", "replicasets", "-n", namespace, "-o", "json").stdout)["items"]
+    uid = deployment["metadata"]["uid"]
+    return [rs for rs in listed if any(o["uid"] == uid for o in rs["metadata"].get("ownerReferences") or [])]
+
+
+def test_a_spec_change_rolls_the_config_hash_through_a_new_replicaset(
     control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
 ) -> None:
     manifest = _pipeline("rolling", template="baseline", parameters={"batchTimeout": "1s"})
     harness.apply(control_plane, namespace, manifest)
     child = reconcile_pipeline.child_name("rolling")
-
-    def pod_hash() -> str | None:
-        found = harness.get(control_plane, namespace, "deployment", child)
-        return (
-            (found or {})
-            .get("spec", {})
-            .get("template", {})
-            .get("metadata", {})
-            .get("annotations", {})
-            .get("phoenix.io/config-hash")
-        )
-
-    first = harness.wait_for("the Deployment", pod_hash, 30, operator.log)
-    harness.mark_ready(control_plane, namespace, "deployment", child)
-    harness.wait_condition(control_plane, namespace, "ppp", "rolling", "Ready", "True", 30, operator.log)
+    first = harness.wait_for("Ready", lambda: _ready_since(control_plane, namespace, "rolling"), 30, operator.log)
+    old_hash = _config_hash(control_plane, namespace, "deployment", child)
     edited = copy.deepcopy(manifest)
     edited["spec"]["parameters"]["batchTimeout"] = "2s"
     harness.apply(control_plane, namespace, edited)
-    second = harness.wait_for("a new config hash", lambda: (h := pod_hash()) != first and h, 30, operator.log)
-    config = harness.get(control_plane, namespace, "configmap", child)
-    assert yaml.safe_load(config["data"]["config.yaml"])["processors"]["batch"]["timeout"] == "2s"  # type: ignore[index]
-    pipeline = harness.wait_for(
-        "the status to follow",
-        lambda: (
-            (p := harness.get(control_plane, namespace, "ppp", "rolling"))
-            and p["status"].get("configHash") == second
-            and p
-        ),
+    new_hash = harness.wait_for(
+        "a new config hash",
+        lambda: (h := _config_hash(control_plane, namespace, "deployment", child)) != old_hash and h,
         30,
         operator.log,
     )
-    assert pipeline["status"]["observedGeneration"] == pipeline["metadata"]["generation"]
-    # the pods still run the old config until the controller rolls them
-    ready = harness.condition(pipeline, "Ready")
-    assert ready is not None and ready["status"] == "False", ready
-    harness.mark_ready(control_plane, namespace, "deployment", child)
-    harness.wait_condition(control_plane, namespace, "ppp", "rolling", "Ready", "True", 30, operator.log)
+    config = harness.get(control_plane, namespace, "configmap", child)
+    assert yaml.safe_load(config["data"]["config.yaml"])["processors"]["batch"]["timeout"] == "2s"  # type: ignore[index]
+    # Ready went False until the new ReplicaSet's pod was ready, then True again
+    again = harness.wait_for(
+        "Ready on the new config", lambda: _rolled(control_plane, namespace, "rolling", new_hash), 60, operator.log
+    )
+    assert again > first
+    pipeline = harness.get(control_plane, namespace, "ppp", "rolling")
+    assert pipeline is not None and pipeline["status"]["observedGeneration"] == pipeline["metadata"]["generation"]
+    deployment = harness.get(control_plane, namespace, "deployment", child)
+    assert deployment is not None
+    replica_sets = {
+        rs["spec"]["template"]["metadata"]["annotations"]["phoenix.io/config-hash"]: rs
+        for rs in _replica_sets(control_plane, namespace, deployment)
+    }
+    assert set(replica_sets) == {old_hash, new_hash}
+    harness.wait_for(
+        "the old ReplicaSet scaled down",
+        lambda: (
+            (harness.get(control_plane, namespace, "replicaset", replica_sets[old_hash]["metadata"]["name"]) or {})
+            .get("status", {})
+            .get("replicas")
+            == 0
+        ),
+        30,
+    )
 
 
 def _pipeline(name: str, **spec: Any) -> dict[str, Any]:
@@ -451,8 +464,6 @@ def test_an_experiment_creates_its_children_runs_and_fails_when_prometheus_stays
         "a load Job before the pipelines are ready",
         lambda: harness.get(control_plane, namespace, "job", "down-load-load"),
     )
-    _mark_collectors_ready(control_plane, namespace, "down", operator)
-    _start_job(control_plane, namespace, "down-load-load", operator)
     harness.wait_for(
         "Running", lambda: _phase(control_plane, namespace, "down") in ("Running", "Failed"), 60, operator.log
     )
@@ -496,8 +507,6 @@ def test_measuring_resumes_when_prometheus_comes_back(
         held,
         harness.running(control_plane, namespace, tmp_path, "--image", IMAGE, "--measure-step", "1s", *limit) as op,
     ):
-        _mark_collectors_ready(control_plane, namespace, "back", op)
-        _start_job(control_plane, namespace, "back-load-load", op)
         down = harness.wait_condition(
             control_plane, namespace, "pexp", "back", "MeasurementAvailable", "False", 60, op.log
         )
@@ -674,8 +683,6 @@ def test_a_killed_operator_resumes_every_phase_without_duplicates(
         )
         first.kill()
     with harness.running(control_plane, namespace, tmp_path, *flags) as second:
-        _mark_collectors_ready(control_plane, namespace, "restart", second)
-        _start_job(control_plane, namespace, "restart-load-load", second)
         harness.wait_for("Running", lambda: _phase(control_plane, namespace, "restart") == "Running", 60, second.log)
         running = harness.get(control_plane, namespace, "pexp", "restart")
         children = _children(control_plane, namespace, "restart")
@@ -717,7 +724,6 @@ def test_concurrent_edits_during_reconciles_are_retried_not_fatal(
         edited = copy.deepcopy(manifest)
         edited["spec"]["parameters"] = {"batchTimeout": f"{i % 3 + 1}s"}
         harness.apply(control_plane, namespace, edited)
-    harness.mark_ready(control_plane, namespace, "deployment", child)
     pipeline = harness.wait_for(
         "Ready with the last config",
         lambda: (

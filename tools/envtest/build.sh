@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the envtest-style control plane: etcd and kube-apiserver from the Go
-# module proxy, each in its own wrapper module, once per version.
+# Builds the test bed's control plane: etcd, kube-apiserver, kube-scheduler and
+# kube-controller-manager from the Go module proxy, each in its own wrapper
+# module, once per version.
 source "$(dirname "$0")/../lib.sh"
 
 build_etcd() {
@@ -31,30 +32,31 @@ kube_staging_replaces() {
     while read -r mod; do echo "replace $mod => $mod $staging_version"; done
 }
 
-build_kube_apiserver() {
-  local dest="$PHOENIX_TOOLS_DIR/kube-apiserver-$KUBERNETES_VERSION" work minor
-  if [[ -x "$dest/kube-apiserver" ]]; then echo "$dest/kube-apiserver"; return; fi
+# kube-apiserver, kube-controller-manager or kube-scheduler, from one Kubernetes release.
+build_kube() {
+  local name=$1 dest="$PHOENIX_TOOLS_DIR/$1-$KUBERNETES_VERSION" work minor
+  if [[ -x "$dest/$name" ]]; then echo "$dest/$name"; return; fi
   work="$dest.build"; rm -rf "$work"; mkdir -p "$work"
   minor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
   (
     cd "$work"
-    go mod init phoenix.io/tools/kube-apiserver >/dev/null 2>&1
+    go mod init "phoenix.io/tools/$name" >/dev/null 2>&1
     kube_staging_replaces >> go.mod
     go get "k8s.io/kubernetes@v$KUBERNETES_VERSION" >&2
-    log "building kube-apiserver $KUBERNETES_VERSION (the longest build: ~10 min on 2 cores)"
+    log "building $name $KUBERNETES_VERSION (among the longest builds: ~10 min on 2 cores)"
     local pkg=k8s.io/component-base/version
-    CGO_ENABLED=0 go build -trimpath -o "$dest/kube-apiserver" -ldflags "-s -w \
+    CGO_ENABLED=0 go build -trimpath -o "$dest/$name" -ldflags "-s -w \
       -X $pkg.gitVersion=v$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor \
       -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z" \
-      k8s.io/kubernetes/cmd/kube-apiserver >&2
+      "k8s.io/kubernetes/cmd/$name" >&2
   )
   rm -rf "$work"
-  echo "$dest/kube-apiserver"
+  echo "$dest/$name"
 }
 
 case "${1:-all}" in
   etcd) build_etcd ;;
-  kube-apiserver) build_kube_apiserver ;;
-  all) build_etcd; build_kube_apiserver ;;
-  *) echo "usage: $0 [etcd|kube-apiserver|all]" >&2; exit 2 ;;
+  kube-apiserver | kube-controller-manager | kube-scheduler) build_kube "$1" ;;
+  all) build_etcd; for name in kube-apiserver kube-controller-manager kube-scheduler; do build_kube "$name"; done ;;
+  *) echo "usage: $0 [etcd|kube-apiserver|kube-controller-manager|kube-scheduler|all]" >&2; exit 2 ;;
 esac
