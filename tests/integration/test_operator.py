@@ -545,6 +545,7 @@ def test_invalid_experiments_are_reported_and_the_rest_keep_being_served(
     invalid = {
         "load-of-no-length": {"load": {"loadSim": load}},
         "foreign-parameter": {"candidate": {"template": "candidate", "parameters": {"seriesBudget": 10}}},
+        "unparsable-query": {"analysis": {"criticalQueries": [{"name": "cpu-total", "query": "sum(rate(x[1m])"}]}},
     }
     for name, spec in invalid.items():
         harness.apply(control_plane, namespace, _experiment(name, **spec))
@@ -576,6 +577,7 @@ def test_invalid_experiments_are_reported_and_the_rest_keep_being_served(
     }  # type: ignore[index]
     assert "spec.load.loadSim: duration must be positive" in messages["load-of-no-length"]
     assert "spec.candidate.parameters.seriesBudget: unknown field" in messages["foreign-parameter"]
+    assert "critical query cpu-total is not PromQL: unclosed left parenthesis" in messages["unparsable-query"]
 
 
 def test_edits_to_a_started_experiment_are_refused_with_a_condition(

@@ -86,6 +86,26 @@ def test_unknown_template_is_one_clear_line(tmp_path: Path) -> None:
     )
 
 
+def test_a_critical_query_that_is_not_promql_is_named(tmp_path: Path) -> None:
+    manifest = """apiVersion: phoenix.io/v1alpha1
+kind: PhoenixExperiment
+metadata: {name: e}
+spec:
+  baseline: {template: baseline}
+  candidate: {template: candidate}
+  load: {loadSim: {profile: realistic}}
+  analysis:
+    criticalQueries:
+    - {name: cpu-total, query: "sum(rate(process_cpu_time_seconds_total[1m])"}
+"""
+    code, _, err = _run("validate", "-f", _write(tmp_path, manifest))
+    assert code == 1
+    assert err.strip() == (
+        f"{tmp_path / 'manifest.yaml'}: PhoenixExperiment/e: spec.analysis.criticalQueries[0]: "
+        "critical query cpu-total is not PromQL: unclosed left parenthesis"
+    )
+
+
 @pytest.mark.parametrize(
     ("content", "expected"),
     [(None, "no such file"), ("a: [", "invalid YAML (line"), ("", "no YAML documents found")],

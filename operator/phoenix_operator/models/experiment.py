@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
+import promql_parser
 import pydantic
 
 from phoenix_analysis import contract
@@ -58,6 +59,15 @@ class PrometheusSpec(common.Model):
 class CriticalQuery(common.Model):
     name: common.DnsLabel
     query: Annotated[str, pydantic.StringConstraints(min_length=1, max_length=4096)]
+
+    @pydantic.model_validator(mode="after")
+    def _parses(self) -> CriticalQuery:
+        # refused at apply-time validation and at acceptance, not at the first measurement
+        try:
+            promql_parser.parse(self.query)
+        except ValueError as error:
+            raise ValueError(f"critical query {self.name} is not PromQL: {error}") from None
+        return self
 
 
 class AnalysisSpec(common.Model):
