@@ -136,6 +136,32 @@ def test_promote_prints_the_pipeline_for_git_then_applies_it(
     assert promoted is not None
     assert promoted["spec"] == manifest["spec"], "the live pipeline differs from what --dry-run printed"
 
+    # the experiment remembers what the promotion changed, and rollback puts it back
+    record = harness.get(control_plane, namespace, "pexp", name)["status"]["promotion"]  # type: ignore[index]
+    assert record["target"] == "process-metrics" and json.loads(record["previousSpec"]) == production["spec"]
+    code, out, _ = _plugin("rollback", name, "-n", namespace)
+    assert code == 0, out
+    assert "process-metrics runs its spec from before the promotion" in out
+    restored = harness.get(control_plane, namespace, "ppp", "process-metrics")
+    assert restored is not None and restored["spec"] == production["spec"]
+    assert restored["metadata"]["labels"] == {"team": "sre"}
+    code, _, err = _plugin("rollback", name, "-n", namespace)
+    assert code == 1 and err.strip() == f"error: {name}: the promotion to process-metrics was already rolled back"
+
+
+@pytest.mark.usefixtures("kubeconfig")
+def test_rollback_deletes_a_target_the_promotion_created(
+    control_plane: controlplane.ControlPlane, namespace: str
+) -> None:
+    name = _experiment(control_plane, namespace, COMPLETED)
+    code, _, err = _plugin("rollback", name, "-n", namespace)
+    assert code == 1 and err.strip() == f"error: {name}: nothing was promoted"
+    assert _plugin("promote", name, "-n", namespace)[0] == 0  # its baseline's pipelineRef does not exist yet
+    assert harness.get(control_plane, namespace, "ppp", "process-metrics") is not None
+    code, out, _ = _plugin("rollback", name, "-n", namespace)
+    assert code == 0, out
+    assert harness.get(control_plane, namespace, "ppp", "process-metrics") is None
+
 
 @pytest.mark.usefixtures("kubeconfig")
 def test_promote_refuses_without_a_promote_verdict(control_plane: controlplane.ControlPlane, namespace: str) -> None:

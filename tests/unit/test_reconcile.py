@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -135,7 +136,8 @@ def test_promotion_leaves_exactly_the_spec_the_dry_run_prints() -> None:
     store = memory.MemoryStore()
     target = store.apply(_production({"seriesBudget": 5000, "minK": 2, "dropMetrics": ["a", "b"]}))
     printed = promotion.promoted_pipeline(obj, target)
-    assert experiment_controller.promote(store, obj) is None
+    failure, before = experiment_controller.promote(store, obj)
+    assert failure is None and before == target
     live = store.get("phoenix.io/v1alpha1", "PhoenixProcessPipeline", "ns", "production")
     assert live is not None
     assert live["spec"] == printed["spec"]
@@ -143,15 +145,33 @@ def test_promotion_leaves_exactly_the_spec_the_dry_run_prints() -> None:
     assert live["spec"]["template"] == "candidate" and live["spec"]["collector"] == {"replicas": 3}
     assert live["spec"]["parameters"]["dropMetrics"] == ["process.memory.virtual"]
     assert not {"seriesBudget", "minK"} & set(live["spec"]["parameters"])
+    # the status keeps the target as it was; the rollback patch restores it exactly
+    record = promotion.record("production", before, T0)
+    store.patch_spec("phoenix.io/v1alpha1", "PhoenixProcessPipeline", "ns", "production",
+                     promotion.rollback_patch(record, live))  # fmt: skip
+    restored = store.get("phoenix.io/v1alpha1", "PhoenixProcessPipeline", "ns", "production")
+    assert restored is not None and restored["spec"] == target["spec"]
+
+
+def test_auto_promotion_records_the_target_it_changed() -> None:
+    auto = {"promotion": {"policy": "auto", "targetPipelineRef": "production"}}
+    obj = _experiment(experiment.ExperimentStatus(phase="Analyzing", started_at=T0), **auto)
+    completing = _step(obj, reconcile_experiment.Observed(analysis=_analysis()), T0)
+    before = _production({"seriesBudget": 5000})
+    step = reconcile_experiment.promoted(completing, obj, None, before, T0)
+    assert step.status.promotion is not None
+    assert step.status.promotion.target == "production" and step.status.promotion.promoted_at == T0
+    assert json.loads(step.status.promotion.previous_spec or "") == before["spec"]
 
 
 def test_auto_promotion_to_a_missing_target_is_reported_once_not_retried() -> None:
     auto = {"promotion": {"policy": "auto", "targetPipelineRef": "production"}}
     obj = _experiment(experiment.ExperimentStatus(phase="Analyzing", started_at=T0), **auto)
     completing = _step(obj, reconcile_experiment.Observed(analysis=_analysis()), T0)
-    failure = experiment_controller.promote(memory.MemoryStore(), obj)
-    assert failure == "the pipeline does not exist"
-    step = reconcile_experiment.promoted(completing, obj, failure, T0)
+    failure, before = experiment_controller.promote(memory.MemoryStore(), obj)
+    assert failure == "the pipeline does not exist" and before is None
+    step = reconcile_experiment.promoted(completing, obj, failure, before, T0)
+    assert step.status.promotion is None
     assert step.status.phase == "Completed"
     condition = conditions.find(step.status.conditions, "Promoted")
     assert condition is not None and (condition.status, condition.reason) == ("False", "PromotionFailed")

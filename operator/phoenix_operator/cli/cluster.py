@@ -117,6 +117,23 @@ class Cluster:
         )
         return patched
 
+    def patch_status(self, plural: str, name: str, status: dict[str, Any]) -> None:
+        self.call(
+            f"patch the status of {plural.removesuffix('s')} {name}",
+            lambda: self.api.patch_namespaced_custom_object_status(
+                GROUP, VERSION, self.namespace, plural, name, {"status": status},
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
+            ),
+        )  # fmt: skip
+
+    def delete(self, plural: str, name: str) -> None:
+        self.call(
+            f"delete {plural.removesuffix('s')} {name}",
+            lambda: self.api.delete_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, plural, name, _request_timeout=REQUEST_TIMEOUT_SECONDS
+            ),
+        )
+
 
 def _reason(error: k8s.ApiException) -> str:
     try:

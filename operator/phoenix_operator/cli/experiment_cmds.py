@@ -264,12 +264,48 @@ def promote(
     if dry_run:
         output.emit(manifest, output.Format(fmt.value))
         return
+    pipeline_name = manifest["metadata"]["name"]
     if existing is None:
         target.create(cluster.PIPELINES, manifest)
-        typer.echo(f"phoenixprocesspipeline/{manifest['metadata']['name']} created with the candidate of {name}")
+        typer.echo(f"phoenixprocesspipeline/{pipeline_name} created with the candidate of {name}")
     else:
-        target.patch(cluster.PIPELINES, manifest["metadata"]["name"], {"spec": promotion.spec_patch(obj, existing)})
-        typer.echo(f"phoenixprocesspipeline/{manifest['metadata']['name']} now runs the candidate of {name}")
+        target.patch(cluster.PIPELINES, pipeline_name, {"spec": promotion.spec_patch(obj, existing)})
+        typer.echo(f"phoenixprocesspipeline/{pipeline_name} now runs the candidate of {name}")
+    record = promotion.record(pipeline_name, existing, datetime.now(UTC))
+    target.patch_status(cluster.EXPERIMENTS, name, {"promotion": _with_nulls(record)})
+
+
+def rollback(name: NameArgument, namespace: Namespace = None, context: Context = None) -> None:
+    """Undo the experiment's promotion: its target gets back the spec it had before.
+
+    A target the promotion created is deleted. The experiment's status keeps
+    what the promotion changed (status.promotion), whether `promote` or
+    `policy: auto` did it.
+
+    Example: kubectl phoenix rollback quickstart
+    """
+    target = cluster.connect(context, namespace)
+    record = _status(target.experiment(name)).promotion
+    if record is None:
+        output.fail(f"error: {name}: nothing was promoted")
+    if record.rolled_back_at is not None:
+        output.fail(f"error: {name}: the promotion to {record.target} was already rolled back")
+    current = target.pipeline(record.target)
+    if current is None:
+        output.fail(f"error: {name}: the promoted pipeline {record.target} no longer exists")
+    if record.previous_spec is None:
+        target.delete(cluster.PIPELINES, record.target)
+        typer.echo(f"phoenixprocesspipeline/{record.target} deleted: the promotion of {name} had created it")
+    else:
+        target.patch(cluster.PIPELINES, record.target, {"spec": promotion.rollback_patch(record, current)})
+        typer.echo(f"phoenixprocesspipeline/{record.target} runs its spec from before the promotion of {name} again")
+    rolled_back = record.model_copy(update={"rolled_back_at": datetime.now(UTC)})
+    target.patch_status(cluster.EXPERIMENTS, name, {"promotion": _with_nulls(rolled_back)})
+
+
+def _with_nulls(record: experiment.PromotionRecord) -> dict[str, Any]:
+    """The record as a merge patch: its unset fields clear those of an earlier promotion."""
+    return record.model_dump(mode="json", by_alias=True)
 
 
 def abort(name: NameArgument, namespace: Namespace = None, context: Context = None) -> None:

@@ -81,7 +81,7 @@ def step(store: runtime_base.Store, body: dict[str, Any], now: datetime, setting
     advanced = reconcile_experiment.advance(obj, observed, now, settings.limits)
     _teardown(store, obj, advanced.teardown)
     if advanced.promote:
-        advanced = reconcile_experiment.promoted(advanced, obj, promote(store, obj), now)
+        advanced = reconcile_experiment.promoted(advanced, obj, *promote(store, obj), now)
     status = reconcile_experiment.spec_accepted(advanced.status, edited, obj.metadata.generation, now)
     return Tick(
         obj,
@@ -155,16 +155,19 @@ def _teardown(store: runtime_base.Store, obj: kinds.PhoenixExperiment, what: fro
             store.delete(API_VERSION, "PhoenixProcessPipeline", _namespace(obj), name)
 
 
-def promote(store: runtime_base.Store, obj: kinds.PhoenixExperiment) -> str | None:
-    """Put the candidate into the target pipeline; why it could not, if it could not."""
+def promote(store: runtime_base.Store, obj: kinds.PhoenixExperiment) -> tuple[str | None, dict[str, Any] | None]:
+    """Put the candidate into the target pipeline.
+
+    Returns why it could not, if it could not, else the target as it was before.
+    """
     target = promotion.target_name(obj)  # the model requires targetPipelineRef with policy auto
     try:
         found = store.get(API_VERSION, "PhoenixProcessPipeline", _namespace(obj), target)
         if found is None:
-            return "the pipeline does not exist"
+            return "the pipeline does not exist", None
         store.patch_spec(
             API_VERSION, "PhoenixProcessPipeline", _namespace(obj), target, promotion.spec_patch(obj, found)
         )
     except runtime_base.StoreError as error:
-        return str(error)
-    return None
+        return str(error), None
+    return None, found

@@ -193,6 +193,18 @@ class Verdict(common.Model):
     decided_at: datetime
 
 
+class PromotionRecord(common.Model):
+    """What a promotion changed, so that `kubectl phoenix rollback` can undo it."""
+
+    target: str = pydantic.Field(description="The pipeline that received the candidate.")
+    previous_spec: str | None = pydantic.Field(
+        default=None,
+        description="The target's spec before the promotion, as JSON; absent when the promotion created the target.",
+    )
+    promoted_at: datetime
+    rolled_back_at: datetime | None = None
+
+
 class ExperimentStatus(common.StatusBase):
     phase: Phase = "Pending"
     started_at: datetime | None = pydantic.Field(default=None, description="When the load started.")
@@ -204,3 +216,4 @@ class ExperimentStatus(common.StatusBase):
     baseline_pipeline: str | None = None
     candidate_pipeline: str | None = None
     load_sim: str | None = None
+    promotion: PromotionRecord | None = None

@@ -504,8 +504,11 @@ def _measuring(
     )
 
 
-def promoted(step: Step, obj: kinds.PhoenixExperiment, failure: str | None, now: datetime) -> Step:
-    """The completing step, with what auto-promotion did: a Promoted condition and an event.
+def promoted(
+    step: Step, obj: kinds.PhoenixExperiment, failure: str | None, previous: dict[str, Any] | None, now: datetime
+) -> Step:
+    """The completing step, with what auto-promotion did: a Promoted condition, an event, and
+    on success the record of the target as it was (`previous`), for a rollback.
 
     Promotion runs once, on the step that completes the experiment; a target
     that is missing or refuses the spec is reported there, not retried.
@@ -523,6 +526,8 @@ def promoted(step: Step, obj: kinds.PhoenixExperiment, failure: str | None, now:
         condition = ("Promoted", "False", "PromotionFailed", f"could not promote the candidate to {target}: {failure}")
         event = Event("Warning", "PromotionFailed", condition[3])
     status = _with(step.status, obj.metadata.generation, now, condition)
+    if failure is None:
+        status = status.model_copy(update={"promotion": promotion.record(target, previous, now)})
     return replace(step, status=status, events=(*step.events, event))
 
 

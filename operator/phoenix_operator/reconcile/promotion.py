@@ -7,6 +7,8 @@ target pipeline.
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Any
 
 from phoenix_operator import API_VERSION
@@ -43,6 +45,23 @@ def spec_patch(obj: kinds.PhoenixExperiment, target: dict[str, Any]) -> dict[str
         "template": promoted["template"],
         "parameters": _merge_patch(old.get("parameters") or {}, promoted["parameters"]),
     }
+
+
+def record(target: str, previous: dict[str, Any] | None, now: datetime) -> experiment.PromotionRecord:
+    """What the experiment's status keeps of a promotion: the target's spec before it, if it existed."""
+    return experiment.PromotionRecord(
+        target=target,
+        previous_spec=None if previous is None else json.dumps(previous.get("spec") or {}, sort_keys=True),
+        promoted_at=now,
+    )
+
+
+def rollback_patch(record: experiment.PromotionRecord, current: dict[str, Any]) -> dict[str, Any]:
+    """The merge patch that gives the target back the spec it had before the promotion."""
+    assert record.previous_spec is not None  # a created target is deleted instead
+    previous: dict[str, Any] = json.loads(record.previous_spec)
+    patch: dict[str, Any] = _merge_patch(current.get("spec") or {}, previous)
+    return patch
 
 
 def target_name(obj: kinds.PhoenixExperiment) -> str:
