@@ -50,4 +50,3 @@ class LoadSimStatus(common.StatusBase):
     job_name: str | None = None
     started_at: str | None = None
     completed_at: str | None = None
-    points_sent: int | None = None
