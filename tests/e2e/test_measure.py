@@ -150,11 +150,14 @@ def test_values_that_would_print_differently_are_refused() -> None:
         promql.scope('x{y=~"a\\\\.b"}', {"phoenix_variant": "b"})
 
 
-def test_invalid_query_is_a_measurement_error(backfilled: tuple[prom.Provider, reconcile_experiment.Window]) -> None:
+def test_a_query_that_cannot_be_scoped_is_a_measurement_error(
+    backfilled: tuple[prom.Provider, reconcile_experiment.Window],
+) -> None:
+    # PromQL (the models refuse what is not), but a quote inside a label value cannot be scoped safely
     provider, window = backfilled
-    result = provider.measure("exp", _queries("sum(rate(x[1m]"), window)
+    result = provider.measure("exp", _queries('sum(rate(x{a="say \\"hi\\""}[1m]))'), window)
     assert result.phase == "Error"
-    assert result.message.startswith("critical query: invalid PromQL")
+    assert result.message.startswith("critical query: label value")
 
 
 def test_unknown_experiment_is_inconclusive(backfilled: tuple[prom.Provider, reconcile_experiment.Window]) -> None:
@@ -183,3 +186,42 @@ def test_each_variant_figure_is_a_query_scoped_through_the_syntax_tree() -> None
         assert "[1m]" in queries["cpu_cores"]
     shorter = prom.variant_queries("exp", "baseline", 5)
     assert "[20s]" in shorter["cpu_cores"] and "[1m]" in shorter["datapoints_per_minute"]
+
+
+class _RecordingClient(prom.Client):
+    """The real client, noting the window of each request it sends."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.requested: list[reconcile_experiment.Window] = []
+
+    def _range_query(self, query: str, window: reconcile_experiment.Window) -> prom.Series:
+        self.requested.append(window)
+        return super()._range_query(query, window)
+
+
+def test_a_history_fetches_only_new_samples_and_agrees_with_a_full_fetch(
+    backfilled: tuple[prom.Provider, reconcile_experiment.Window],
+) -> None:
+    provider, window = backfilled
+    queries = _queries("sum by (host_name) (rate(process_cpu_time_seconds_total[1m]))")
+    client = _RecordingClient(provider.client.url)
+    remembered = prom.Provider(client, prom.History())
+    earlier = reconcile_experiment.Window(window.start, window.end - 10 * STEP, STEP)
+    assert remembered.measure("exp", queries, earlier).phase == "Successful"
+    client.requested.clear()
+    grown = remembered.measure("exp", queries, window)
+    assert grown == provider.measure("exp", queries, window)
+    # ten new samples, and the newest two fetched before, which a late scrape could still fill
+    assert {len(w.timestamps) for w in client.requested} == {10 + prom.REFETCH_STEPS + 1}
+
+
+def test_a_window_longer_than_the_points_limit_is_fetched_in_chunks(
+    backfilled: tuple[prom.Provider, reconcile_experiment.Window], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider, window = backfilled
+    whole = provider.measure("exp", [], window)
+    monkeypatch.setattr(prom, "MAX_POINTS_PER_QUERY", 7)
+    client = _RecordingClient(provider.client.url)
+    assert prom.Provider(client).measure("exp", [], window) == whole
+    assert max(len(w.timestamps) for w in client.requested) == 7

@@ -15,7 +15,7 @@ from typing import Any
 from phoenix_analysis import engine
 from phoenix_operator import API_VERSION
 from phoenix_operator.measure import base as measure_base
-from phoenix_operator.measure import providers
+from phoenix_operator.measure import prometheus, providers
 from phoenix_operator.models import experiment, kinds, loadsim, manifests, pipeline
 from phoenix_operator.reconcile import conditions, promotion
 from phoenix_operator.reconcile import experiment as reconcile_experiment
@@ -32,12 +32,18 @@ class Settings:
 
 @dataclass
 class Memory:
-    """What a driver keeps between steps besides the status: when it last measured each experiment.
+    """What a driver keeps between steps besides the status: when it last measured each
+    experiment, and the samples it fetched.
 
-    Lost with the driver, which costs at most one early measurement.
+    Lost with the driver, which costs at most one early measurement and one full fetch.
     """
 
     last_measured: dict[str, datetime] = field(default_factory=dict)
+    histories: dict[str, prometheus.History] = field(default_factory=dict)
+
+    def forget(self, key: str) -> None:
+        self.last_measured.pop(key, None)
+        self.histories.pop(key, None)
 
 
 @dataclass(frozen=True)
@@ -74,11 +80,14 @@ def step(store: runtime_base.Store, body: dict[str, Any], now: datetime, setting
     elif plan is reconcile_experiment.Plan.MEASURE:
         memory.last_measured[key] = now
         _, failure = _load_state(store, obj)
-        observed, measurement = _measure(store, obj, now, settings)
+        history = memory.histories.setdefault(key, prometheus.History())
+        observed, measurement = _measure(store, obj, now, settings, history)
         observed = replace(observed, load_failure=failure)
     else:
         observed = reconcile_experiment.Observed()
     advanced = reconcile_experiment.advance(obj, observed, now, settings.limits)
+    if advanced.status.phase in reconcile_experiment.TERMINAL:
+        memory.forget(key)
     _teardown(store, obj, advanced.teardown)
     if advanced.promote:
         advanced = reconcile_experiment.promoted(advanced, obj, *promote(store, obj), now)
@@ -122,7 +131,11 @@ def _load_state(store: runtime_base.Store, obj: kinds.PhoenixExperiment) -> tupl
 
 
 def _measure(
-    store: runtime_base.Store, obj: kinds.PhoenixExperiment, now: datetime, settings: Settings
+    store: runtime_base.Store,
+    obj: kinds.PhoenixExperiment,
+    now: datetime,
+    settings: Settings,
+    history: prometheus.History,
 ) -> tuple[reconcile_experiment.Observed, measure_base.Measurement | None]:
     window = reconcile_experiment.measurement_window(obj, now, settings.limits)
     assert window is not None  # the plan measures only when there is one
@@ -131,6 +144,7 @@ def _measure(
             obj.spec.analysis,
             lambda ref: store.secret_value(_namespace(obj), ref.name, ref.key),
             settings.default_prometheus,
+            history,
         )
     except (providers.Unavailable, runtime_base.SecretUnreadable) as error:
         # like an unreachable Prometheus: a condition now, Failed after the limit

@@ -103,6 +103,6 @@ def forget(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     ctx = context.context(memo)
     metadata = body.get("metadata", {})
     ctx.phases.pop(metadata.get("uid"), None)
-    ctx.memory.last_measured.pop(metadata.get("uid"), None)
+    ctx.memory.forget(metadata.get("uid"))
     metrics.count_phases(ctx.phases.values())
     metrics.forget_experiment(metadata.get("namespace", "default"), metadata.get("name", ""))

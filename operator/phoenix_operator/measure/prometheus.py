@@ -10,7 +10,7 @@ user's critical queries.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 import numpy as np
@@ -47,6 +47,11 @@ VARIANT_QUERIES = {
     "memory_bytes": (labels.TELEMETRY, "sum(otelcol_process_memory_rss)"),
 }
 Samples = list[float | None]
+# Prometheus refuses a range query of more than 11,000 points per series.
+MAX_POINTS_PER_QUERY = 10_000
+# Samples this close to the newest fetched one are fetched again: a late scrape may still fill them.
+REFETCH_STEPS = 2
+Series = dict[str, npt.NDArray[np.float64]]
 
 
 class PrometheusError(Exception):
@@ -67,8 +72,24 @@ class Client:
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.bearer_token}"} if self.bearer_token else {}
 
-    def range_query(self, query: str, window: reconcile_experiment.Window) -> dict[str, npt.NDArray[np.float64]]:
-        """Series of the result by label key, each aligned to the window (NaN where absent)."""
+    def range_query(self, query: str, window: reconcile_experiment.Window) -> Series:
+        """Series of the result by label key, each aligned to the window (NaN where absent).
+
+        A long window is asked for in chunks under the server's points limit.
+        """
+        length = len(window.timestamps)
+        series: Series = {}
+        for first in range(0, length, MAX_POINTS_PER_QUERY):
+            count = min(MAX_POINTS_PER_QUERY, length - first)
+            start = window.start + first * window.step
+            chunk = self._range_query(
+                query, reconcile_experiment.Window(start, start + (count - 1) * window.step, window.step)
+            )
+            for key, values in chunk.items():
+                series.setdefault(key, np.full(length, np.nan))[first : first + count] = values
+        return series
+
+    def _range_query(self, query: str, window: reconcile_experiment.Window) -> Series:
         params: dict[str, str | float] = {"query": query, "start": window.start, "end": window.end, "step": window.step}
         try:
             response = httpx.get(
@@ -102,6 +123,41 @@ class Client:
         return series
 
 
+@dataclass
+class History:
+    """The samples earlier measurements of one experiment fetched, by query.
+
+    Each measurement then asks Prometheus only for the samples after them
+    (and the newest few again, which a late scrape may still fill), so an
+    interval costs the same a week into an experiment as an hour into it.
+    The driver keeps it; losing it costs one full fetch.
+    """
+
+    fetched: dict[str, tuple[reconcile_experiment.Window, Series]] = field(default_factory=dict)
+
+    def range_query(self, client: Client, query: str, window: reconcile_experiment.Window) -> Series:
+        known = self.fetched.get(query)
+        if known is None or (known[0].start, known[0].step) != (window.start, window.step):
+            series = client.range_query(query, window)
+        else:
+            before, cached = known
+            length = len(window.timestamps)
+            resume = max(window.start, min(before.end, window.end) - REFETCH_STEPS * window.step)
+            offset = round((resume - window.start) / window.step)
+            fresh = client.range_query(query, reconcile_experiment.Window(resume, window.end, window.step))
+            series = {}
+            for key in cached.keys() | fresh.keys():
+                values = np.full(length, np.nan)
+                old = cached.get(key)
+                if old is not None:
+                    values[: min(offset, len(old))] = old[:offset]
+                if key in fresh:
+                    values[offset:] = fresh[key]
+                series[key] = values
+        self.fetched[query] = (window, series)
+        return series
+
+
 def variant_queries(name: str, variant: str, step_seconds: float) -> dict[str, str]:
     """Each figure's PromQL for samples `step_seconds` apart, scoped to one variant's series."""
     rate = f"{RATE_STEPS * step_seconds:g}s"
@@ -116,12 +172,21 @@ def _single(series: dict[str, npt.NDArray[np.float64]], length: int) -> npt.NDAr
 
 
 def _samples(values: npt.NDArray[np.float64]) -> Samples:
-    return [None if np.isnan(v) else float(v) for v in values]
+    boxed = values.astype(object)
+    boxed[np.isnan(values)] = None
+    samples: Samples = boxed.tolist()
+    return samples
 
 
 @dataclass
 class Provider:
     client: Client
+    history: History | None = None
+
+    def _range_query(self, query: str, window: reconcile_experiment.Window) -> Series:
+        if self.history is None:
+            return self.client.range_query(query, window)
+        return self.history.range_query(self.client, query, window)
 
     def measure(
         self,
@@ -131,24 +196,23 @@ class Provider:
     ) -> base.Measurement:
         """Both variants' figures and each critical query over `window`."""
         length = len(window.timestamps)
-        variants: dict[str, dict[str, Samples]] = {}
-        answers: list[dict[str, dict[str, Samples]]] = [{} for _ in queries]
+        variants: dict[str, dict[str, npt.NDArray[np.float64]]] = {}
+        answers: list[dict[str, Series]] = [{} for _ in queries]
         try:
             for variant in pipeline.VARIANTS:
                 measured = {
-                    figure: _single(self.client.range_query(query, window), length)
+                    figure: _single(self._range_query(query, window), length)
                     for figure, query in variant_queries(experiment, variant, window.step).items()
                 }
                 if np.all(np.isnan(measured["active_series"])):
                     return base.Measurement("Inconclusive", f"no series exported by the {variant} pipeline yet")
-                variants[variant] = {figure: _samples(values) for figure, values in measured.items()}
-                if all(v is None for v in variants[variant]["cpu_cores"]):
-                    del variants[variant]["cpu_cores"], variants[variant]["memory_bytes"]
+                if np.all(np.isnan(measured["cpu_cores"])):
+                    del measured["cpu_cores"], measured["memory_bytes"]
+                variants[variant] = measured
                 for answer, query in zip(answers, queries, strict=True):
-                    result = self.client.range_query(
+                    answer[variant] = self._range_query(
                         promql.scope(query.query, labels.of_variant(experiment, variant)), window
                     )
-                    answer[variant] = {key: _samples(values) for key, values in result.items()}
         except PrometheusError as error:
             return base.Measurement("Error", str(error))
         except promql.QueryError as error:
@@ -161,35 +225,34 @@ class Provider:
         if span is None:
             return base.Measurement("Inconclusive", "the variants have no sample time in common yet")
         first, last = span
-        trimmed = {v: {k: values[first:last] for k, values in figures.items()} for v, figures in variants.items()}
+
+        def trimmed(series: Series) -> dict[str, Samples]:
+            return {key: _samples(values[first:last]) for key, values in series.items()}
+
         critical = [
             contract.CriticalQuery(
-                name=query.name,
-                baseline={k: values[first:last] for k, values in answer["baseline"].items()},
-                candidate={k: values[first:last] for k, values in answer["candidate"].items()},
+                name=query.name, baseline=trimmed(answer["baseline"]), candidate=trimmed(answer["candidate"])
             )
             for query, answer in zip(queries, answers, strict=True)
         ]
         return base.Measurement(
             "Successful",
             "",
-            contract.Variant(**trimmed["baseline"]),
-            contract.Variant(**trimmed["candidate"]),
+            contract.Variant(**trimmed(variants["baseline"])),
+            contract.Variant(**trimmed(variants["candidate"])),
             critical,
             window.timestamps[first:last].tolist(),
         )
 
 
-def _measured_span(variants: dict[str, dict[str, Samples]]) -> tuple[int, int] | None:
+def _measured_span(variants: dict[str, Series]) -> tuple[int, int] | None:
     """The span from the first to the last timestamp where every figure has a value.
 
     Figures start at different moments (a rate needs two scrapes), so the
     window's edges are trimmed; a gap inside the span stays and fails closed.
     """
     arrays = [values for figures in variants.values() for values in figures.values()]
-    complete = [all(a[i] is not None for a in arrays) for i in range(len(arrays[0]))]
-    if not any(complete):
+    complete = np.flatnonzero(~np.any(np.isnan(np.vstack(arrays)), axis=0))
+    if len(complete) == 0:
         return None
-    first = complete.index(True)
-    last = len(complete) - complete[::-1].index(True)
-    return first, last
+    return int(complete[0]), int(complete[-1]) + 1

@@ -15,14 +15,22 @@ class Unavailable(Exception):
     """No provider can be built: none is configured."""
 
 
-def provider_for(settings: experiment.AnalysisSpec, secrets: SecretReader, default_url: str | None) -> base.Provider:
-    """The provider an experiment's analysis names, else the driver's default Prometheus."""
+def provider_for(
+    settings: experiment.AnalysisSpec,
+    secrets: SecretReader,
+    default_url: str | None,
+    history: prometheus.History | None = None,
+) -> base.Provider:
+    """The provider an experiment's analysis names, else the driver's default Prometheus.
+
+    `history` holds what the experiment's earlier measurements fetched.
+    """
     source = settings.prometheus
     if source is None:
         if default_url is None:
             raise Unavailable(
                 "no Prometheus: set spec.analysis.prometheus.url or start the operator with --prometheus-url"
             )
-        return prometheus.Provider(prometheus.Client(default_url))
+        return prometheus.Provider(prometheus.Client(default_url), history)
     token = secrets(source.secret_ref).strip() if source.secret_ref is not None else None
-    return prometheus.Provider(prometheus.Client(source.url, bearer_token=token))
+    return prometheus.Provider(prometheus.Client(source.url, bearer_token=token), history)

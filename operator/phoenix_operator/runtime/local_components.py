@@ -145,6 +145,7 @@ class LocalPrometheus:
     port: int = 0
     extra_args: Sequence[str] = ()
     file_sd_dir: Path | None = None
+    retention: str = "1d"
     process: process.ManagedProcess | None = None
 
     @property
@@ -171,7 +172,7 @@ class LocalPrometheus:
                 f"--config.file={config}",
                 f"--storage.tsdb.path={self.workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port}",
-                "--storage.tsdb.retention.time=1d",
+                f"--storage.tsdb.retention.time={self.retention}",
                 *self.extra_args,
             ],
             self.workdir / "prometheus.log",
