@@ -116,6 +116,7 @@ def test_promote_prints_the_pipeline_for_git_then_applies_it(
         "spec": {"template": "adaptive", "parameters": {"seriesBudget": 5000}, "collector": {"replicas": 3}},
     }
     harness.apply(control_plane, namespace, production)
+    stored = harness.get(control_plane, namespace, "ppp", "process-metrics")["spec"]  # type: ignore[index]
     name = _experiment(control_plane, namespace, COMPLETED)
 
     code, out, _ = _plugin("promote", name, "-n", namespace, "--dry-run", "-o", "yaml")
@@ -138,12 +139,12 @@ def test_promote_prints_the_pipeline_for_git_then_applies_it(
 
     # the experiment remembers what the promotion changed, and rollback puts it back
     record = harness.get(control_plane, namespace, "pexp", name)["status"]["promotion"]  # type: ignore[index]
-    assert record["target"] == "process-metrics" and json.loads(record["previousSpec"]) == production["spec"]
+    assert record["target"] == "process-metrics" and json.loads(record["previousSpec"]) == stored
     code, out, _ = _plugin("rollback", name, "-n", namespace)
     assert code == 0, out
     assert "process-metrics runs its spec from before the promotion" in out
     restored = harness.get(control_plane, namespace, "ppp", "process-metrics")
-    assert restored is not None and restored["spec"] == production["spec"]
+    assert restored is not None and restored["spec"] == stored
     assert restored["metadata"]["labels"] == {"team": "sre"}
     code, _, err = _plugin("rollback", name, "-n", namespace)
     assert code == 1 and err.strip() == f"error: {name}: the promotion to process-metrics was already rolled back"
