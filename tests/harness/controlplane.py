@@ -179,6 +179,17 @@ def _healthy(url: str) -> bool:
     return False
 
 
+def _healthy_at(component: process.ManagedProcess, url: str, timeout: float) -> process.ManagedProcess:
+    """`component`, started and answering `url`; stopped again if it never does."""
+    component.start()
+    try:
+        component.wait_healthy(lambda: _healthy(url), timeout, url)
+    except process.StartupError:
+        component.stop()
+        raise
+    return component
+
+
 def _beside(binary: Path, workdir: Path, kubeconfig: Path, args: list[str], timeout: float) -> process.ManagedProcess:
     """kube-scheduler or kube-controller-manager, started and healthy."""
     port = process.free_port()
@@ -188,13 +199,7 @@ def _beside(binary: Path, workdir: Path, kubeconfig: Path, args: list[str], time
          f"--secure-port={port}", *args],
         workdir / f"{binary.name}.log",
     )  # fmt: skip
-    component.start()
-    try:
-        component.wait_healthy(lambda: _healthy(f"https://127.0.0.1:{port}/healthz"), timeout, "/healthz")
-    except process.StartupError:
-        component.stop()
-        raise
-    return component
+    return _healthy_at(component, f"https://127.0.0.1:{port}/healthz", timeout)
 
 
 def _kwok(binary: Path, workdir: Path, kubeconfig: Path, timeout: float) -> process.ManagedProcess:
@@ -213,13 +218,7 @@ def _kwok(binary: Path, workdir: Path, kubeconfig: Path, timeout: float) -> proc
         ],
         workdir / "kwok.log",
     )
-    kwok.start()
-    try:
-        kwok.wait_healthy(lambda: _healthy(f"http://127.0.0.1:{port}/healthz"), timeout, "/healthz")
-    except process.StartupError:
-        kwok.stop()
-        raise
-    return kwok
+    return _healthy_at(kwok, f"http://127.0.0.1:{port}/healthz", timeout)
 
 
 def _add_nodes(plane: ControlPlane, timeout: float) -> None:

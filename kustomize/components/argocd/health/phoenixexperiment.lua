@@ -11,20 +11,15 @@ local hs = {status = "Progressing", message = "Waiting for the Phoenix operator"
 local status = obj.status
 if status == nil or status.phase == nil then return hs end
 
-local accepted = condition(status, "SpecAccepted")
-if accepted ~= nil and accepted.status == "False" then
-  -- Git holds a spec the operator refuses (invalid, or edited while running)
-  hs.status = "Degraded"
-  hs.message = accepted.reason .. ": " .. (accepted.message or "")
-  return hs
-end
-
-local promoted = condition(status, "Promoted")
-if promoted ~= nil and promoted.status == "False" then
-  -- the verdict was Promote, but the auto-promotion could not change the target
-  hs.status = "Degraded"
-  hs.message = promoted.reason .. ": " .. (promoted.message or "")
-  return hs
+-- SpecAccepted=False: Git holds a spec the operator refuses (invalid, or edited while running);
+-- Promoted=False: the verdict was Promote, but the auto-promotion could not change the target
+for _, type_ in ipairs({"SpecAccepted", "Promoted"}) do
+  local refused = condition(status, type_)
+  if refused ~= nil and refused.status == "False" then
+    hs.status = "Degraded"
+    hs.message = refused.reason .. ": " .. (refused.message or "")
+    return hs
+  end
 end
 
 local succeeded = condition(status, "Succeeded")
