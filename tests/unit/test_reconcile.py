@@ -460,3 +460,26 @@ def test_no_data_until_the_end_of_the_duration_completes_undecided() -> None:
     unreachable = reconcile_experiment.Observed(measurement_problem="timed out", prometheus_unreachable=True)
     waiting = _step(_experiment(_running()), unreachable, T0 + timedelta(minutes=10))
     assert waiting.status.phase == "Running", "an unreachable Prometheus gets its own limit"
+
+
+def test_a_week_long_experiment_with_fifty_failing_queries_keeps_its_status_small() -> None:
+    """The status carries summaries, never per-sample series: etcd refuses objects over 1.5 MiB."""
+    rng = np.random.default_rng(3)
+    samples = 7 * 24 * 3600 // 15
+    data = simulate.experiment(rng, samples, reduction=0.7)
+    baseline = np.asarray(data["baseline"]["active_series"])
+    data["critical_queries"] = [
+        {
+            "name": f"dashboard-panel-query-with-a-long-name-{index:02d}",
+            "baseline": {f"host-{j}": (baseline / (j + 2)).tolist() for j in range(10)},
+            # every query disagrees, so each one adds its own reason
+            "candidate": {f"host-{j}": (baseline / (j + 2) * 1.5).tolist() for j in range(10)},
+        }
+        for index in range(50)
+    ]
+    analysis = engine.analyze_input(contract.parse({**data, "alpha": 0.05, "mode": "sequential"}))
+    assert analysis.decision == "Reject" and len(analysis.reasons) == 50
+    obj = _experiment(experiment.ExperimentStatus(phase="Analyzing", started_at=T0))
+    status = _step(obj, reconcile_experiment.Observed(analysis=analysis), T0).status
+    assert status.phase == "Completed"
+    assert len(json.dumps(status.to_wire())) < 32 * 1024
