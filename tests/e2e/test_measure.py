@@ -191,8 +191,8 @@ def test_each_variant_figure_is_a_query_scoped_through_the_syntax_tree() -> None
 class _RecordingClient(prom.Client):
     """The real client, noting the window of each request it sends."""
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
+    def __init__(self, url: str, max_points_per_query: int = prom.MAX_POINTS_PER_QUERY) -> None:
+        super().__init__(url, max_points_per_query=max_points_per_query)
         self.requested: list[reconcile_experiment.Window] = []
 
     def _range_query(self, query: str, window: reconcile_experiment.Window) -> prom.Series:
@@ -217,11 +217,10 @@ def test_a_history_fetches_only_new_samples_and_agrees_with_a_full_fetch(
 
 
 def test_a_window_longer_than_the_points_limit_is_fetched_in_chunks(
-    backfilled: tuple[prom.Provider, reconcile_experiment.Window], monkeypatch: pytest.MonkeyPatch
+    backfilled: tuple[prom.Provider, reconcile_experiment.Window],
 ) -> None:
     provider, window = backfilled
     whole = provider.measure("exp", [], window)
-    monkeypatch.setattr(prom, "MAX_POINTS_PER_QUERY", 7)
-    client = _RecordingClient(provider.client.url)
+    client = _RecordingClient(provider.client.url, max_points_per_query=7)
     assert prom.Provider(client).measure("exp", [], window) == whole
     assert max(len(w.timestamps) for w in client.requested) == 7

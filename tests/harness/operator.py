@@ -160,6 +160,24 @@ def apply(plane: controlplane.ControlPlane, namespace: str, manifest: dict[str, 
     plane.kubectl("apply", "-n", namespace, "-f", "-", input_text=json.dumps(manifest))
 
 
+def experiment(name: str, **spec: Any) -> dict[str, Any]:
+    """A small experiment of the examples' templates; `spec` overrides its fields."""
+    return {
+        "apiVersion": "phoenix.io/v1alpha1",
+        "kind": "PhoenixExperiment",
+        "metadata": {"name": name},
+        "spec": {
+            "baseline": {"template": "baseline"},
+            "candidate": {"template": "candidate", "parameters": {"aggregateAwayAttributes": ["process.pid"]}},
+            "load": {"loadSim": {"profile": "realistic", "hosts": 2, "processesPerHost": 5, "intervalSeconds": 1}},
+            "duration": "5m",
+            "warmup": "1s",
+            "analysisInterval": "1s",
+            **spec,
+        },
+    }
+
+
 def exit_job_pod(plane: controlplane.ControlPlane, namespace: str, job: str, code: int, timeout: float = 30) -> None:
     """Make the running pod of a Job exit with `code`, as its process would (the test bed's kwok acts on the label)."""
 

@@ -26,22 +26,6 @@ OWNED_KINDS = (
 )  # fmt: skip
 
 
-def _experiment(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "phoenix.io/v1alpha1",
-        "kind": "PhoenixExperiment",
-        "metadata": {"name": name},
-        "spec": {
-            "baseline": {"template": "baseline"},
-            "candidate": {"template": "candidate"},
-            "load": {"loadSim": {"profile": "realistic", "hosts": 1, "processesPerHost": 2, "intervalSeconds": 1}},
-            "duration": "10m",
-            "warmup": "1s",
-            "analysisInterval": "5s",
-        },
-    }
-
-
 def _objects(plane: controlplane.ControlPlane, namespace: str) -> list[dict[str, Any]]:
     listed = plane.kubectl("get", ",".join(OWNED_KINDS), "-n", namespace, "-o", "json").stdout
     items: list[dict[str, Any]] = json.loads(listed)["items"]
@@ -72,7 +56,7 @@ def test_deleting_fifty_experiments_leaves_nothing_they_owned(
     flags = ("--image", "registry.example/phoenix-operator:test", "--prometheus-url", "http://127.0.0.1:9")
     with harness.running(control_plane, namespace, tmp_path, *flags) as operator:
         for name in sorted(names):
-            harness.apply(control_plane, namespace, _experiment(name))
+            harness.apply(control_plane, namespace, harness.experiment(name, duration="10m", analysisInterval="5s"))
 
         def every_load_running() -> list[dict[str, Any]] | None:
             objects = _objects(control_plane, namespace)

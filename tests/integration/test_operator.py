@@ -184,7 +184,9 @@ def test_a_load_job_that_completes_finishes_its_loadsim(
         "Sending", lambda: _load_condition(control_plane, namespace, "complete", "Ready").get("reason") == "Sending", 30
     )
     started = harness.get(control_plane, namespace, "lsim", "complete")
-    assert started is not None and started["status"]["startedAt"]
+    job = harness.get(control_plane, namespace, "job", "complete-load")
+    assert started is not None and job is not None
+    assert started["status"]["startedAt"] == job["status"]["startTime"]  # when the Job controller started it
     harness.exit_job_pod(control_plane, namespace, "complete-load", 0)
     finished = harness.wait_for(
         "Succeeded",
@@ -244,7 +246,7 @@ def test_the_prometheus_bearer_token_comes_from_its_secret_and_goes_nowhere_else
         "create", "secret", "generic", "prometheus-token", "-n", namespace, f"--from-literal=token={TOKEN}\n"
     )
     source = {"url": url, "secretRef": {"name": "prometheus-token", "key": "token"}}
-    harness.apply(control_plane, namespace, _experiment("tokened", analysis={"prometheus": source}))
+    harness.apply(control_plane, namespace, harness.experiment("tokened", analysis={"prometheus": source}))
     # through the guard, Prometheus answers: it has no series of this experiment yet
     measured = harness.wait_condition(
         control_plane, namespace, "pexp", "tokened", "MeasurementAvailable", "False", 60, operator.log
@@ -413,23 +415,6 @@ def _loadsim(name: str, **spec: Any) -> dict[str, Any]:
     }
 
 
-def _experiment(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "phoenix.io/v1alpha1",
-        "kind": "PhoenixExperiment",
-        "metadata": {"name": name},
-        "spec": {
-            "baseline": {"template": "baseline"},
-            "candidate": {"template": "candidate", "parameters": {"aggregateAwayAttributes": ["process.pid"]}},
-            "load": {"loadSim": {"profile": "realistic", "hosts": 2, "processesPerHost": 5, "intervalSeconds": 1}},
-            "duration": "5m",
-            "warmup": "1s",
-            "analysisInterval": "1s",
-            **spec,
-        },
-    }
-
-
 def _phase(plane: controlplane.ControlPlane, namespace: str, name: str) -> str | None:
     found = harness.get(plane, namespace, "pexp", name)
     phase: str | None = ((found or {}).get("status") or {}).get("phase")
@@ -449,7 +434,7 @@ def _events(plane: controlplane.ControlPlane, namespace: str, name: str) -> list
 def test_an_experiment_creates_its_children_runs_and_fails_when_prometheus_stays_down(
     control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
 ) -> None:
-    harness.apply(control_plane, namespace, _experiment("down"))
+    harness.apply(control_plane, namespace, harness.experiment("down"))
     harness.wait_for(
         "Initializing", lambda: _phase(control_plane, namespace, "down") == "Initializing", 30, operator.log
     )
@@ -500,7 +485,7 @@ def test_measuring_resumes_when_prometheus_comes_back(
     held = socket.socket()
     held.bind(("127.0.0.1", 0))
     port = held.getsockname()[1]
-    experiment = _experiment("back", analysis={"prometheus": {"url": f"http://127.0.0.1:{port}"}})
+    experiment = harness.experiment("back", analysis={"prometheus": {"url": f"http://127.0.0.1:{port}"}})
     harness.apply(control_plane, namespace, experiment)
     limit = ("--prometheus-timeout", "3m")
     with (
@@ -548,8 +533,8 @@ def test_invalid_experiments_are_reported_and_the_rest_keep_being_served(
         "unparsable-query": {"analysis": {"criticalQueries": [{"name": "cpu-total", "query": "sum(rate(x[1m])"}]}},
     }
     for name, spec in invalid.items():
-        harness.apply(control_plane, namespace, _experiment(name, **spec))
-    harness.apply(control_plane, namespace, _experiment("healthy"))
+        harness.apply(control_plane, namespace, harness.experiment(name, **spec))
+    harness.apply(control_plane, namespace, harness.experiment("healthy"))
     harness.wait_for(
         "the healthy one to start",
         lambda: _phase(control_plane, namespace, "healthy") == "Initializing",
@@ -583,7 +568,7 @@ def test_invalid_experiments_are_reported_and_the_rest_keep_being_served(
 def test_edits_to_a_started_experiment_are_refused_with_a_condition(
     control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
 ) -> None:
-    manifest = _experiment("frozen")
+    manifest = harness.experiment("frozen")
     harness.apply(control_plane, namespace, manifest)
     harness.wait_for(
         "Initializing", lambda: _phase(control_plane, namespace, "frozen") == "Initializing", 30, operator.log
@@ -616,7 +601,10 @@ def _experiment_reconciles(operator: harness.Operator) -> float:
 def test_a_finished_experiment_costs_nothing_and_its_ttl_deletes_it(
     control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
 ) -> None:
-    kept, expiring = _experiment("kept", abort=True), _experiment("expiring", abort=True, ttlSecondsAfterFinished=3)
+    kept, expiring = (
+        harness.experiment("kept", abort=True),
+        harness.experiment("expiring", abort=True, ttlSecondsAfterFinished=3),
+    )
     for manifest in (kept, expiring):
         harness.apply(control_plane, namespace, manifest)
     harness.wait_for("Aborted", lambda: _phase(control_plane, namespace, "kept") == "Aborted", 30, operator.log)
@@ -637,7 +625,7 @@ def test_a_finished_experiment_costs_nothing_and_its_ttl_deletes_it(
 def test_the_operator_serves_its_metrics(
     control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
 ) -> None:
-    harness.apply(control_plane, namespace, _experiment("counted"))
+    harness.apply(control_plane, namespace, harness.experiment("counted"))
     harness.wait_for(
         "Initializing", lambda: _phase(control_plane, namespace, "counted") == "Initializing", 30, operator.log
     )
@@ -678,7 +666,7 @@ def test_a_killed_operator_resumes_every_phase_without_duplicates(
     control_plane: controlplane.ControlPlane, namespace: str, tmp_path: Path
 ) -> None:
     flags = ("--image", IMAGE, "--prometheus-url", "http://127.0.0.1:9", "--measure-step", "1s")
-    harness.apply(control_plane, namespace, _experiment("restart"))
+    harness.apply(control_plane, namespace, harness.experiment("restart"))
     with harness.running(control_plane, namespace, tmp_path, *flags) as first:
         harness.wait_for(
             "Initializing", lambda: _phase(control_plane, namespace, "restart") == "Initializing", 30, first.log

@@ -158,7 +158,8 @@ def test_rollback_deletes_a_target_the_promotion_created(
     code, _, err = _plugin("rollback", name, "-n", namespace)
     assert code == 1 and err.strip() == f"error: {name}: nothing was promoted"
     assert _plugin("promote", name, "-n", namespace)[0] == 0  # its baseline's pipelineRef does not exist yet
-    assert harness.get(control_plane, namespace, "ppp", "process-metrics") is not None
+    created = harness.get(control_plane, namespace, "ppp", "process-metrics")
+    assert created is not None and created["spec"]["template"] == "candidate"
     code, out, _ = _plugin("rollback", name, "-n", namespace)
     assert code == 0, out
     assert harness.get(control_plane, namespace, "ppp", "process-metrics") is None

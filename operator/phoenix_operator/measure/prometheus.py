@@ -68,6 +68,7 @@ class Client:
     url: str
     bearer_token: str | None = None
     timeout: float = 10.0
+    max_points_per_query: int = MAX_POINTS_PER_QUERY
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.bearer_token}"} if self.bearer_token else {}
@@ -79,8 +80,8 @@ class Client:
         """
         length = len(window.timestamps)
         series: Series = {}
-        for first in range(0, length, MAX_POINTS_PER_QUERY):
-            count = min(MAX_POINTS_PER_QUERY, length - first)
+        for first in range(0, length, self.max_points_per_query):
+            count = min(self.max_points_per_query, length - first)
             start = window.start + first * window.step
             chunk = self._range_query(
                 query, reconcile_experiment.Window(start, start + (count - 1) * window.step, window.step)
