@@ -155,7 +155,10 @@ def test_port_in_use_is_refused() -> None:
 
 def test_a_collector_that_fails_to_start_shows_its_stderr(tmp_path: Path) -> None:
     broken = tmp_path / "otelcol-broken"
-    broken.write_text("#!/bin/sh\necho 'cannot load config: simulated failure' >&2\nexit 3\n")
+    # accepts every config, as the real one does the quickstart's, then fails to start
+    broken.write_text(
+        "#!/bin/sh\n[ \"$1\" = validate ] && exit 0\necho 'cannot load config: simulated failure' >&2\nexit 3\n"
+    )
     broken.chmod(0o755)
     result = _run("-f", str(QUICKSTART), "--otelcol", str(broken))
     assert result.returncode == 1

@@ -397,6 +397,43 @@ def test_a_spec_change_rolls_the_config_hash_through_a_new_replicaset(
     )
 
 
+def test_a_config_the_collector_rejects_never_replaces_the_running_one(
+    control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
+) -> None:
+    manifest = _pipeline("vendor", template="baseline", collector={"replicas": 2})
+    harness.apply(control_plane, namespace, manifest)
+    child = reconcile_pipeline.child_name("vendor")
+    harness.wait_for("Ready", lambda: _ready_since(control_plane, namespace, "vendor"), 30, operator.log)
+    running_hash = _config_hash(control_plane, namespace, "deployment", child)
+    running_config = (harness.get(control_plane, namespace, "configmap", child) or {}).get("data")
+    assert running_config
+    # the models accept this address; the collector's own validation does not
+    edited = copy.deepcopy(manifest)
+    edited["spec"]["exporters"] = [{"name": "vendor", "type": "otlp", "endpoint": "http://[::1"}]
+    harness.apply(control_plane, namespace, edited)
+    condition = harness.wait_condition(
+        control_plane, namespace, "ppp", "vendor", "ConfigValid", "False", 30, operator.log
+    )
+    assert condition["reason"] == "CollectorRejected"
+    assert condition["message"] == "exporters::otlp_grpc/vendor::clientconfig: address [::1: missing ']' in address"
+    ready = harness.condition(harness.get(control_plane, namespace, "ppp", "vendor"), "Ready")
+    assert ready is not None and ready["reason"] == "ConfigRejected"
+    assert f"config {running_hash} keeps running" in ready["message"]
+
+    def deployed() -> bool:
+        config = harness.get(control_plane, namespace, "configmap", child) or {}
+        return _config_hash(control_plane, namespace, "deployment", child) != running_hash or (
+            config.get("data") != running_config
+        )
+
+    harness.never("the rejected config deployed", deployed)
+    deployment = harness.get(control_plane, namespace, "deployment", child)
+    assert deployment is not None and deployment["status"]["readyReplicas"] == 2
+    assert len(_replica_sets(control_plane, namespace, deployment)) == 1
+    events = [e for e in _events(control_plane, namespace, "vendor") if e["reason"] == "CollectorRejected"]
+    assert [e["type"] for e in events] == ["Warning"]
+
+
 def _pipeline(name: str, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "phoenix.io/v1alpha1",

@@ -136,3 +136,34 @@ def test_help_teaches() -> None:
     assert code == 0
     for command in ("validate", "render", "crds"):
         assert command in out
+
+
+UNREACHABLE_ADDRESS = """apiVersion: phoenix.io/v1alpha1
+kind: PhoenixProcessPipeline
+metadata: {name: vendor-typo}
+spec:
+  template: baseline
+  exporters:
+    - {name: vendor, type: otlp, endpoint: "http://[::1"}
+"""
+
+
+def test_validate_reports_what_the_collector_itself_rejects(tmp_path: Path) -> None:
+    """The models accept this endpoint; the real collector does not, and its words reach the user."""
+    code, _, err = _run("validate", "-f", _write(tmp_path, UNREACHABLE_ADDRESS))
+    assert code == 1
+    assert err.strip() == (
+        f"{tmp_path / 'manifest.yaml'}: PhoenixProcessPipeline/vendor-typo: rejected by the collector: "
+        "exporters::otlp_grpc/vendor::clientconfig: address [::1: missing ']' in address"
+    )
+
+
+def test_validate_says_when_no_collector_judged_the_configs(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app.app,
+        ["validate", "-f", _write(tmp_path, UNREACHABLE_ADDRESS)],
+        env={"PHOENIX_OTELCOL": str(tmp_path / "none")},
+    )
+    assert result.exit_code == 0
+    assert "no collector binary (PHOENIX_OTELCOL)" in result.stderr
+    assert result.stdout.strip().endswith("PhoenixProcessPipeline/vendor-typo: valid")

@@ -115,3 +115,5 @@ def test_default_collector_image_matches_the_pinned_build() -> None:
         if "=" in line and not line.startswith("#")
     )
     assert pipeline.DEFAULT_COLLECTOR_IMAGE.endswith(":" + versions["OTELCOL_VERSION"])
+    # the operator's image validates configs with that same collector
+    assert f"FROM {pipeline.DEFAULT_COLLECTOR_IMAGE} AS collector" in (REPO / "operator" / "Dockerfile").read_text()

@@ -10,6 +10,7 @@ from phoenix_operator.cli import files, output
 from phoenix_operator.models import kinds, manifests
 from phoenix_operator.reconcile import experiment as reconcile_experiment
 from phoenix_operator.reconcile import pipeline as reconcile_pipeline
+from phoenix_operator.render import collector
 from phoenix_operator.render import pipeline as render_pipeline
 
 FileOption = Annotated[
@@ -27,14 +28,14 @@ def _label(obj: object, index: int) -> str:
 
 def _render(
     obj: kinds.PhoenixExperiment | kinds.PhoenixProcessPipeline | kinds.LoadSim,
-) -> list[str]:
+) -> list[render_pipeline.RenderedConfig]:
     """Collector configs of the object, in variant order; LoadSims have none."""
     if isinstance(obj, kinds.PhoenixExperiment):
         # the pipelines the operator would create for it, as it would render them
         created = [manifests.parse_object(c) for c in reconcile_experiment.children(obj)]
-        return [reconcile_pipeline.render(p).text for p in created if isinstance(p, kinds.PhoenixProcessPipeline)]
+        return [reconcile_pipeline.render(p) for p in created if isinstance(p, kinds.PhoenixProcessPipeline)]
     if isinstance(obj, kinds.PhoenixProcessPipeline):
-        return [reconcile_pipeline.render(obj).text]
+        return [reconcile_pipeline.render(obj)]
     return []
 
 
@@ -57,18 +58,26 @@ def _parse_all(
 def validate(filename: FileOption) -> None:
     """Check Phoenix manifests against the models and render their pipelines.
 
+    When the collector (otelcol-phoenix, see PHOENIX_OTELCOL) is installed, it
+    validates each rendered config too, as the operator does before deploying.
     Every problem is printed on stderr as FILE: KIND/NAME: FIELD.PATH: MESSAGE,
     and the exit code is 1 if there is any.
     """
     problems = []
     objects = _parse_all(filename)
+    judge = collector.installed()
     for label, obj in objects:
         try:
-            _render(obj)
+            rendered = _render(obj)
         except render_pipeline.RenderError as error:
             problems.append(f"{filename}: {label}: {error}")
+            continue
+        refusals = [refusal for config in rendered if judge and (refusal := collector.refusal(config))]
+        problems.extend(f"{filename}: {label}: rejected by the collector: {refusal}" for refusal in refusals)
     if problems:
         output.fail(*problems)
+    if not judge:
+        typer.echo("note: no collector binary (PHOENIX_OTELCOL) to validate the rendered configs with", err=True)
     for label, _ in objects:
         typer.echo(f"{filename}: {label}: valid")
 
@@ -79,10 +88,10 @@ def render(filename: FileOption) -> None:
     For an experiment, both variants are printed, baseline first, separated by
     a YAML document marker (---).
     """
-    texts = []
+    texts: list[str] = []
     for label, obj in _parse_all(filename):
         try:
-            texts.extend(_render(obj))
+            texts.extend(config.text for config in _render(obj))
         except render_pipeline.RenderError as error:
             output.fail(f"{filename}: {label}: {error}")
     if not texts:

@@ -115,7 +115,7 @@ def _pipelines_state(store: runtime_base.Store, obj: kinds.PhoenixExperiment) ->
         found_status = manifests.stored_status(found or {}, pipeline.PipelineStatus)
         condition = conditions.find(found_status.conditions, "Ready")
         ready[variant] = condition is not None and condition.status == "True"
-        if condition is not None and condition.reason == reconcile_pipeline.COLLECTOR_FAILED:
+        if condition is not None and condition.reason in reconcile_pipeline.FINAL_READY_REASONS:
             failures[variant] = condition.message
     return ready, failures
 

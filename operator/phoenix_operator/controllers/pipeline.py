@@ -1,4 +1,8 @@
-"""One step of a pipeline: render its newest spec, deploy it if asked, and report what runs."""
+"""One step of a pipeline: render its newest spec, deploy it if asked, and report what runs.
+
+When a collector binary is installed, it judges each new config first: one it
+rejects is never deployed.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 from phoenix_operator import API_VERSION
 from phoenix_operator.models import kinds, manifests, pipeline
 from phoenix_operator.reconcile import pipeline as reconcile_pipeline
+from phoenix_operator.render import collector
 from phoenix_operator.render import pipeline as render_pipeline
 from phoenix_operator.runtime import base as runtime_base
 
@@ -35,6 +40,11 @@ def deploy(store: runtime_base.Store, runtime: runtime_base.Runtime, namespace: 
         now = datetime.now(UTC)
         new = reconcile_pipeline.invalid_status(obj, previous, obj.metadata.generation, str(error), now)
         return _write(store, body, new, ("Warning", "InvalidSpec", str(error)))
+    refusal = collector.refusal(rendered) if collector.installed() else None
+    if refusal is not None:
+        # never deployed: the ConfigMap the running collectors would reload stays as it is
+        new = reconcile_pipeline.rejected_status(obj, previous, refusal, datetime.now(UTC))
+        return _write(store, body, new, ("Warning", "CollectorRejected", refusal))
     observed = runtime.apply_pipeline(obj, rendered) if apply else runtime.observe_pipeline(obj)
     now = datetime.now(UTC)
     if observed is None:

@@ -17,8 +17,11 @@ from phoenix_operator.reconcile import conditions, objects
 from phoenix_operator.render import pipeline as render_pipeline
 
 CONFIG_HASH_ANNOTATION = "phoenix.io/config-hash"
-# The Ready reason of a pipeline whose collectors cannot run at all.
+# Ready reasons that no waiting cures: the collectors cannot run at all, or
+# the collector rejected the config, so nothing new was deployed.
 COLLECTOR_FAILED = "CollectorFailed"
+CONFIG_REJECTED = "ConfigRejected"
+FINAL_READY_REASONS = (COLLECTOR_FAILED, CONFIG_REJECTED)
 CONFIG_FILE = "config.yaml"
 CONFIG_DIR = "/etc/otelcol"
 # The non-root user of the upstream collector images.
@@ -194,6 +197,20 @@ def invalid_status(
         previous.conditions, "ConfigValid", "False", "InvalidSpec", message, generation, now
     )
     updated = conditions.set_condition(updated, "Ready", "False", "InvalidSpec", "the spec is invalid", generation, now)
+    return previous.model_copy(update={"conditions": updated, "observed_generation": generation})
+
+
+def rejected_status(
+    obj: kinds.PhoenixProcessPipeline, previous: pipeline.PipelineStatus, refusal: str, now: datetime
+) -> pipeline.PipelineStatus:
+    """ConfigValid=False with the collector's own words; what runs keeps running, untouched."""
+    generation = obj.metadata.generation
+    updated = conditions.set_condition(
+        previous.conditions, "ConfigValid", "False", "CollectorRejected", refusal, generation, now
+    )
+    running = f"config {previous.config_hash} keeps running" if previous.config_hash else "nothing was deployed"
+    message = f"config rejected by the collector ({running}): {refusal}"
+    updated = conditions.set_condition(updated, "Ready", "False", CONFIG_REJECTED, message, generation, now)
     return previous.model_copy(update={"conditions": updated, "observed_generation": generation})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import tempfile
 from pathlib import Path
@@ -14,17 +15,35 @@ class CollectorRejected(Exception):
     """The collector refused the config; the message is the collector's own."""
 
 
-def validate(rendered: render_pipeline.RenderedConfig, timeout: float = 60.0) -> None:
-    """Run `otelcol-phoenix validate` on the config; raise CollectorRejected on refusal.
+def installed() -> bool:
+    """Whether a collector binary is at hand to judge configs (it is optional outside the tests)."""
+    return binaries.find(binaries.OTELCOL) is not None
+
+
+def validate(rendered: render_pipeline.RenderedConfig) -> None:
+    """Run `otelcol-phoenix validate` on the config; raise CollectorRejected on refusal."""
+    message = refusal(rendered)
+    if message is not None:
+        raise CollectorRejected(message)
+
+
+def refusal(rendered: render_pipeline.RenderedConfig) -> str | None:
+    """The collector's own message when it rejects the config, None when it accepts it.
 
     Header variables that a Secret fills at run time get placeholder values,
     since only the config's shape is being checked.
     """
     binary = binaries.require(binaries.OTELCOL)
-    env = {"PATH": "/usr/bin:/bin", **{s.env_var: "placeholder" for s in rendered.secret_env}}
+    return _refusal(binary, rendered.text, tuple(s.env_var for s in rendered.secret_env))
+
+
+# the operator asks again on every reconcile of an unchanged config
+@functools.lru_cache(maxsize=256)
+def _refusal(binary: Path, text: str, env_vars: tuple[str, ...], timeout: float = 60.0) -> str | None:
+    env = {"PATH": "/usr/bin:/bin", **{name: "placeholder" for name in env_vars}}
     with tempfile.TemporaryDirectory(prefix="phoenix-validate-") as directory:
         config = Path(directory) / "config.yaml"
-        config.write_text(rendered.text, encoding="utf-8")
+        config.write_text(text, encoding="utf-8")
         result = subprocess.run(
             [str(binary), "validate", f"--config=file:{config}"],
             capture_output=True,
@@ -33,6 +52,7 @@ def validate(rendered: render_pipeline.RenderedConfig, timeout: float = 60.0) ->
             timeout=timeout,
             check=False,
         )
-    if result.returncode != 0:
-        message = (result.stderr or result.stdout).strip().splitlines()
-        raise CollectorRejected("; ".join(message[-5:]) or f"exit code {result.returncode}")
+    if result.returncode == 0:
+        return None
+    lines = [line.removeprefix("Error: ") for line in (result.stderr or result.stdout).strip().splitlines()]
+    return "; ".join(lines[-5:]) or f"exit code {result.returncode}"
