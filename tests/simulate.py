@@ -30,11 +30,14 @@ def experiment(
     query_error: float = 0.0,
     cpu_increase: float = 0.0,
     memory_increase: float | None = None,
+    refused_points_ratio: float | None = None,
 ) -> dict[str, Any]:
     """An analyze() input whose true mean reduction, query error and CPU increase are known.
 
     With `memory_increase`, both variants also report memory and the
-    objectives carry the memory guardrail.
+    objectives carry the memory guardrail. With `refused_points_ratio`, the
+    candidate refuses that mean share of its points, in lognormal bursts,
+    and the baseline none.
     """
     baseline = 10_000 * (1 + ar1(rng, n, 0.9, 0.05))
     candidate = baseline * (1 - reduction) * (1 + ar1(rng, n, phi, sd))
@@ -67,6 +70,12 @@ def experiment(
         data["baseline"]["memory_bytes"] = memory.tolist()
         data["candidate"]["memory_bytes"] = (memory * (1 + memory_increase) * (1 + ar1(rng, n, phi, 0.05))).tolist()
         data["objectives"]["max_memory_increase"] = 0.1
+    if refused_points_ratio is not None:
+        spread = 0.5
+        bursts = np.exp(ar1(rng, n, phi, spread) - spread**2 / 2)  # mean 1
+        data["baseline"]["refused_points_ratio"] = np.zeros(n).tolist()
+        data["candidate"]["refused_points_ratio"] = (refused_points_ratio * bursts).tolist()
+        data["objectives"]["max_refused_points_ratio"] = 0.001
     return data
 
 

@@ -48,6 +48,8 @@ class Variant(_Strict):
     datapoints_per_minute: Samples
     cpu_cores: Samples | None = None
     memory_bytes: Samples | None = None
+    # of the points the collector received, the fraction it refused or failed to export
+    refused_points_ratio: Samples | None = None
 
 
 class CriticalQuery(_Strict):
@@ -63,6 +65,8 @@ class Objectives(_Shared):
     max_query_error: Fraction = 0.01
     max_cpu_increase: Fraction = 0.1
     max_memory_increase: Fraction = 0.1
+    # a candidate that refuses or fails to export more of its points than this sheds data
+    max_refused_points_ratio: Fraction = 0.001
 
 
 class CostModel(_Shared):
@@ -163,6 +167,7 @@ class Fidelity(_Strict):
 class Guardrail(_Strict):
     name: str
     status: Literal["pass", "breach", "undetermined", "not-measured"]
+    # the candidate's increase over the baseline; for refused points, the candidate's own ratio
     increase: Interval | None
     limit: float
 
@@ -172,6 +177,7 @@ class VariantSummary(_Strict):
     datapoints_per_minute: float
     cpu_cores: float | None
     memory_bytes: float | None
+    refused_points_ratio: float | None
     monthly_cost_usd: float
 
 

@@ -12,6 +12,10 @@ Decision rule (Kayenta-like, critical objectives veto):
 - Reject when the reduction's upper bound is below the objective, a query's
   error is bounded above maxQueryError, or a guardrail is bounded above its
   limit.
+Guardrails: the candidate's CPU and memory increase over the baseline, and
+the share of its points the candidate refused or failed to export (a
+candidate that sheds data must not win on fewer series); that last one
+passes only while no single sample exceeds its limit either.
 - Otherwise Inconclusive.
 Requiring every query to pass is an intersection-union test, so it keeps the
 level alpha without a multiplicity correction. In sequential mode the rule is
@@ -24,6 +28,7 @@ too few samples give Inconclusive with a reason, never Promote.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +41,12 @@ from phoenix_analysis import anomalies, contract, cost, fidelity, intervals
 Floats = npt.NDArray[np.float64]
 Bounds = tuple[Floats, Floats, Floats]
 MIN_SAMPLES = 10
+# The figures a guardrail watches, with its name
+GUARDED = {
+    "cpu_cores": "collector cpu cores increase",
+    "memory_bytes": "collector memory bytes increase",
+    "refused_points_ratio": "candidate points refused or failed",
+}
 
 
 @dataclass
@@ -50,9 +61,14 @@ class _Check:
     # where a structural rule (a query's label coverage) fails regardless of the bounds
     broken: npt.NDArray[np.bool_] | None = None
     coverage: float | None = None
+    digits: int = 1  # in the reasons' percentages; a limit of 0.1% needs more than one
+    # where the check cannot pass whatever the bounds say (it may still fail on them)
+    unproven: npt.NDArray[np.bool_] | None = None
 
     def passed(self) -> npt.NDArray[np.bool_]:
         within = self.bounds[2] < self.limit if self.passes_below else self.bounds[1] > self.limit
+        if self.unproven is not None:
+            within = within & ~self.unproven
         return within if self.broken is None else within & ~self.broken
 
     def failed(self) -> npt.NDArray[np.bool_]:
@@ -72,7 +88,7 @@ def _input_problems(spec: contract.AnalysisInput) -> tuple[dict[str, Floats], li
     arrays: dict[str, Floats] = {}
     for variant_name in ("baseline", "candidate"):
         variant = getattr(spec, variant_name)
-        for key in ("active_series", "datapoints_per_minute", "cpu_cores", "memory_bytes"):
+        for key in ("active_series", "datapoints_per_minute", *GUARDED):
             values = getattr(variant, key)
             if values is not None:
                 arrays[f"{variant_name}.{key}"] = _array(values)
@@ -83,6 +99,7 @@ def _input_problems(spec: contract.AnalysisInput) -> tuple[dict[str, Floats], li
     if mismatched:
         problems.append(f"mismatched lengths: baseline.active_series has {n}, " + ", ".join(mismatched))
     for key in ("cpu_cores", "memory_bytes"):
+        # refused points are the candidate's alone; the baseline's are reported only
         if (f"baseline.{key}" in arrays) != (f"candidate.{key}" in arrays):
             problems.append(f"{key} is given for one variant only")
     for key, values in arrays.items():
@@ -97,8 +114,8 @@ def _input_problems(spec: contract.AnalysisInput) -> tuple[dict[str, Floats], li
     return arrays, problems
 
 
-def _fmt(value: intervals.Interval) -> str:
-    return f"{value.estimate:.1%} [{value.low:.1%}, {value.high:.1%}]"
+def _fmt(value: intervals.Interval, digits: int = 1) -> str:
+    return f"{value.estimate:.{digits}%} [{value.low:.{digits}%}, {value.high:.{digits}%}]"
 
 
 def _contract_interval(value: intervals.Interval) -> contract.Interval:
@@ -177,6 +194,9 @@ def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
                 datapoints_per_minute=float(np.mean(a[f"{v}.datapoints_per_minute"][used])),
                 cpu_cores=float(np.mean(a[f"{v}.cpu_cores"][used])) if f"{v}.cpu_cores" in a else None,
                 memory_bytes=float(np.mean(a[f"{v}.memory_bytes"][used])) if f"{v}.memory_bytes" in a else None,
+                refused_points_ratio=(
+                    float(np.mean(a[f"{v}.refused_points_ratio"][used])) if f"{v}.refused_points_ratio" in a else None
+                ),
                 monthly_cost_usd=float(np.mean(costs[v][used])),
             )
             for v in ("baseline", "candidate")
@@ -221,10 +241,6 @@ def _query_checks(
     return checks, problems
 
 
-def _guardrail_name(key: str) -> str:
-    return f"collector {key.replace('_', ' ')} increase"
-
-
 def _guardrail_checks(
     spec: contract.AnalysisInput,
     arrays: dict[str, Floats],
@@ -233,30 +249,27 @@ def _guardrail_checks(
     limits = {
         "cpu_cores": spec.objectives.max_cpu_increase,
         "memory_bytes": spec.objectives.max_memory_increase,
+        "refused_points_ratio": spec.objectives.max_refused_points_ratio,
     }
-    checks = []
+    checks = {}
     for key, limit in limits.items():
-        base, cand = arrays.get(f"baseline.{key}"), arrays.get(f"candidate.{key}")
-        if base is None or cand is None or np.any(base <= 0):
+        watched = _guarded_series(arrays, key)
+        if watched is None:
             continue
-        checks.append(
-            _Check(
-                _guardrail_name(key),
-                bound(cand / base - 1, spec.alpha),
-                limit,
-                True,
-            )
-        )
+        check = _Check(GUARDED[key], bound(watched, spec.alpha), limit, True, digits=_digits(limit))
+        if key == "refused_points_ratio":
+            # Shedding comes in bursts, so its mean's bounds run low until a burst is
+            # seen (a CLT bound on right-skewed data); passing also needs every
+            # interval so far under the limit. Calibrated in test_calibration.
+            check.unproven = np.maximum.accumulate(watched) >= limit
+        checks[key] = check
 
     def report(index: int) -> list[contract.Guardrail]:
-        measured = {c.name: c for c in checks}
         out = []
         for key, limit in limits.items():
-            check = measured.get(_guardrail_name(key))
+            check = checks.get(key)
             if check is None:
-                out.append(
-                    contract.Guardrail(name=_guardrail_name(key), status="not-measured", increase=None, limit=limit)
-                )
+                out.append(contract.Guardrail(name=GUARDED[key], status="not-measured", increase=None, limit=limit))
                 continue
             status = "pass" if check.passed()[index] else "breach" if check.failed()[index] else "undetermined"
             out.append(
@@ -266,7 +279,23 @@ def _guardrail_checks(
             )
         return out
 
-    return checks, report
+    return list(checks.values()), report
+
+
+def _guarded_series(arrays: dict[str, Floats], key: str) -> Floats | None:
+    """The per-sample quantity a guardrail bounds, or None when it was not measured."""
+    candidate = arrays.get(f"candidate.{key}")
+    if key == "refused_points_ratio":
+        return candidate  # shedding is judged on its own: any of it loses data
+    baseline = arrays.get(f"baseline.{key}")
+    if baseline is None or candidate is None or np.any(baseline <= 0):
+        return None
+    return candidate / baseline - 1
+
+
+def _digits(limit: float) -> int:
+    """Decimals of a percentage that still show the limit: 10% needs none, 0.1% one."""
+    return max(1, -math.floor(math.log10(limit * 100)) + 1) if limit > 0 else 1
 
 
 def _fidelity_report(
@@ -349,11 +378,12 @@ def _reasons(
     if queries and all(c.passed()[index] for c in queries) and not query_problems:
         reasons.append((kinds.QUERIES_AGREE, f"all {len(queries)} critical queries agree within {limit:.1%}"))
     for check in guardrails:
+        limit_text = f"{check.limit:.{check.digits - 1}%}"
         if check.failed()[index]:
-            text = f"{check.name} {_fmt(check.at(index))} breaches the {check.limit:.0%} guardrail"
+            text = f"{check.name} {_fmt(check.at(index), check.digits)} breaches the {limit_text} guardrail"
             reasons.append((kinds.GUARDRAIL_BREACHED, text))
         elif not check.passed()[index]:
-            text = f"{check.name} {_fmt(check.at(index))} is not yet shown within {check.limit:.0%}"
+            text = f"{check.name} {_fmt(check.at(index), check.digits)} is not yet shown within {limit_text}"
             reasons.append((kinds.GUARDRAIL_UNDETERMINED, text))
     if decision == "Promote":
         reasons = [r for r in reasons if r[0] not in contract.UNDETERMINED]

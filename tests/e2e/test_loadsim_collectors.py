@@ -7,15 +7,18 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from phoenix_operator.loadsim import fleet
 from phoenix_operator.loadsim import run as loadsim_run
-from phoenix_operator.models import loadsim, pipeline
+from phoenix_operator.models import kinds, loadsim, pipeline
+from phoenix_operator.reconcile import loadsim as reconcile_loadsim
+from phoenix_operator.reconcile import pipeline as reconcile_pipeline
 from phoenix_operator.render import pipeline as render_pipeline
-from phoenix_operator.runtime import local_components
+from phoenix_operator.runtime import local, local_components
 from tests import conftest
 
 pytestmark = pytest.mark.e2e
@@ -195,7 +198,7 @@ def test_a_hanging_target_does_not_slow_the_other(otelcol: conftest.StartCollect
     assert elapsed < 6 + 5 * 2 + 10, "the run is bounded by request timeouts, not stalled"
 
 
-def test_cli_reports_its_own_metrics_and_a_json_summary(otelcol: conftest.StartCollector) -> None:
+def test_cli_reports_its_own_metrics_and_a_json_summary(otelcol: conftest.StartCollector, tmp_path: Path) -> None:
     import json
     import subprocess
     import sys
@@ -208,6 +211,7 @@ def test_cli_reports_its_own_metrics_and_a_json_summary(otelcol: conftest.StartC
         [
             sys.executable, "-m", "phoenix_operator", "loadsim", "run", "--hosts", "2", "--processes-per-host", "5",
             "--interval", "1s", "--duration", "6s", "--metrics-port", str(port), "--target", collector.otlp_http_url,
+            "--summary-file", str(tmp_path / "summary.json"),
         ],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -224,6 +228,58 @@ def test_cli_reports_its_own_metrics_and_a_json_summary(otelcol: conftest.StartC
     assert sent in scraped
     assert "phoenix_loadsim_unique_series" in scraped
     summary = json.loads(stdout)
+    # the same summary on one line, as a Job's termination message carries it
+    assert (tmp_path / "summary.json").read_text() == json.dumps(summary, separators=(",", ":"))
     assert summary["targets"][0]["points_sent"] == 6 * 2 * 5 * fleet.POINTS_PER_PROCESS
     assert summary["targets"][0]["send_errors"] == 0
     assert summary["unique_series"] == 2 * 5 * fleet.POINTS_PER_PROCESS
+
+
+def test_the_local_runtime_reports_what_a_finished_load_delivered_to_each_target(tmp_path: Path) -> None:
+    target = kinds.PhoenixProcessPipeline.model_validate(
+        {
+            "apiVersion": "phoenix.io/v1alpha1",
+            "kind": "PhoenixProcessPipeline",
+            "metadata": {"name": "delivered", "namespace": "default"},
+            "spec": {"template": "baseline"},
+        }
+    )
+    runtime = local.LocalRuntime.start(tmp_path / "runtime")
+    try:
+        served = runtime.apply_pipeline(target, reconcile_pipeline.render(target))
+        assert served is not None
+        endpoint = served.endpoints["otlpHttp"]
+        load = kinds.LoadSim.model_validate(
+            {
+                "apiVersion": "phoenix.io/v1alpha1",
+                "kind": "LoadSim",
+                "metadata": {"name": "delivered", "namespace": "default"},
+                "spec": {
+                    "hosts": 2,
+                    "processesPerHost": 3,
+                    "intervalSeconds": 1,
+                    "duration": "3s",
+                    "targets": [{"pipelineRef": "delivered"}],
+                },
+            }
+        )
+        observed = runtime.apply_load(load, [endpoint])
+        deadline = time.monotonic() + 30
+        while not (observed.succeeded or observed.failed):
+            assert time.monotonic() < deadline, "the load never ended"
+            time.sleep(0.5)
+            observed = runtime.apply_load(load, [endpoint])
+        (running,) = runtime.collectors.values()
+        exposition = httpx.get(f"http://{running.collector.telemetry_address}/metrics", timeout=5).text
+    finally:
+        runtime.stop()
+    assert observed.succeeded, observed.message
+    accepted = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in exposition.splitlines()
+        if line.startswith("otelcol_receiver_accepted_metric_points{")
+    )
+    assert observed.delivery == reconcile_loadsim.Delivery(
+        points_sent=3 * 2 * 3 * fleet.POINTS_PER_PROCESS, failed_batches={endpoint: 0}
+    )
+    assert observed.delivery.points_sent == accepted

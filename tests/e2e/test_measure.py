@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -11,9 +11,12 @@ import pytest
 from phoenix_operator import labels
 from phoenix_operator.measure import base, promql
 from phoenix_operator.measure import prometheus as prom
-from phoenix_operator.models import experiment
+from phoenix_operator.models import experiment, pipeline
 from phoenix_operator.reconcile import experiment as reconcile_experiment
+from phoenix_operator.render import pipeline as render_pipeline
 from phoenix_operator.runtime import local_components
+from tests import conftest
+from tests.harness import faults, otlp
 
 pytestmark = pytest.mark.e2e
 STEP = 15
@@ -45,6 +48,21 @@ def _openmetrics(start: int) -> str:
         for i in range(SAMPLES):
             sent = f'otelcol_exporter_sent_metric_points{{{telemetry},exporter="prometheus"}}'
             lines.append(f"{sent} {series * i} {start + STEP * i}")
+    # points received, refused or failed on the way in, and failed on the way out, per step;
+    # the baseline has never failed a send, so it has no such series at all
+    received = {"baseline": (100, 0, 0, None), "candidate": (95, 3, 2, 5)}
+    for variant, (accepted, refused, failed, send_failed) in received.items():
+        telemetry = f'phoenix_experiment="exp",phoenix_scrape="telemetry",job="telemetry",phoenix_variant="{variant}"'
+        counters = {
+            "otelcol_receiver_accepted_metric_points": accepted,
+            "otelcol_receiver_refused_metric_points": refused,
+            "otelcol_receiver_failed_metric_points": failed,
+            "otelcol_exporter_send_failed_metric_points": send_failed,
+        }
+        for name, per_step in counters.items():
+            if per_step is not None:
+                lines.append(f"# TYPE {name} gauge")
+                lines.extend(f"{name}{{{telemetry}}} {per_step * i} {start + STEP * i}" for i in range(SAMPLES))
     lines.append("# TYPE scrape_samples_scraped gauge")
     for variant, samples in (("baseline", 16), ("candidate", 4)):
         for i in range(SAMPLES):
@@ -83,6 +101,11 @@ def test_recovers_series_counts_and_datapoints_exactly(
     assert set(result.baseline.datapoints_per_minute) == {32.0}
     assert set(result.candidate.datapoints_per_minute) == {16.0}
     assert len(result.timestamps) == len(result.baseline.active_series) == (SAMPLES * STEP - 120) // STEP
+    # the candidate sheds 3 + 2 + 5 of every 100 points it receives
+    assert set(result.baseline.refused_points_ratio or []) == {0.0}
+    assert result.candidate.refused_points_ratio == pytest.approx([0.1] * len(result.timestamps))
+    # no collector process telemetry in this data: those guardrails are not measured, this one is
+    assert result.candidate.cpu_cores is None and result.candidate.memory_bytes is None
 
 
 def _query(result: base.Measurement, index: int) -> dict[str, dict[str, list[float | None]]]:
@@ -224,3 +247,62 @@ def test_a_window_longer_than_the_points_limit_is_fetched_in_chunks(
     client = _RecordingClient(provider.client.url, max_points_per_query=7)
     assert prom.Provider(client).measure("exp", [], window) == whole
     assert max(len(w.timestamps) for w in client.requested) == 7
+
+
+@pytest.fixture
+def refusing_endpoint() -> Iterator[str]:
+    with faults.refusing_otlp_endpoint() as endpoint:
+        yield endpoint
+
+
+def test_the_refused_points_ratio_reads_a_real_collector_that_sheds(
+    otelcol: conftest.StartCollector, prometheus: conftest.StartPrometheus, refusing_endpoint: str
+) -> None:
+    """The guardrail's query, on the telemetry real collectors export: one loses every point it sends on."""
+    vendor = pipeline.ExtraExporter(name="vendor", type="otlphttp", endpoint=refusing_endpoint)
+    collectors = {
+        variant: otelcol(
+            lambda listen, v=variant, extra=extra: (
+                render_pipeline.render(
+                    pipeline.BaselineVariant(template="baseline"),
+                    experiment="shed",
+                    variant=v,
+                    listen=listen,
+                    exporters=extra,
+                ).text
+            ),
+            variant,
+        )
+        for variant, extra in (("baseline", []), ("candidate", [vendor]))
+    }
+    server = prometheus(
+        [
+            local_components.ScrapeTarget(
+                f"{v}-telemetry", c.telemetry_address, labels.of_scrape("shed", v, labels.TELEMETRY)
+            )
+            for v, c in collectors.items()
+        ]
+    )
+    client = prom.Client(server.url)
+
+    def ratios() -> dict[str, float] | None:
+        for collector in collectors.values():
+            otlp.post(collector.otlp_http_url, otlp.gauge_request("phoenix.shed", 1.0, {"host.name": "h1"}))
+        now = int(time.time())
+        window = reconcile_experiment.Window(now, now, 1)
+        answers = {
+            v: client.range_query(prom.variant_queries("shed", v, 1)["refused_points_ratio"], window)
+            for v in collectors
+        }
+        values = {v: float(next(iter(a.values()))[0]) for v, a in answers.items() if a}
+        return values if len(values) == 2 and values["candidate"] > 0 else None
+
+    deadline = time.monotonic() + 40
+    measured = None
+    while measured is None and time.monotonic() < deadline:
+        measured = ratios()
+        time.sleep(0.5)
+    assert measured is not None, "the candidate's refused points never showed in Prometheus"
+    assert measured["baseline"] == 0.0
+    # every point the candidate receives fails on its way to the vendor
+    assert measured["candidate"] == pytest.approx(1.0, abs=0.2)

@@ -136,6 +136,10 @@ def test_the_quickstart_goes_from_pending_to_a_promoted_verdict(
     assert status["verdict"]["decision"] == "Promote", status["verdict"]
     assert status["results"]["seriesReduction"]["ciLow"] > 0.5
     assert status["results"]["fidelity"]["passed"] == status["results"]["fidelity"]["checked"] == 3
+    # the candidate refused and failed none of its points, as its own telemetry says
+    guardrails = {g["name"]: g["passed"] for g in status["results"]["guardrails"]}
+    assert guardrails["candidate points refused or failed"] is True
+    assert status["results"]["candidate"]["refusedPointsRatio"] == 0.0
     succeeded = harness.condition(found, "Succeeded")
     assert succeeded is not None and (succeeded["status"], succeeded["reason"]) == ("True", "Promote")
     table = control_plane.kubectl("get", "pexp", "-n", namespace).stdout.splitlines()

@@ -40,6 +40,7 @@ NODES = 3
 KWOK_STAGES = Path(__file__).with_name("kwok-stages.yaml")
 # A pod that a test labels with this exits with the label's value as its code.
 EXIT_CODE_LABEL = "phoenix-test/exit-code"
+TERMINATION_MESSAGE_ANNOTATION = "phoenix-test/termination-message"
 
 
 @dataclass

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -18,6 +19,9 @@ import httpx
 
 from phoenix_operator.runtime import process
 from tests.harness import controlplane
+
+# where a container's termination message is written, by default
+TERMINATION_LOG = "/dev/termination-log"
 
 
 @dataclass
@@ -178,16 +182,51 @@ def experiment(name: str, **spec: Any) -> dict[str, Any]:
     }
 
 
-def exit_job_pod(plane: controlplane.ControlPlane, namespace: str, job: str, code: int, timeout: float = 30) -> None:
-    """Make the running pod of a Job exit with `code`, as its process would (the test bed's kwok acts on the label)."""
-
-    def running_pod() -> str | None:
+def _running_job_pod(plane: controlplane.ControlPlane, namespace: str, job: str, timeout: float) -> dict[str, Any]:
+    def running_pod() -> dict[str, Any] | None:
         listed = plane.kubectl("get", "pods", "-n", namespace, "-l", f"job-name={job}", "-o", "json").stdout
         pods = [p for p in json.loads(listed)["items"] if (p.get("status") or {}).get("phase") == "Running"]
-        return pods[0]["metadata"]["name"] if pods else None
+        return pods[0] if pods else None
 
-    pod = wait_for(f"a running pod of the Job {job}", running_pod, timeout)
+    pod: dict[str, Any] = wait_for(f"a running pod of the Job {job}", running_pod, timeout)
+    return pod
+
+
+def exit_job_pod(plane: controlplane.ControlPlane, namespace: str, job: str, code: int, timeout: float = 30) -> None:
+    """Make the running pod of a Job exit with `code`, as its process would (the test bed's kwok acts on the label)."""
+    pod = _running_job_pod(plane, namespace, job, timeout)["metadata"]["name"]
     plane.kubectl("label", "-n", namespace, "pod", pod, f"{controlplane.EXIT_CODE_LABEL}={code}")
+
+
+def run_job_pod(
+    plane: controlplane.ControlPlane, namespace: str, job: str, workdir: Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the Job pod's command here, as its kubelet would, and end the pod as the command ended.
+
+    The image's `phoenix` is this checkout's; the termination-message file is
+    one in `workdir`, and what the command wrote there becomes the pod's
+    termination message.
+    """
+    pod = _running_job_pod(plane, namespace, job, timeout)
+    (container,) = pod["spec"]["containers"]
+    command = list(container["command"])
+    assert command[0] == "phoenix", command
+    message_file = workdir / f"{pod['metadata']['name']}.termination-log"
+    command = [str(message_file) if part == TERMINATION_LOG else part for part in command[1:]]
+    ran = subprocess.run(
+        [sys.executable, "-m", "phoenix_operator", *command],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    name = pod["metadata"]["name"]
+    if message_file.is_file():
+        message = message_file.read_text()
+        annotation = f"{controlplane.TERMINATION_MESSAGE_ANNOTATION}={message}"
+        plane.kubectl("annotate", "-n", namespace, "pod", name, annotation)
+    plane.kubectl("label", "-n", namespace, "pod", name, f"{controlplane.EXIT_CODE_LABEL}={ran.returncode}")
+    return ran
 
 
 def install_operator_rbac(plane: controlplane.ControlPlane) -> None:

@@ -21,10 +21,12 @@ import httpx
 import pytest
 import yaml
 
+from phoenix_operator.models import pipeline
 from phoenix_operator.reconcile import pipeline as reconcile_pipeline
+from phoenix_operator.render import pipeline as render_pipeline
 from phoenix_operator.runtime import local_components
 from tests import conftest
-from tests.harness import controlplane
+from tests.harness import controlplane, faults
 from tests.harness import operator as harness
 
 pytestmark = pytest.mark.integration
@@ -153,14 +155,46 @@ def _load_condition(plane: controlplane.ControlPlane, namespace: str, name: str,
     return harness.condition(harness.get(plane, namespace, "lsim", name), type_) or {}
 
 
-def test_a_failed_load_job_fails_its_loadsim_with_the_job_s_message(
-    control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
-) -> None:
-    harness.apply(control_plane, namespace, _loadsim("doomed", duration="5m"))
-    harness.wait_for(
-        "Sending", lambda: _load_condition(control_plane, namespace, "doomed", "Ready").get("reason") == "Sending", 30
+@pytest.fixture
+def load_target(otelcol: conftest.StartCollector) -> local_components.LocalCollector:
+    """A real collector for a load Job's pod, run here by the harness, to send to."""
+
+    def render(listen: render_pipeline.Listen) -> str:
+        spec = pipeline.BaselineVariant(template="baseline")
+        return render_pipeline.render(spec, experiment="load", variant="baseline", listen=listen).text
+
+    return otelcol(render)
+
+
+def _accepted_points(collector: local_components.LocalCollector) -> float:
+    exposition = httpx.get(f"http://{collector.telemetry_address}/metrics", timeout=5).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in exposition.splitlines()
+        if line.startswith("otelcol_receiver_accepted_metric_points{")
     )
-    harness.exit_job_pod(control_plane, namespace, "doomed-load", 1)
+
+
+SHORT_LOAD = {"hosts": 2, "processesPerHost": 3, "intervalSeconds": 1, "duration": "3s"}
+
+
+def test_a_failed_load_job_fails_its_loadsim_and_names_the_target_that_refused(
+    control_plane: controlplane.ControlPlane,
+    namespace: str,
+    operator: harness.Operator,
+    load_target: local_components.LocalCollector,
+    tmp_path: Path,
+) -> None:
+    with faults.refusing_otlp_endpoint() as refusing:
+        targets = [{"endpoint": load_target.otlp_http_url}, {"endpoint": refusing}]
+        harness.apply(control_plane, namespace, _loadsim("doomed", targets=targets, **SHORT_LOAD))
+        harness.wait_for(
+            "Sending",
+            lambda: _load_condition(control_plane, namespace, "doomed", "Ready").get("reason") == "Sending",
+            30,
+        )
+        ran = harness.run_job_pod(control_plane, namespace, "doomed-load", tmp_path)
+    assert ran.returncode == 2, ran.stderr  # the load's own verdict: some batches never arrived
     harness.wait_for(
         "LoadFailed",
         lambda: _load_condition(control_plane, namespace, "doomed", "Ready").get("reason") == "LoadFailed",
@@ -174,12 +208,28 @@ def test_a_failed_load_job_fails_its_loadsim_with_the_job_s_message(
     assert any(
         e["type"] == "Warning" and e["reason"] == "LoadFailed" for e in _events(control_plane, namespace, "doomed")
     )
+    status = harness.wait_for(
+        "the run's delivery in status",
+        lambda: (harness.get(control_plane, namespace, "lsim", "doomed") or {}).get("status", {}).get("failedBatches"),
+        30,
+        operator.log,
+    )
+    # every batch of the 3 s load was refused by one target, none by the collector
+    batches = json.loads(ran.stdout)["batches"]
+    assert status == {load_target.otlp_http_url: 0, refusing: batches * SHORT_LOAD["hosts"]}
+    done = harness.get(control_plane, namespace, "lsim", "doomed")
+    assert done is not None and done["status"]["pointsSent"] == _accepted_points(load_target) > 0
 
 
-def test_a_load_job_that_completes_finishes_its_loadsim(
-    control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
+def test_a_load_job_that_completes_finishes_its_loadsim_with_what_it_delivered(
+    control_plane: controlplane.ControlPlane,
+    namespace: str,
+    operator: harness.Operator,
+    load_target: local_components.LocalCollector,
+    tmp_path: Path,
 ) -> None:
-    harness.apply(control_plane, namespace, _loadsim("complete", duration="5m"))
+    targets = [{"endpoint": load_target.otlp_http_url}]
+    harness.apply(control_plane, namespace, _loadsim("complete", targets=targets, **SHORT_LOAD))
     harness.wait_for(
         "Sending", lambda: _load_condition(control_plane, namespace, "complete", "Ready").get("reason") == "Sending", 30
     )
@@ -187,7 +237,8 @@ def test_a_load_job_that_completes_finishes_its_loadsim(
     job = harness.get(control_plane, namespace, "job", "complete-load")
     assert started is not None and job is not None
     assert started["status"]["startedAt"] == job["status"]["startTime"]  # when the Job controller started it
-    harness.exit_job_pod(control_plane, namespace, "complete-load", 0)
+    ran = harness.run_job_pod(control_plane, namespace, "complete-load", tmp_path)
+    assert ran.returncode == 0, ran.stderr
     finished = harness.wait_for(
         "Succeeded",
         lambda: (c := _load_condition(control_plane, namespace, "complete", "Succeeded")).get("status") == "True" and c,
@@ -197,6 +248,9 @@ def test_a_load_job_that_completes_finishes_its_loadsim(
     assert finished["reason"] == "Finished"
     done = harness.get(control_plane, namespace, "lsim", "complete")
     assert done is not None and done["status"]["completedAt"] >= done["status"]["startedAt"]
+    # what the collector itself counts as received, not only what the load says it sent
+    assert done["status"]["pointsSent"] == _accepted_points(load_target) > 0
+    assert done["status"]["failedBatches"] == {load_target.otlp_http_url: 0}
 
 
 TOKEN = "s3cret-prometheus-token"  # noqa: S105 (the test's own)

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from phoenix_operator.cli import app
 from phoenix_operator.loadsim import encode, fleet, profiles
 from phoenix_operator.models import loadsim
+from phoenix_operator.reconcile import loadsim as reconcile_loadsim
 
 START = 1_700_000_000 * 10**9
 
@@ -188,3 +189,21 @@ def test_run_cli_bad_input_is_one_line(args: list[str], expected: str) -> None:
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[0].startswith(expected)
     assert "Traceback" not in result.stderr
+
+
+def test_a_cut_or_foreign_termination_message_is_no_delivery() -> None:
+    """A Job's termination message is cut at 4 KiB, and a crash leaves its own words there instead."""
+    summary = json.dumps(
+        {
+            "targets": [
+                {"target": "http://a:4318", "points_sent": 120, "send_errors": 0, "batches_dropped": 0},
+                {"target": "http://b:4318", "points_sent": 80, "send_errors": 2, "batches_dropped": 1},
+            ]
+        }
+    )
+    assert reconcile_loadsim.delivery(summary) == reconcile_loadsim.Delivery(
+        points_sent=200, failed_batches={"http://a:4318": 0, "http://b:4318": 3}
+    )
+    assert reconcile_loadsim.delivery(summary[:-10]) is None
+    assert reconcile_loadsim.delivery("Traceback (most recent call last):") is None
+    assert reconcile_loadsim.delivery('{"targets": [{"target": "x"}]}') is None

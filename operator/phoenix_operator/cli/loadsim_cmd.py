@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import pydantic
@@ -99,6 +100,13 @@ def run(
         int,
         typer.Option("--metrics-port", help="Serve LoadSim's own metrics on this port (0: off)."),
     ] = 0,
+    summary_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--summary-file",
+            help="Also write the JSON summary here, on one line (a Job uses /dev/termination-log).",
+        ),
+    ] = None,
 ) -> None:
     """Send the same per-process metrics to every target; print a JSON summary at the end.
 
@@ -132,6 +140,11 @@ def run(
             bar.update(task, completed=p.tick, status=f"{p.unique_series:,} series, {p.send_errors} errors")
 
         summary = loadsim_run.run(spec, target, paced=not max_speed, on_progress=progress)
+    if summary_file is not None:
+        try:
+            summary_file.write_text(json.dumps(summary.to_dict(), separators=(",", ":")), encoding="utf-8")
+        except OSError as error:
+            typer.echo(f"warning: --summary-file: {error}", err=True)
     typer.echo(json.dumps(summary.to_dict(), indent=2))
     if any(t.send_errors or t.batches_dropped for t in summary.targets):
         raise typer.Exit(2)

@@ -45,7 +45,26 @@ VARIANT_QUERIES = {
     ),
     "cpu_cores": (labels.TELEMETRY, "sum(rate(otelcol_process_cpu_seconds[{rate}]))"),
     "memory_bytes": (labels.TELEMETRY, "sum(otelcol_process_memory_rss)"),
+    # of the points received, the share refused or failed on the way in or out;
+    # a collector has no send-failure series until its first failure
+    "refused_points_ratio": (
+        labels.TELEMETRY,
+        "clamp_max(({shed}) / clamp_min({received}, 1e-9), 1)".format(
+            shed=(
+                "sum(rate(otelcol_receiver_refused_metric_points[1m]))"
+                " + sum(rate(otelcol_receiver_failed_metric_points[1m]))"
+                " + (sum(rate(otelcol_exporter_send_failed_metric_points[1m])) or vector(0))"
+            ),
+            received=(
+                "sum(rate(otelcol_receiver_accepted_metric_points[1m]))"
+                " + sum(rate(otelcol_receiver_refused_metric_points[1m]))"
+                " + sum(rate(otelcol_receiver_failed_metric_points[1m]))"
+            ),
+        ),
+    ),
 }
+# Figures from the collector's own telemetry: absent together when it is not scraped
+TELEMETRY_FIGURES = ("cpu_cores", "memory_bytes", "refused_points_ratio")
 Samples = list[float | None]
 # Prometheus refuses a range query of more than 11,000 points per series.
 MAX_POINTS_PER_QUERY = 10_000
@@ -207,8 +226,9 @@ class Provider:
                 }
                 if np.all(np.isnan(measured["active_series"])):
                     return base.Measurement("Inconclusive", f"no series exported by the {variant} pipeline yet")
-                if np.all(np.isnan(measured["cpu_cores"])):
-                    del measured["cpu_cores"], measured["memory_bytes"]
+                for figure in TELEMETRY_FIGURES:
+                    if np.all(np.isnan(measured[figure])):
+                        del measured[figure]
                 variants[variant] = measured
                 for answer, query in zip(answers, queries, strict=True):
                     answer[variant] = self._range_query(
@@ -218,10 +238,10 @@ class Provider:
             return base.Measurement("Error", str(error))
         except promql.QueryError as error:
             return base.Measurement("Error", f"critical query: {error}")
-        if set(variants["baseline"]) != set(variants["candidate"]):
-            for figures in variants.values():
-                figures.pop("cpu_cores", None)
-                figures.pop("memory_bytes", None)
+        for figure in TELEMETRY_FIGURES:
+            if any(figure not in figures for figures in variants.values()):
+                for figures in variants.values():
+                    figures.pop(figure, None)
         span = _measured_span(variants)
         if span is None:
             return base.Measurement("Inconclusive", "the variants have no sample time in common yet")

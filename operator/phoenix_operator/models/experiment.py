@@ -160,6 +160,8 @@ class VariantFigures(common.Model):
     datapoints_per_minute: float | None = None
     cpu_cores: float | None = None
     memory_bytes: float | None = None
+    # of the points the variant's collector received, the share it refused or failed to export
+    refused_points_ratio: float | None = None
 
 
 class Fidelity(common.Model):

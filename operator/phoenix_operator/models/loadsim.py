@@ -50,3 +50,10 @@ class LoadSimStatus(common.StatusBase):
     job_name: str | None = None
     started_at: str | None = None
     completed_at: str | None = None
+    points_sent: int | None = pydantic.Field(
+        default=None, description="Datapoints every target accepted, summed; from the finished run's summary."
+    )
+    failed_batches: dict[str, int] = pydantic.Field(
+        default_factory=dict,
+        description="Per target endpoint, the batches it never accepted (send errors and drops); 0 is good.",
+    )

@@ -6,8 +6,9 @@ The same `phoenix loadsim run` arguments serve the Job, the local runtime and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,17 @@ from phoenix_operator.reconcile import conditions, objects
 
 # Time a Job may overrun its load duration (image pull, scheduling) before it is stopped.
 JOB_GRACE_SECONDS = 300
+# The Job's run writes its summary where the kubelet makes it the container's termination message.
+JOB_SUMMARY_FILE = "/dev/termination-log"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a finished run says it delivered."""
+
+    points_sent: int
+    # per target: batches it never accepted
+    failed_batches: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -28,14 +40,33 @@ class Observed:
     started_at: str | None = None
     completed_at: str | None = None
     message: str = ""
+    # once it has ended and left a readable summary
+    delivery: Delivery | None = None
+
+
+def delivery(summary: str) -> Delivery | None:
+    """The delivery a `phoenix loadsim run` summary reports; None when the text is not one."""
+    try:
+        targets = json.loads(summary)["targets"]
+        return Delivery(
+            points_sent=sum(int(t["points_sent"]) for t in targets),
+            failed_batches={str(t["target"]): int(t["send_errors"]) + int(t["batches_dropped"]) for t in targets},
+        )
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 class TargetsNotReady(Exception):
     """A target pipeline does not exist yet or has no ready collectors."""
 
 
-def arguments(profile: loadsim.LoadProfileSpec, targets: Sequence[str], duration: str | None = None) -> list[str]:
-    """`phoenix` sub-command arguments that send `profile` to `targets`."""
+def arguments(
+    profile: loadsim.LoadProfileSpec,
+    targets: Sequence[str],
+    duration: str | None = None,
+    summary_file: str | None = None,
+) -> list[str]:
+    """`phoenix` sub-command arguments that send `profile` to `targets`, writing the summary to `summary_file`."""
     argv = [
         "loadsim",
         "run",
@@ -56,6 +87,8 @@ def arguments(profile: loadsim.LoadProfileSpec, targets: Sequence[str], duration
     ]
     for target in targets:
         argv += ["--target", target]
+    if summary_file is not None:
+        argv += ["--summary-file", summary_file]
     return argv
 
 
@@ -83,7 +116,7 @@ def job(obj: kinds.LoadSim, targets: Sequence[str], image: str) -> dict[str, Any
     container = {
         "name": "loadsim",
         "image": image,
-        "command": ["phoenix", *arguments(profile, targets)],
+        "command": ["phoenix", *arguments(profile, targets, summary_file=JOB_SUMMARY_FILE)],
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
         "securityContext": objects.restricted_security_context(),
     }
@@ -142,5 +175,10 @@ def status(
             "job_name": job_name(obj.metadata.name),
             "started_at": observed.started_at if observed else previous.started_at,
             "completed_at": observed.completed_at if observed else previous.completed_at,
+            **(_delivered(observed.delivery) if observed and observed.delivery else {}),
         }
     )
+
+
+def _delivered(delivery: Delivery) -> dict[str, Any]:
+    return {"points_sent": delivery.points_sent, "failed_batches": dict(delivery.failed_batches)}

@@ -22,6 +22,7 @@ def _figures(variant: contract.VariantSummary | None) -> experiment.VariantFigur
         datapoints_per_minute=variant.datapoints_per_minute,
         cpu_cores=variant.cpu_cores,
         memory_bytes=variant.memory_bytes,
+        refused_points_ratio=variant.refused_points_ratio,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +39,7 @@ CHILD_KINDS = (
     ("apps/v1", "DaemonSet"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("batch/v1", "Job"),
+    ("v1", "Pod"),  # read only: a finished load Job's pod holds the run's summary
 )
 
 
@@ -112,6 +114,12 @@ class Api:
                 return None
         result: dict[str, Any] = found.to_dict()
         return result
+
+    def list_objects(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        with _store_errors(f"list {kind} {label_selector}"):
+            found = self._resource(api_version, kind).get(namespace=namespace, label_selector=label_selector)
+        items: list[dict[str, Any]] = found.to_dict().get("items") or []
+        return items
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         with _store_errors(f"delete {kind} {name}"), contextlib.suppress(dynamic_errors.NotFoundError):
@@ -236,7 +244,12 @@ class KubernetesRuntime:
         if job is None:
             # a Job's pod template is immutable, so it is created once and then only read
             job = self.api.apply(reconcile_loadsim.job(obj, targets, self.image))
-        return _job_observed(job)
+        observed = _job_observed(job)
+        if not (observed.succeeded or observed.failed):
+            return observed
+        # read once: the LoadSim is not stepped again after it ends
+        pods = self.api.list_objects("v1", "Pod", job["metadata"]["namespace"], f"job-name={job['metadata']['name']}")
+        return dataclasses.replace(observed, delivery=_delivery(pods))
 
 
 def _readiness(workload: dict[str, Any]) -> tuple[int, int, str | None]:
@@ -255,6 +268,17 @@ def _readiness(workload: dict[str, Any]) -> tuple[int, int, str | None]:
         ready, updated = int(status.get("numberReady") or 0), int(status.get("updatedNumberScheduled") or 0)
     # pods of the previous config still count as ready until the rollout ends
     return desired, min(ready, updated), config_hash
+
+
+def _delivery(pods: list[dict[str, Any]]) -> reconcile_loadsim.Delivery | None:
+    """The summary the load container left as its termination message, from its last pod to end."""
+    ended = []
+    for pod in pods:
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            terminated = (container.get("state") or {}).get("terminated") or {}
+            if terminated.get("message"):
+                ended.append((str(terminated.get("finishedAt") or ""), str(terminated["message"])))
+    return reconcile_loadsim.delivery(max(ended)[1]) if ended else None
 
 
 def _job_observed(job: dict[str, Any]) -> reconcile_loadsim.Observed:

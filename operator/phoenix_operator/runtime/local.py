@@ -229,20 +229,36 @@ class LocalRuntime:
                 if stale:
                     # endpoints a previous operator's collectors had; this one's are not up yet
                     raise reconcile_loadsim.TargetsNotReady(f"no local collector serves {', '.join(stale)} yet")
-                argv = [sys.executable, "-m", "phoenix_operator", *reconcile_loadsim.arguments(obj.spec, targets)]
+                summary = self._summary_file(key)
+                summary.unlink(missing_ok=True)  # a previous operator's run of the same name
+                argv = [
+                    sys.executable,
+                    "-m",
+                    "phoenix_operator",
+                    *reconcile_loadsim.arguments(obj.spec, targets, summary_file=str(summary)),
+                ]
                 load = process.ManagedProcess(f"loadsim {key}", argv, self.workdir / f"{key}.loadsim.log")
                 self.loads[key] = load
                 load.start()
                 self.load_started[key] = datetime.now(UTC).isoformat()
                 self._record(load)
             code = None if load.running() else load.returncode
+            summary = self._summary_file(key)
             return reconcile_loadsim.Observed(
                 started_at=self.load_started[key],
                 active=code is None,
                 succeeded=code == 0,
                 failed=code not in (None, 0),
                 message=f"LoadSim exited with {code}: {load.tail()}" if code not in (None, 0) else "",
+                delivery=(
+                    reconcile_loadsim.delivery(summary.read_text(encoding="utf-8"))
+                    if code is not None and summary.is_file()
+                    else None
+                ),
             )
+
+    def _summary_file(self, key: str) -> Path:
+        return self.workdir / f"{key}.loadsim.json"
 
     def delete_load(self, obj: kinds.LoadSim) -> None:
         with self.lock:

@@ -103,6 +103,27 @@ def test_memory_increase_well_beyond_the_guardrail_rejects_and_says_so() -> None
     assert _rate("Reject", seed=10, reduction=0.8, memory_increase=0.3) >= 0.9
 
 
+def test_refused_points_at_the_guardrail_rarely_pass() -> None:
+    rate = _rate("Promote", seed=11, reduction=0.8, refused_points_ratio=0.001)
+    _at_most(rate, ALPHA, "promotion at the refused-points guardrail")
+
+
+def test_a_candidate_that_sheds_data_is_rejected_and_told_so() -> None:
+    rng = np.random.default_rng(12)
+    result = engine.analyze(simulate.experiment(rng, N_SAMPLES, reduction=0.8, refused_points_ratio=0.005))
+    assert result["decision"] == "Reject"
+    assert any(reason.startswith("candidate points refused or failed") for reason in result["reasons"])
+    assert result["reasons"][-1].endswith("breaches the 0.1% guardrail"), result["reasons"]
+    _at_least(_rate("Reject", seed=13, reduction=0.8, refused_points_ratio=0.005), 0.9, "rejection at 5x the limit")
+
+
+def test_a_candidate_that_refuses_nothing_or_little_keeps_its_power() -> None:
+    clean = _rate("Promote", seed=14, reduction=0.8, refused_points_ratio=0.0)
+    _at_least(clean, _rate("Promote", seed=14, reduction=0.8), "promotion with no points refused")
+    little = _rate("Promote", seed=15, reduction=0.8, refused_points_ratio=0.00025)
+    _at_least(little, 0.9, "promotion refusing a quarter of the limit")
+
+
 def test_repeated_checks_of_the_fixed_test_inflate_false_promotions() -> None:
     """Why sequential is the default: peeking at a fixed-horizon test every
     interval and stopping at the first Promote exceeds alpha, while the
