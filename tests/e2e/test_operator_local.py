@@ -23,6 +23,7 @@ from tests.harness import operator as harness
 
 pytestmark = pytest.mark.e2e
 QUICKSTART = controlplane.REPO / "examples" / "quickstart" / "experiment.yaml"
+CLUSTER_EXAMPLE = controlplane.REPO / "examples" / "experiment.yaml"
 DASHBOARDS = controlplane.REPO / "kustomize" / "components" / "grafana" / "dashboards"
 
 
@@ -235,3 +236,59 @@ def test_a_killed_local_operator_resumes_and_completes_with_one_verdict(
         assert len(decisions) == 1 and decisions[0].get("count", 1) == 1
         pipelines = json.loads(control_plane.kubectl("get", "ppp", "-n", namespace, "-o", "json").stdout)["items"]
         assert pipelines == [] or all(p["metadata"].get("deletionTimestamp") for p in pipelines)
+
+
+def _prometheus_sum(prometheus: str, query: str) -> float | None:
+    answer = httpx.get(f"{prometheus}/api/v1/query", params={"query": query}, timeout=10).json()
+    assert answer["status"] == "success", answer
+    result = answer["data"]["result"]
+    return sum(float(r["value"][1]) for r in result) if result else None
+
+
+def test_the_cluster_example_shadows_the_running_pipeline_and_reaches_a_verdict(
+    control_plane: controlplane.ControlPlane, namespace: str, local_operator: harness.Operator
+) -> None:
+    """examples/experiment.yaml, on a short clock: the pipeline it names runs, and no synthetic point reaches it."""
+    production: dict[str, Any] = {
+        "apiVersion": "phoenix.io/v1alpha1",
+        "kind": "PhoenixProcessPipeline",
+        "metadata": {"name": "process-metrics"},
+        "spec": {"template": "baseline", "parameters": {"metricExpiration": "8s"}},
+    }
+    harness.apply(control_plane, namespace, production)
+    harness.wait_condition(control_plane, namespace, "ppp", "process-metrics", "Ready", "True", 60, local_operator.log)
+    manifest: dict[str, Any] = yaml.safe_load(CLUSTER_EXAMPLE.read_text())
+    assert manifest["spec"]["baseline"] == {"pipelineRef": "process-metrics"}
+    spec = manifest["spec"]
+    del spec["analysis"]["prometheus"]  # the local runtime's own Prometheus scrapes the collectors
+    spec["candidate"]["parameters"]["metricExpiration"] = "8s"
+    spec["load"]["loadSim"].update(hosts=2, intervalSeconds=5)  # its 150 processes per host
+    # every clock shorter, the query's rate window with the warmup that lets it fill
+    spec.update(duration="3m", warmup="75s", analysisInterval="10s")
+    for query in spec["analysis"]["criticalQueries"]:
+        assert "[5m]" in query["query"]
+        query["query"] = query["query"].replace("[5m]", "[1m]")
+    harness.apply(control_plane, namespace, manifest)
+    name = manifest["metadata"]["name"]
+    harness.wait_for(
+        "a verdict",
+        lambda: (
+            (harness.get(control_plane, namespace, "pexp", name) or {}).get("status", {}).get("phase")
+            in ("Completed", "Failed")
+        ),
+        300,
+        local_operator.log,
+    )
+    status = harness.get(control_plane, namespace, "pexp", name)["status"]  # type: ignore[index]
+    assert status["phase"] == "Completed", json.dumps(status, indent=1)
+    assert status["verdict"]["decision"] == "Promote", status["verdict"]
+    assert status["results"]["seriesReduction"]["ciLow"] > spec["analysis"]["objectives"]["minSeriesReduction"]
+    # the production pipeline is still there, and its receiver never counted one point
+    served = re.search(r"the local runtime's Prometheus serves (\S+)", local_operator.log())
+    assert served is not None
+    scoped = '{phoenix_experiment="process-metrics", phoenix_scrape="telemetry"}'
+    assert _prometheus_sum(served.group(1), f"max_over_time(otelcol_process_uptime{scoped}[10m])")
+    assert not _prometheus_sum(served.group(1), f"max_over_time(otelcol_receiver_accepted_metric_points{scoped}[10m])")
+    shadowed = '{phoenix_experiment="lean-process-metrics", phoenix_scrape="telemetry"}'
+    assert _prometheus_sum(served.group(1), f"max_over_time(otelcol_receiver_accepted_metric_points{shadowed}[10m])")
+    assert harness.get(control_plane, namespace, "ppp", "process-metrics") is not None

@@ -33,6 +33,8 @@ OPERATOR_NEEDS = {
     "daemonsets.apps": "create get list patch watch",
     "horizontalpodautoscalers.autoscaling": "create get patch",
     "jobs.batch": "create get patch",
+    "pods": "list",
+    "endpointslices.discovery.k8s.io": "list watch",
     "events": "create patch",
     "customresourcedefinitions.apiextensions.k8s.io": "list watch",
     "namespaces": "list watch",

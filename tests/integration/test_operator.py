@@ -21,7 +21,7 @@ import httpx
 import pytest
 import yaml
 
-from phoenix_operator.models import pipeline
+from phoenix_operator.models import kinds, pipeline
 from phoenix_operator.reconcile import pipeline as reconcile_pipeline
 from phoenix_operator.render import pipeline as render_pipeline
 from phoenix_operator.runtime import local_components
@@ -144,11 +144,16 @@ def test_a_pipeline_becomes_configmap_workload_and_service_owned_by_it(
         listed = control_plane.kubectl(
             "get", "endpointslices", "-n", namespace, "-l", f"kubernetes.io/service-name={child}", "-o", "json"
         ).stdout
-        found = sorted(a for s in json.loads(listed)["items"] for e in s.get("endpoints") or [] for a in e["addresses"])
-        return found if found == addresses else None
+        slices = json.loads(listed)["items"]
+        found = sorted(a for s in slices for e in s.get("endpoints") or [] for a in e["addresses"])
+        return slices if found == addresses else None
 
-    harness.wait_for("the Service's EndpointSlice", sliced, 30)
+    slices = harness.wait_for("the Service's EndpointSlice", sliced, 30)
     assert len(addresses) == controlplane.NODES
+    # the operator counts a collector ready once a slice of its pipeline routes to it
+    assert all(s["metadata"]["labels"]["phoenix.io/pipeline"] == manifest["metadata"]["name"] for s in slices)
+    ready = harness.get(control_plane, namespace, "ppp", manifest["metadata"]["name"])
+    assert ready is not None and ready["status"]["readyReplicas"] == controlplane.NODES
 
 
 def _load_condition(plane: controlplane.ControlPlane, namespace: str, name: str, type_: str) -> dict[str, Any]:
@@ -488,6 +493,12 @@ def test_a_config_the_collector_rejects_never_replaces_the_running_one(
     assert [e["type"] for e in events] == ["Warning"]
 
 
+def _parsed(pipeline_object: dict[str, Any]) -> kinds.PhoenixProcessPipeline:
+    return kinds.PhoenixProcessPipeline.model_validate(
+        {k: pipeline_object[k] for k in ("apiVersion", "kind", "metadata", "spec")}
+    )
+
+
 def _pipeline(name: str, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "phoenix.io/v1alpha1",
@@ -520,6 +531,51 @@ def _events(plane: controlplane.ControlPlane, namespace: str, name: str) -> list
     )
     items: list[dict[str, Any]] = listed["items"]
     return items
+
+
+def test_an_experiment_against_a_running_pipeline_shadows_it_and_leaves_it_alone(
+    control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
+) -> None:
+    production = _example("pipeline.yaml")  # a DaemonSet with a vendor exporter and its API key
+    production["metadata"]["name"] = "process-metrics"
+    harness.apply(control_plane, namespace, production)
+    harness.wait_condition(control_plane, namespace, "ppp", "process-metrics", "Ready", "True", 30, operator.log)
+    before = harness.get(control_plane, namespace, "ppp", "process-metrics")
+    assert before is not None
+    harness.apply(control_plane, namespace, harness.experiment("lean", baseline={"pipelineRef": "process-metrics"}))
+    shadow = harness.wait_for(
+        "the shadow baseline", lambda: harness.get(control_plane, namespace, "ppp", "lean-baseline"), 30, operator.log
+    )
+    # the running pipeline's own spec, minus where its data goes, labelled as the experiment's baseline
+    copied = {"exporters": [], "experiment_ref": "lean", "variant": "baseline"}
+    assert _parsed(shadow).spec == _parsed(before).spec.model_copy(update=copied)
+    candidate = harness.get(control_plane, namespace, "ppp", "lean-candidate")
+    assert candidate is not None and _parsed(candidate).spec.collector == _parsed(before).spec.collector
+    load = harness.get(control_plane, namespace, "lsim", "lean-load")
+    assert load is not None
+    assert load["spec"]["targets"] == [{"pipelineRef": "lean-baseline"}, {"pipelineRef": "lean-candidate"}]
+    # its ConfigMap renders no vendor exporter, so not one synthetic point can leave for the vendor
+    config = harness.wait_for(
+        "the shadow's config",
+        lambda: harness.get(control_plane, namespace, "configmap", reconcile_pipeline.child_name("lean-baseline")),
+        30,
+        operator.log,
+    )
+    assert "vendor" not in config["data"]["config.yaml"]
+    after = harness.get(control_plane, namespace, "ppp", "process-metrics")
+    assert after is not None and after["metadata"]["generation"] == before["metadata"]["generation"]
+    assert after["spec"] == before["spec"]
+
+
+def test_an_experiment_against_a_missing_pipeline_fails_at_once_and_creates_nothing(
+    control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
+) -> None:
+    harness.apply(control_plane, namespace, harness.experiment("orphan", baseline={"pipelineRef": "nowhere"}))
+    failed = harness.wait_condition(control_plane, namespace, "pexp", "orphan", "Succeeded", "False", 30, operator.log)
+    assert failed["reason"] == "BaselineNotFound"
+    assert failed["message"] == f"baseline.pipelineRef: pipeline nowhere in namespace {namespace} does not exist"
+    for kind, name in (("ppp", "orphan-baseline"), ("ppp", "orphan-candidate"), ("lsim", "orphan-load")):
+        assert harness.get(control_plane, namespace, kind, name) is None
 
 
 def test_an_experiment_creates_its_children_runs_and_fails_when_prometheus_stays_down(

@@ -72,10 +72,42 @@ def test_children_are_both_pipelines_and_the_load_owned_by_the_experiment() -> N
         kinds.PhoenixProcessPipeline.model_validate(child)  # what the operator creates, its own models accept
 
 
-def test_an_adopted_baseline_is_not_created() -> None:
-    children = reconcile_experiment.children(_experiment(baseline={"pipelineRef": "production"}))
-    assert [c["metadata"]["name"] for c in children] == ["exp-candidate", "exp-load"]
-    assert children[1]["spec"]["targets"][0] == {"pipelineRef": "production"}
+def test_a_referenced_baseline_is_shadowed_and_never_receives_the_load() -> None:
+    production = kinds.PhoenixProcessPipeline.model_validate(
+        {
+            "apiVersion": "phoenix.io/v1alpha1",
+            "kind": "PhoenixProcessPipeline",
+            "metadata": {"name": "production", "namespace": "default"},
+            "spec": {
+                "template": "baseline",
+                "parameters": {"batchTimeout": "5s"},
+                "collector": {"replicas": 3, "image": "registry.example/otelcol:1"},
+                "exporters": [{"name": "vendor", "type": "otlphttp", "endpoint": "https://otlp.vendor.example"}],
+            },
+        }
+    )
+    obj = _experiment(baseline={"pipelineRef": "production"})
+    children = reconcile_experiment.children(obj, production)
+    assert [c["metadata"]["name"] for c in children] == ["exp-baseline", "exp-candidate", "exp-load"]
+    shadow, candidate, load = (c["spec"] for c in children)
+    # the production pipeline's spec, labelled as the experiment's, without its destinations
+    assert shadow["parameters"]["batchTimeout"] == "5s" and shadow["collector"] == production.spec.collector.to_wire()
+    assert "exporters" not in shadow and (shadow["experimentRef"], shadow["variant"]) == ("exp", "baseline")
+    # the candidate runs on the same collector
+    assert candidate["collector"] == production.spec.collector.to_wire() and candidate["template"] == "candidate"
+    assert load["targets"] == [{"pipelineRef": "exp-baseline"}, {"pipelineRef": "exp-candidate"}]
+    # offline, without the production pipeline at hand, only the candidate can be rendered
+    offline = reconcile_experiment.children(obj)
+    assert [c["metadata"]["name"] for c in offline] == ["exp-candidate", "exp-load"]
+
+
+def test_a_missing_referenced_baseline_fails_at_once_and_creates_nothing() -> None:
+    obj = _experiment(baseline={"pipelineRef": "production"})
+    problem = "baseline.pipelineRef: pipeline production in namespace default does not exist"
+    step = _step(obj, reconcile_experiment.Observed(baseline_problem=problem), T0)
+    assert step.status.phase == "Failed"
+    failed = conditions.find(step.status.conditions, "Succeeded")
+    assert failed is not None and (failed.reason, failed.message) == ("BaselineNotFound", problem)
 
 
 def test_the_happy_path_goes_through_every_phase() -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from phoenix_operator.models import kinds
 from phoenix_operator.runtime import kubernetes
 
 
@@ -28,3 +29,48 @@ def test_a_status_older_than_the_spec_names_no_config() -> None:
     stale = _daemonset(desiredNumberScheduled=3, numberReady=3, updatedNumberScheduled=3)
     stale["status"]["observedGeneration"] = 1
     assert kubernetes._readiness(stale)[2] is None
+
+
+def _deployment(ready: int) -> dict[str, Any]:
+    return {
+        "kind": "Deployment",
+        "metadata": {
+            "name": "p-collector",
+            "namespace": "ns",
+            "generation": 1,
+            "ownerReferences": [{"kind": "PhoenixProcessPipeline", "name": "p"}],
+        },
+        "spec": {"replicas": 2, "template": {"metadata": {"annotations": {"phoenix.io/config-hash": "h"}}}},
+        "status": {"observedGeneration": 1, "readyReplicas": ready, "updatedReplicas": ready},
+    }
+
+
+def _endpoint_slice(name: str, *ready: bool | None) -> dict[str, Any]:
+    return {
+        "kind": "EndpointSlice",
+        "metadata": {"name": name, "namespace": "ns", "labels": {"phoenix.io/pipeline": "p"}},
+        "endpoints": [{"addresses": [f"10.0.0.{i}"], "conditions": {"ready": r}} for i, r in enumerate(ready)],
+    }
+
+
+def test_a_collector_is_ready_only_once_its_service_routes_to_it() -> None:
+    runtime = kubernetes.KubernetesRuntime(cast(kubernetes.Api, None), "image")
+    pipeline = kinds.PhoenixProcessPipeline.model_validate(
+        {
+            "apiVersion": "phoenix.io/v1alpha1",
+            "kind": "PhoenixProcessPipeline",
+            "metadata": {"name": "p", "namespace": "ns"},
+            "spec": {"template": "baseline"},
+        }
+    )
+    assert runtime.record_workload("ADDED", _deployment(ready=2)) == "p"
+    observed = runtime.observe_pipeline(pipeline)
+    assert observed is not None and observed.ready_replicas == 0  # no EndpointSlice lists them yet
+    # one slice: one endpoint ready, one not yet; unset means ready, as the API defines it
+    assert runtime.record_workload("ADDED", _endpoint_slice("p-collector-abc", True, False)) == "p"
+    assert runtime.observe_pipeline(pipeline).ready_replicas == 1  # type: ignore[union-attr]
+    assert runtime.record_workload("MODIFIED", _endpoint_slice("p-collector-abc", True, None)) == "p"
+    assert runtime.observe_pipeline(pipeline).ready_replicas == 2  # type: ignore[union-attr]
+    assert runtime.record_workload("MODIFIED", _endpoint_slice("p-collector-abc", None, True)) is None
+    assert runtime.record_workload("DELETED", _endpoint_slice("p-collector-abc")) == "p"
+    assert runtime.observe_pipeline(pipeline).ready_replicas == 0  # type: ignore[union-attr]

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from phoenix_operator.cli import files, output
-from phoenix_operator.models import kinds, manifests
+from phoenix_operator.models import experiment, kinds, manifests
 from phoenix_operator.reconcile import experiment as reconcile_experiment
 from phoenix_operator.reconcile import pipeline as reconcile_pipeline
 from phoenix_operator.render import collector
@@ -26,22 +26,35 @@ def _label(obj: object, index: int) -> str:
     return f"document {index + 1}"
 
 
-def _render(
-    obj: kinds.PhoenixExperiment | kinds.PhoenixProcessPipeline | kinds.LoadSim,
-) -> list[render_pipeline.RenderedConfig]:
-    """Collector configs of the object, in variant order; LoadSims have none."""
+Parsed = kinds.PhoenixExperiment | kinds.PhoenixProcessPipeline | kinds.LoadSim
+
+
+def _render(obj: Parsed, siblings: list[Parsed]) -> list[render_pipeline.RenderedConfig]:
+    """Collector configs of the object, in variant order; LoadSims have none.
+
+    An experiment's `pipelineRef` baseline is shadowed when that pipeline is
+    in the same file, as the operator would; otherwise only its candidate renders.
+    """
     if isinstance(obj, kinds.PhoenixExperiment):
+        referenced = next(
+            (
+                s
+                for s in siblings
+                if isinstance(s, kinds.PhoenixProcessPipeline)
+                and isinstance(obj.spec.baseline, experiment.PipelineRef)
+                and s.metadata.name == obj.spec.baseline.pipeline_ref
+            ),
+            None,
+        )
         # the pipelines the operator would create for it, as it would render them
-        created = [manifests.parse_object(c) for c in reconcile_experiment.children(obj)]
+        created = [manifests.parse_object(c) for c in reconcile_experiment.children(obj, referenced)]
         return [reconcile_pipeline.render(p) for p in created if isinstance(p, kinds.PhoenixProcessPipeline)]
     if isinstance(obj, kinds.PhoenixProcessPipeline):
         return [reconcile_pipeline.render(obj)]
     return []
 
 
-def _parse_all(
-    path: str,
-) -> list[tuple[str, kinds.PhoenixExperiment | kinds.PhoenixProcessPipeline | kinds.LoadSim]]:
+def _parse_all(path: str) -> list[tuple[str, Parsed]]:
     problems: list[str] = []
     parsed = []
     for index, document in enumerate(files.load_documents(path)):
@@ -68,7 +81,7 @@ def validate(filename: FileOption) -> None:
     judge = collector.installed()
     for label, obj in objects:
         try:
-            rendered = _render(obj)
+            rendered = _render(obj, [o for _, o in objects])
         except render_pipeline.RenderError as error:
             problems.append(f"{filename}: {label}: {error}")
             continue
@@ -89,9 +102,10 @@ def render(filename: FileOption) -> None:
     a YAML document marker (---).
     """
     texts: list[str] = []
-    for label, obj in _parse_all(filename):
+    objects = _parse_all(filename)
+    for label, obj in objects:
         try:
-            texts.extend(config.text for config in _render(obj))
+            texts.extend(config.text for config in _render(obj, [o for _, o in objects]))
         except render_pipeline.RenderError as error:
             output.fail(f"{filename}: {label}: {error}")
     if not texts:

@@ -68,9 +68,11 @@ def step(store: runtime_base.Store, body: dict[str, Any], now: datetime, setting
     plan = reconcile_experiment.plan(obj, now, settings.limits, memory.last_measured.get(key))
     measurement = None
     if plan is reconcile_experiment.Plan.CREATE_CHILDREN:
-        for child in reconcile_experiment.children(obj):
-            store.apply(child)
-        observed = reconcile_experiment.Observed()
+        referenced, problem = _referenced_baseline(store, obj)
+        if problem is None:
+            for child in reconcile_experiment.children(obj, referenced):
+                store.apply(child)
+        observed = reconcile_experiment.Observed(baseline_problem=problem)
     elif plan is reconcile_experiment.Plan.READ_CHILDREN:
         started_at, failure = _load_state(store, obj)
         ready, failures = _pipelines_state(store, obj)
@@ -104,6 +106,25 @@ def step(store: runtime_base.Store, body: dict[str, Any], now: datetime, setting
 
 def _namespace(obj: kinds.PhoenixExperiment) -> str:
     return obj.metadata.namespace or "default"
+
+
+def _referenced_baseline(
+    store: runtime_base.Store, obj: kinds.PhoenixExperiment
+) -> tuple[kinds.PhoenixProcessPipeline | None, str | None]:
+    """The running pipeline a `pipelineRef` baseline names, or why it cannot be shadowed."""
+    baseline = obj.spec.baseline
+    if not isinstance(baseline, experiment.PipelineRef):
+        return None, None
+    found = store.get(API_VERSION, "PhoenixProcessPipeline", _namespace(obj), baseline.pipeline_ref)
+    where = f"baseline.pipelineRef: pipeline {baseline.pipeline_ref} in namespace {_namespace(obj)}"
+    if found is None:
+        return None, f"{where} does not exist"
+    try:
+        referenced = manifests.parse_stored(found)
+    except manifests.InvalidManifest as error:
+        return None, f"{where} is invalid: {error}"
+    assert isinstance(referenced, kinds.PhoenixProcessPipeline)
+    return referenced, None
 
 
 def _pipelines_state(store: runtime_base.Store, obj: kinds.PhoenixExperiment) -> tuple[dict[str, bool], dict[str, str]]:
@@ -164,7 +185,7 @@ def _measure(
 def _teardown(store: runtime_base.Store, obj: kinds.PhoenixExperiment, what: frozenset[str]) -> None:
     if "load" in what:
         store.delete(API_VERSION, "LoadSim", _namespace(obj), reconcile_experiment.load_name(obj.metadata.name))
-    for variant, name in reconcile_experiment.created_pipelines(obj).items():
+    for variant, name in reconcile_experiment.variant_pipelines(obj).items():
         if "pipelines" in what or (variant == "candidate" and "candidate" in what):
             store.delete(API_VERSION, "PhoenixProcessPipeline", _namespace(obj), name)
 

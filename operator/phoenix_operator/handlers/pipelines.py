@@ -101,3 +101,5 @@ def watch_readiness(runtime: runtime_base.Runtime) -> None:
 
         kopf.on.event("apps", "v1", "deployments", labels=COLLECTOR_LABELS)(workload_changed)
         kopf.on.event("apps", "v1", "daemonsets", labels=COLLECTOR_LABELS)(workload_changed)
+        # the EndpointSlice controller copies the Service's labels onto its slices
+        kopf.on.event("discovery.k8s.io", "v1", "endpointslices", labels=COLLECTOR_LABELS)(workload_changed)

@@ -92,18 +92,13 @@ class AnalysisSpec(common.Model):
 
 
 class PromotionSpec(common.Model):
-    model_config = common.cel_rules(
-        ("self.policy != 'auto' || has(self.targetPipelineRef)", "policy auto needs targetPipelineRef")
+    policy: Literal["manual", "auto"] = "manual"
+    target_pipeline_ref: common.DnsLabel | None = pydantic.Field(
+        default=None, description="The pipeline to promote into; by default the baseline's pipelineRef."
     )
 
-    policy: Literal["manual", "auto"] = "manual"
-    target_pipeline_ref: common.DnsLabel | None = None
 
-    @pydantic.model_validator(mode="after")
-    def _auto_needs_target(self) -> PromotionSpec:
-        if self.policy == "auto" and self.target_pipeline_ref is None:
-            raise ValueError("policy auto needs targetPipelineRef")
-        return self
+AUTO_NEEDS_TARGET = "policy auto needs targetPipelineRef, or a baseline pipelineRef to promote into"
 
 
 class ExperimentSpec(common.Model):
@@ -114,6 +109,11 @@ class ExperimentSpec(common.Model):
             "duration(self.analysisInterval) > duration('0s')"
             " && duration(self.analysisInterval) <= duration(self.duration)",
             "analysisInterval must be positive and no longer than duration",
+        ),
+        (
+            "!has(self.promotion) || !has(self.promotion.policy) || self.promotion.policy != 'auto'"
+            " || has(self.promotion.targetPipelineRef) || has(self.baseline.pipelineRef)",
+            AUTO_NEEDS_TARGET,
         ),
     )
 
@@ -146,6 +146,14 @@ class ExperimentSpec(common.Model):
                 f"analysisInterval ({self.analysis_interval}) must be positive and "
                 f"no longer than duration ({self.duration})"
             )
+        return self
+
+    @pydantic.model_validator(mode="after")
+    def _auto_promotion_has_a_target(self) -> ExperimentSpec:
+        promotion = self.promotion
+        untargeted = promotion.target_pipeline_ref is None and not isinstance(self.baseline, PipelineRef)
+        if promotion.policy == "auto" and untargeted:
+            raise ValueError(AUTO_NEEDS_TARGET)
         return self
 
 

@@ -76,6 +76,8 @@ class Observed:
     analysis: contract.Result | None = None
     measurement_problem: str | None = None
     prometheus_unreachable: bool = False
+    # why the `pipelineRef` baseline cannot be copied: nothing was created
+    baseline_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,10 @@ class Step:
     promote: bool = False
 
 
+# What a shadow of a running pipeline leaves out: where its data goes, and whose series it labels.
+SHADOW_DROPS = frozenset({"exporters", "experimentRef", "variant"})
+
+
 def pipeline_name(name: str, variant: str) -> str:
     return f"{name}-{variant}"
 
@@ -96,32 +102,36 @@ def load_name(name: str) -> str:
 
 
 def variant_pipelines(obj: kinds.PhoenixExperiment) -> dict[pipeline.VariantName, str]:
-    """Pipeline name of each variant; a `pipelineRef` baseline names an existing pipeline."""
-    name = obj.metadata.name
-    baseline = obj.spec.baseline
-    return {
-        "baseline": baseline.pipeline_ref
-        if isinstance(baseline, experiment.PipelineRef)
-        else pipeline_name(name, "baseline"),
-        "candidate": pipeline_name(name, "candidate"),
-    }
+    """Pipeline name of each variant; the experiment creates both, also for a `pipelineRef` baseline."""
+    return {v: pipeline_name(obj.metadata.name, v) for v in pipeline.VARIANTS}
 
 
-def created_pipelines(obj: kinds.PhoenixExperiment) -> dict[pipeline.VariantName, str]:
-    """The pipelines the experiment creates itself, and removes when it ends."""
-    return {v: n for v, n in variant_pipelines(obj).items() if n == pipeline_name(obj.metadata.name, v)}
+def children(
+    obj: kinds.PhoenixExperiment, referenced: kinds.PhoenixProcessPipeline | None = None
+) -> list[dict[str, Any]]:
+    """The pipelines the experiment creates and the LoadSim sending to both, owned by it.
 
-
-def children(obj: kinds.PhoenixExperiment) -> list[dict[str, Any]]:
-    """The pipelines the experiment creates and the LoadSim sending to both, owned by it."""
+    A `pipelineRef` baseline is `referenced`, the pipeline already running:
+    the experiment deploys a shadow of its spec, without its extra exporters,
+    and runs the candidate with its collector settings, so the synthetic load
+    never reaches that pipeline or its backends. Offline, without it, the
+    shadow is left out.
+    """
     spec = obj.spec
     name = obj.metadata.name
     owner = [objects.owner_reference(obj)]
     labels = {"phoenix.io/experiment": name}
+    variants: dict[str, dict[str, Any]] = {"candidate": spec.candidate.to_wire()}
+    if not isinstance(spec.baseline, experiment.PipelineRef):
+        variants["baseline"] = spec.baseline.to_wire()
+    elif referenced is not None:
+        shadow = {k: v for k, v in referenced.spec.to_wire().items() if k not in SHADOW_DROPS}
+        variants["baseline"] = shadow
+        variants["candidate"] = {**variants["candidate"], "collector": referenced.spec.collector.to_wire()}
     created: list[dict[str, Any]] = []
-    for variant in created_pipelines(obj):
-        variant_spec = spec.candidate if variant == "candidate" else spec.baseline
-        assert not isinstance(variant_spec, experiment.PipelineRef)
+    for variant in pipeline.VARIANTS:
+        if variant not in variants:
+            continue
         created.append(
             {
                 "apiVersion": API_VERSION,
@@ -132,7 +142,7 @@ def children(obj: kinds.PhoenixExperiment) -> list[dict[str, Any]]:
                     "labels": labels,
                     "ownerReferences": owner,
                 },
-                "spec": {**variant_spec.to_wire(), "experimentRef": name, "variant": variant},
+                "spec": {**variants[variant], "experimentRef": name, "variant": variant},
             }
         )
     load = spec.load.load_sim.model_copy(update={"duration": spec.duration})
@@ -360,6 +370,8 @@ def advance(obj: kinds.PhoenixExperiment, observed: Observed, now: datetime, lim
             (Event("Warning", "Aborted", message),),
             frozenset({"pipelines", "load"}),
         )
+    if status.phase == "Pending" and observed.baseline_problem is not None:
+        return _failed(status, generation, now, "BaselineNotFound", observed.baseline_problem)
     if status.phase == "Pending":
         pipelines = variant_pipelines(obj)
         status = _with(

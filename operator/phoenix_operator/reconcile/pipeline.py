@@ -22,6 +22,7 @@ CONFIG_HASH_ANNOTATION = "phoenix.io/config-hash"
 COLLECTOR_FAILED = "CollectorFailed"
 CONFIG_REJECTED = "ConfigRejected"
 FINAL_READY_REASONS = (COLLECTOR_FAILED, CONFIG_REJECTED)
+PIPELINE_LABEL = "phoenix.io/pipeline"
 CONFIG_FILE = "config.yaml"
 CONFIG_DIR = "/etc/otelcol"
 # The non-root user of the upstream collector images.
@@ -68,6 +69,8 @@ def _metadata(obj: kinds.PhoenixProcessPipeline) -> dict[str, Any]:
         # Prometheus copies these onto the collector's own telemetry, as it does locally
         "phoenix.io/experiment": experiment,
         "phoenix.io/variant": variant,
+        # the EndpointSlice controller copies it from the Service: whose collectors a slice routes to
+        PIPELINE_LABEL: obj.metadata.name,
     }
     return {
         "name": child_name(obj.metadata.name),

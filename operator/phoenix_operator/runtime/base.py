@@ -85,5 +85,8 @@ class WorkloadRuntime(Runtime, Protocol):
     """A runtime whose collectors are workloads that report their own readiness in watch events."""
 
     def record_workload(self, event_type: str, workload: dict[str, Any]) -> str | None:
-        """Remember a workload's newest state; the owning pipeline's name if its readiness changed."""
+        """Remember a workload's (or its Service's EndpointSlice's) newest state.
+
+        Returns the owning pipeline's name if its readiness changed.
+        """
         ...

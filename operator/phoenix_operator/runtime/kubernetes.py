@@ -187,22 +187,29 @@ class Api:
 class KubernetesRuntime:
     """Collectors as Deployments or DaemonSets, loads as Jobs.
 
-    Workloads are watched, not polled: the operator passes each workload event
-    to record_workload, and readiness is read from the newest one.
+    Workloads are watched, not polled: the operator passes each event of a
+    workload or of its Service's EndpointSlices to record_workload, and
+    readiness is read from the newest ones. A collector counts as ready once
+    its workload says so and the Service routes to it: load sent before that
+    would be lost.
     """
 
     def __init__(self, api: Api, image: str) -> None:
         self.api = api
         self.image = image
         self._workloads: dict[tuple[str, str], dict[str, Any]] = {}
+        # per pipeline, the ready endpoints of each of its Service's EndpointSlices
+        self._routed: dict[tuple[str, str], dict[str, int]] = {}
 
     def record_workload(self, event_type: str, workload: dict[str, Any]) -> str | None:
-        """Remember a collector workload's newest state.
+        """Remember a collector workload's, or EndpointSlice's, newest state.
 
         Returns the owning pipeline's name when its readiness changed: the
         other events (a first sight with nothing ready, a status update that
         moves no count) change nothing the pipeline's status says.
         """
+        if workload.get("kind") == "EndpointSlice":
+            return self._record_endpoint_slice(event_type, workload)
         owner = next(
             (o["name"] for o in workload["metadata"].get("ownerReferences") or [] if o["kind"] == PIPELINE_KIND),
             None,
@@ -218,6 +225,19 @@ class KubernetesRuntime:
         after = _readiness(workload)
         return owner if (before[1], before[2]) != (after[1], after[2]) else None
 
+    def _record_endpoint_slice(self, event_type: str, endpoint_slice: dict[str, Any]) -> str | None:
+        metadata = endpoint_slice["metadata"]
+        owner = (metadata.get("labels") or {}).get(reconcile_pipeline.PIPELINE_LABEL)
+        if owner is None:
+            return None
+        slices = self._routed.setdefault((metadata["namespace"], owner), {})
+        before = sum(slices.values())
+        if event_type == "DELETED":
+            slices.pop(metadata["name"], None)
+        else:
+            slices[metadata["name"]] = _ready_endpoints(endpoint_slice)
+        return owner if sum(slices.values()) != before else None
+
     def apply_pipeline(
         self, obj: kinds.PhoenixProcessPipeline, rendered: render_pipeline.RenderedConfig
     ) -> reconcile_pipeline.Observed:
@@ -232,10 +252,13 @@ class KubernetesRuntime:
         workload = self._workloads.get((obj.metadata.namespace or "default", obj.metadata.name))
         return None if workload is None else self._pipeline_observed(obj, workload)
 
-    @staticmethod
-    def _pipeline_observed(obj: kinds.PhoenixProcessPipeline, workload: dict[str, Any]) -> reconcile_pipeline.Observed:
+    def _pipeline_observed(
+        self, obj: kinds.PhoenixProcessPipeline, workload: dict[str, Any]
+    ) -> reconcile_pipeline.Observed:
         desired, ready, config_hash = _readiness(workload)
-        return reconcile_pipeline.Observed(desired, ready, reconcile_pipeline.cluster_endpoints(obj), config_hash)
+        routed = sum(self._routed.get((obj.metadata.namespace or "default", obj.metadata.name), {}).values())
+        endpoints = reconcile_pipeline.cluster_endpoints(obj)
+        return reconcile_pipeline.Observed(desired, min(ready, routed), endpoints, config_hash)
 
     def apply_load(self, obj: kinds.LoadSim, targets: list[str]) -> reconcile_loadsim.Observed:
         job = self.api.get(
@@ -279,6 +302,12 @@ def _delivery(pods: list[dict[str, Any]]) -> reconcile_loadsim.Delivery | None:
             if terminated.get("message"):
                 ended.append((str(terminated.get("finishedAt") or ""), str(terminated["message"])))
     return reconcile_loadsim.delivery(max(ended)[1]) if ended else None
+
+
+def _ready_endpoints(endpoint_slice: dict[str, Any]) -> int:
+    """Endpoints the Service routes to; an unset `ready` means ready, as the API defines it."""
+    endpoints = endpoint_slice.get("endpoints") or []
+    return sum(1 for e in endpoints if (e.get("conditions") or {}).get("ready") is not False)
 
 
 def _job_observed(job: dict[str, Any]) -> reconcile_loadsim.Observed:
