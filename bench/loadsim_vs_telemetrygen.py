@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
+from tests.harness import otlp
 
 from phoenix_operator import binaries
 from phoenix_operator.models import pipeline
@@ -32,15 +32,6 @@ from phoenix_operator.render import pipeline as render_pipeline
 from phoenix_operator.runtime import local_components
 
 GENERATOR_CORE, COLLECTOR_CORE = 0, 1
-
-
-def accepted_points(collector: local_components.LocalCollector) -> float:
-    text = httpx.get(f"http://{collector.telemetry_address}/metrics", timeout=5).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("otelcol_receiver_accepted_metric_points")
-    )
 
 
 def cpu_seconds(pid: int) -> float:
@@ -61,13 +52,13 @@ def measure(
     try:
         time.sleep(warmup)
         before, started, cpu_before = (
-            accepted_points(collector),
+            otlp.accepted_points(collector.telemetry_address),
             time.monotonic(),
             cpu_seconds(generator.pid),
         )
         time.sleep(window)
         after, ended, cpu_after = (
-            accepted_points(collector),
+            otlp.accepted_points(collector.telemetry_address),
             time.monotonic(),
             cpu_seconds(generator.pid),
         )

@@ -20,6 +20,7 @@ from phoenix_operator.reconcile import pipeline as reconcile_pipeline
 from phoenix_operator.render import pipeline as render_pipeline
 from phoenix_operator.runtime import local, local_components
 from tests import conftest
+from tests.harness import otlp
 
 pytestmark = pytest.mark.e2e
 METRICS = (
@@ -270,15 +271,10 @@ def test_the_local_runtime_reports_what_a_finished_load_delivered_to_each_target
             time.sleep(0.5)
             observed = runtime.apply_load(load, [endpoint])
         (running,) = runtime.collectors.values()
-        exposition = httpx.get(f"http://{running.collector.telemetry_address}/metrics", timeout=5).text
+        accepted = otlp.accepted_points(running.collector.telemetry_address)
     finally:
         runtime.stop()
     assert observed.succeeded, observed.message
-    accepted = sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in exposition.splitlines()
-        if line.startswith("otelcol_receiver_accepted_metric_points{")
-    )
     assert observed.delivery == reconcile_loadsim.Delivery(
         points_sent=3 * 2 * 3 * fleet.POINTS_PER_PROCESS, failed_batches={endpoint: 0}
     )

@@ -1,4 +1,4 @@
-"""Minimal OTLP/HTTP metric requests for component smoke tests."""
+"""Minimal OTLP/HTTP metric requests for component tests, and what a collector says it accepted."""
 
 from __future__ import annotations
 
@@ -35,3 +35,13 @@ def post(url: str, body: bytes) -> int:
         timeout=10,
     )
     return response.status_code
+
+
+def accepted_points(telemetry_address: str) -> float:
+    """Points a collector's receivers accepted, by its own telemetry at host:port."""
+    exposition = httpx.get(f"http://{telemetry_address}/metrics", timeout=5).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in exposition.splitlines()
+        if line.startswith("otelcol_receiver_accepted_metric_points{")
+    )

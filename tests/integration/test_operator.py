@@ -26,7 +26,7 @@ from phoenix_operator.reconcile import pipeline as reconcile_pipeline
 from phoenix_operator.render import pipeline as render_pipeline
 from phoenix_operator.runtime import local_components
 from tests import conftest
-from tests.harness import controlplane, faults
+from tests.harness import controlplane, faults, otlp
 from tests.harness import operator as harness
 
 pytestmark = pytest.mark.integration
@@ -171,15 +171,6 @@ def load_target(otelcol: conftest.StartCollector) -> local_components.LocalColle
     return otelcol(render)
 
 
-def _accepted_points(collector: local_components.LocalCollector) -> float:
-    exposition = httpx.get(f"http://{collector.telemetry_address}/metrics", timeout=5).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in exposition.splitlines()
-        if line.startswith("otelcol_receiver_accepted_metric_points{")
-    )
-
-
 SHORT_LOAD = {"hosts": 2, "processesPerHost": 3, "intervalSeconds": 1, "duration": "3s"}
 
 
@@ -223,7 +214,7 @@ def test_a_failed_load_job_fails_its_loadsim_and_names_the_target_that_refused(
     batches = json.loads(ran.stdout)["batches"]
     assert status == {load_target.otlp_http_url: 0, refusing: batches * SHORT_LOAD["hosts"]}
     done = harness.get(control_plane, namespace, "lsim", "doomed")
-    assert done is not None and done["status"]["pointsSent"] == _accepted_points(load_target) > 0
+    assert done is not None and done["status"]["pointsSent"] == otlp.accepted_points(load_target.telemetry_address) > 0
 
 
 def test_a_load_job_that_completes_finishes_its_loadsim_with_what_it_delivered(
@@ -254,7 +245,7 @@ def test_a_load_job_that_completes_finishes_its_loadsim_with_what_it_delivered(
     done = harness.get(control_plane, namespace, "lsim", "complete")
     assert done is not None and done["status"]["completedAt"] >= done["status"]["startedAt"]
     # what the collector itself counts as received, not only what the load says it sent
-    assert done["status"]["pointsSent"] == _accepted_points(load_target) > 0
+    assert done["status"]["pointsSent"] == otlp.accepted_points(load_target.telemetry_address) > 0
     assert done["status"]["failedBatches"] == {load_target.otlp_http_url: 0}
 
 
