@@ -18,12 +18,16 @@ import pytest
 import yaml
 
 from phoenix_operator.models import experiment
-from tests.harness import controlplane
+from phoenix_operator.render import pipeline as render_pipeline
+from tests import conftest
+from tests.harness import controlplane, otlp
 from tests.harness import operator as harness
 
 pytestmark = pytest.mark.e2e
 QUICKSTART = controlplane.REPO / "examples" / "quickstart" / "experiment.yaml"
 CLUSTER_EXAMPLE = controlplane.REPO / "examples" / "experiment.yaml"
+PIPELINE_EXAMPLE = controlplane.REPO / "examples" / "pipeline.yaml"
+TOKEN_ACCESS = controlplane.REPO / "docs" / "prometheus-token-access.yaml"
 DASHBOARDS = controlplane.REPO / "kustomize" / "components" / "grafana" / "dashboards"
 
 
@@ -292,3 +296,63 @@ def test_the_cluster_example_shadows_the_running_pipeline_and_reaches_a_verdict(
     shadowed = '{phoenix_experiment="lean-process-metrics", phoenix_scrape="telemetry"}'
     assert _prometheus_sum(served.group(1), f"max_over_time(otelcol_receiver_accepted_metric_points{shadowed}[10m])")
     assert harness.get(control_plane, namespace, "ppp", "process-metrics") is not None
+
+
+VENDOR_KEY = "s3cret-vendor-key"
+
+
+def _vendor(listen: render_pipeline.Listen) -> str:
+    """A second collector standing for a vendor: it labels what it receives with the api-key header it came with."""
+    return f"""
+receivers:
+  otlp:
+    protocols:
+      http: {{endpoint: "{listen.otlp_http}", include_metadata: true}}
+processors:
+  attributes/header:
+    actions: [{{key: received_api_key, from_context: metadata.api-key, action: insert}}]
+exporters:
+  prometheus: {{endpoint: "{listen.prometheus}"}}
+service:
+  telemetry:
+    metrics:
+      readers:
+        - pull: {{exporter: {{prometheus: {{host: "{listen.telemetry_host}", port: {listen.telemetry_port}}}}}}}
+  pipelines:
+    metrics: {{receivers: [otlp], processors: [attributes/header], exporters: [prometheus]}}
+"""
+
+
+def test_a_pipeline_delivers_to_its_vendor_with_the_header_from_its_secret(
+    control_plane: controlplane.ControlPlane,
+    namespace: str,
+    local_operator: harness.Operator,
+    otelcol: conftest.StartCollector,
+) -> None:
+    vendor = otelcol(_vendor, "vendor")
+    control_plane.kubectl(
+        "create", "secret", "generic", "vendor-credentials", "-n", namespace, f"--from-literal=api-key={VENDOR_KEY}"
+    )
+    # the operator reads only the Secrets it is granted by name, as docs/prometheus-token-access.yaml shows
+    grant = TOKEN_ACCESS.read_text().replace("prometheus-token", "vendor-credentials")
+    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input_text=grant)
+    manifest: dict[str, Any] = yaml.safe_load(PIPELINE_EXAMPLE.read_text())
+    manifest["spec"]["exporters"][0]["endpoint"] = vendor.otlp_http_url
+    harness.apply(control_plane, namespace, manifest)
+    name = manifest["metadata"]["name"]
+    ready = harness.wait_condition(control_plane, namespace, "ppp", name, "Ready", "True", 60, local_operator.log)
+    assert ready["reason"] == "CollectorsReady"
+    endpoint = harness.get(control_plane, namespace, "ppp", name)["status"]["endpoints"]["otlpHttp"]  # type: ignore[index]
+
+    def delivered() -> str | None:
+        otlp.post(endpoint, otlp.gauge_request("phoenix.delivered", 1.0, {"host.name": "h1"}))
+        exported = httpx.get(f"http://{vendor.metrics_address}/metrics", timeout=5).text
+        return next((line for line in exported.splitlines() if line.startswith("phoenix_delivered")), None)
+
+    line = harness.wait_for("the vendor to receive the pipeline's data", delivered, 30, local_operator.log)
+    assert f'received_api_key="{VENDOR_KEY}"' in line
+    # the key went to the vendor, and nowhere else: not the status, the log or the rendered config
+    found = harness.get(control_plane, namespace, "ppp", name)
+    assert VENDOR_KEY not in json.dumps(found) and VENDOR_KEY not in local_operator.log()
+    configs = list((local_operator.process.log_path.parent / "runtime").rglob("*.yaml"))
+    assert configs and not any(VENDOR_KEY in config.read_text() for config in configs)

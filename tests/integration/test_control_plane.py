@@ -130,6 +130,14 @@ CROSS_FIELD = {
         _pipeline_with(collector={"autoscaling": {"minReplicas": 4, "maxReplicas": 2}}),
         "minReplicas must not exceed maxReplicas",
     ),
+    "exporter-without-endpoint": (
+        _pipeline_with(exporters=[{"name": "vendor", "type": "otlphttp"}]),
+        "endpoint is required, except for type newrelic",
+    ),
+    "newrelic-without-key": (
+        _pipeline_with(exporters=[{"name": "nr", "type": "newrelic"}]),
+        "type newrelic needs an api-key header from a Secret",
+    ),
 }
 
 

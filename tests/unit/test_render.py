@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ruamel import yaml
 
-from phoenix_operator.models import pipeline
+from phoenix_operator.models import kinds, pipeline
 from phoenix_operator.render import checks
 from phoenix_operator.render import pipeline as render_pipeline
 from tests import render_cases
@@ -192,4 +193,18 @@ def test_structure_check_names_undefined_and_unused_components() -> None:
     assert checks.structure_problems(config) == [
         "service.pipelines.metrics.processors: 'ghost' is not defined",
         "processors.unused: defined but used by no pipeline",
+    ]
+
+
+def test_the_newrelic_preset_is_otlp_http_to_new_relic_with_the_license_key_header() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "newrelic" / "pipeline.yaml"
+    manifest = yaml.YAML(typ="safe", pure=True).load(example.read_text())
+    obj = kinds.PhoenixProcessPipeline.model_validate(manifest)
+    result = render_pipeline.render(obj.spec, experiment="nr", variant="candidate")
+    assert result.config["exporters"]["otlp_http/newrelic"] == {
+        "endpoint": "https://otlp.nr-data.net",
+        "headers": {"api-key": "${env:PHOENIX_HEADER_NEWRELIC_API_KEY}"},
+    }
+    assert [(s.env_var, s.secret.name, s.secret.key) for s in result.secret_env] == [
+        ("PHOENIX_HEADER_NEWRELIC_API_KEY", "newrelic-license", "license-key")
     ]

@@ -122,7 +122,9 @@ def run(
     except runtime_kubernetes.NoCredentials as error:
         output.fail(str(error), "set KUBECONFIG or run inside a cluster")
     if runtime == RuntimeChoice.local:
-        local = runtime_local.LocalRuntime.start(workdir, f"127.0.0.1:{metrics_port}" if metrics_port else None)
+        local = runtime_local.LocalRuntime.start(
+            workdir, f"127.0.0.1:{metrics_port}" if metrics_port else None, secrets=api
+        )
         chosen: runtime_base.Runtime = local
         prometheus_url = prometheus_url or local.prometheus_url
         logging.getLogger("phoenix").info("the local runtime's Prometheus serves %s", local.prometheus_url)

@@ -174,16 +174,50 @@ class ExporterHeader(common.Model):
     value_from: HeaderValueFrom
 
 
+# New Relic's OTLP endpoint (US); EU accounts set https://otlp.eu01.nr-data.net
+NEW_RELIC_ENDPOINT = "https://otlp.nr-data.net"
+ENDPOINT_REQUIRED = "endpoint is required, except for type newrelic"
+NEW_RELIC_KEY = "type newrelic needs an api-key header from a Secret (the license key)"
+
+
 class ExtraExporter(common.Model):
-    """An extra destination declared in the spec, e.g. a vendor's OTLP/HTTP endpoint."""
+    """An extra destination declared in the spec, e.g. a vendor's OTLP/HTTP endpoint.
+
+    `newrelic` is OTLP/HTTP to New Relic: the endpoint defaults to its US
+    one, and the license key must come as the `api-key` header.
+    """
+
+    model_config = common.cel_rules(
+        ("self.type == 'newrelic' || has(self.endpoint)", ENDPOINT_REQUIRED),
+        (
+            "self.type != 'newrelic'"
+            " || (has(self.headers) && self.headers.exists(h, h.name.lowerAscii() == 'api-key'))",
+            NEW_RELIC_KEY,
+        ),
+    )
 
     name: common.DnsLabel
-    type: Literal["otlphttp", "otlp"]
-    endpoint: Annotated[
-        str,
-        pydantic.StringConstraints(pattern=r"^https?://[A-Za-z0-9.\-:\[\]]+(/[A-Za-z0-9._~\-/]*)?$"),
-    ]
+    type: Literal["otlphttp", "otlp", "newrelic"]
+    endpoint: (
+        Annotated[
+            str,
+            pydantic.StringConstraints(pattern=r"^https?://[A-Za-z0-9.\-:\[\]]+(/[A-Za-z0-9._~\-/]*)?$"),
+        ]
+        | None
+    ) = pydantic.Field(default=None, description="Required, except for newrelic (default " + NEW_RELIC_ENDPOINT + ").")
     headers: list[ExporterHeader] = pydantic.Field(default_factory=list)
+
+    @pydantic.model_validator(mode="after")
+    def _destination(self) -> ExtraExporter:
+        if self.type != "newrelic" and self.endpoint is None:
+            raise ValueError(f"exporter {self.name}: {ENDPOINT_REQUIRED}")
+        if self.type == "newrelic" and "api-key" not in {h.name.lower() for h in self.headers}:
+            raise ValueError(f"exporter {self.name}: {NEW_RELIC_KEY}")
+        return self
+
+    @property
+    def destination(self) -> str:
+        return self.endpoint or NEW_RELIC_ENDPOINT
 
 
 class PipelineSpecBase(common.Model):

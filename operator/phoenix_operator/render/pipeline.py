@@ -63,7 +63,7 @@ def _extra_exporters(
 ) -> tuple[list[dict[str, Any]], tuple[SecretEnv, ...]]:
     rendered, secrets = [], []
     for exporter in exporters:
-        component = "otlp_http" if exporter.type == "otlphttp" else "otlp_grpc"
+        component = "otlp_grpc" if exporter.type == "otlp" else "otlp_http"
         headers = []
         for header in exporter.headers:
             env_var = _env_var(exporter.name, header.name)
@@ -72,7 +72,7 @@ def _extra_exporters(
         rendered.append(
             {
                 "component_id": f"{component}/{exporter.name}",
-                "endpoint": exporter.endpoint,
+                "endpoint": exporter.destination,
                 "headers": headers,
             }
         )

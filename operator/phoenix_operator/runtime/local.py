@@ -22,10 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from phoenix_operator import labels
-from phoenix_operator.models import kinds
+from phoenix_operator.models import common, kinds
 from phoenix_operator.reconcile import loadsim as reconcile_loadsim
 from phoenix_operator.reconcile import pipeline as reconcile_pipeline
 from phoenix_operator.render import pipeline as render_pipeline
+from phoenix_operator.runtime import base as runtime_base
 from phoenix_operator.runtime import local_components, process
 
 # Faster than any load interval, so no batch is replaced in the exporter before
@@ -89,6 +90,8 @@ class LocalRuntime:
     lock: threading.Lock = field(default_factory=threading.Lock)
     load_started: dict[str, str] = field(default_factory=dict)
     started: dict[str, str] = field(default_factory=dict)  # pid -> argv[0], for the next operator's _reap
+    # where an exporter header's Secret is read from: the operator's API server, or run --local's store
+    secrets: runtime_base.Store | None = None
 
     @classmethod
     def start(
@@ -97,6 +100,7 @@ class LocalRuntime:
         operator_metrics: str | None = None,
         load_interval_seconds: float = SHARED_LOAD_INTERVAL_SECONDS,
         prometheus_port: int = 0,
+        secrets: runtime_base.Store | None = None,
     ) -> LocalRuntime:
         """Start the runtime's Prometheus; it also scrapes `operator_metrics` (host:port), as in a cluster.
 
@@ -122,7 +126,7 @@ class LocalRuntime:
         except process.StartupError:
             server.stop()
             raise
-        runtime = cls(root, server)
+        runtime = cls(root, server, secrets=secrets)
         runtime._record(server.process)
         return runtime
 
@@ -179,9 +183,19 @@ class LocalRuntime:
             def config(listen: render_pipeline.Listen) -> str:
                 return render_pipeline.render(obj.spec, experiment=experiment, variant=variant, listen=listen).text
 
-            collector = local_components.LocalCollector(obj.metadata.name, config, self.workdir / key)
+            env: dict[str, str] = {}
+            unreadable: str | None = None
+            try:
+                # as a pod's secretKeyRef would: the values reach the process, never a file or a log
+                env = {s.env_var: self._secret(obj, s.secret) for s in rendered.secret_env}
+            except runtime_base.SecretUnreadable as error:
+                unreadable = str(error)
+            collector = local_components.LocalCollector(obj.metadata.name, config, self.workdir / key, env)
             running = _Running(rendered.config_hash, collector, labels.of_variant(experiment, variant))
             self.collectors[key] = running
+            if unreadable is not None:
+                running.failure = f"collector cannot start: {unreadable}"
+                return self._observed(running)
             try:
                 collector.start()
             except process.StartupError as error:
@@ -190,6 +204,11 @@ class LocalRuntime:
             self._record(collector.process)
             self._write_targets()
             return self._observed(running)
+
+    def _secret(self, obj: kinds.PhoenixProcessPipeline, ref: common.SecretKeyRef) -> str:
+        if self.secrets is None:
+            raise runtime_base.SecretUnreadable(f"secret {ref.name}: this runtime reads no Secrets")
+        return self.secrets.secret_value(obj.metadata.namespace or "default", ref.name, ref.key)
 
     @staticmethod
     def _observed(running: _Running) -> reconcile_pipeline.Observed:
