@@ -21,6 +21,7 @@ CASES: dict[str, dict[str, Any]] = {
     "baseline-tuned": {
         "template": "baseline",
         "parameters": {"memoryLimitMib": 2048, "batchTimeout": "5s"},
+        "collector": {"resources": {"limits": {"memory": "4Gi"}}},
     },
     "candidate-drop-only": {
         "template": "candidate",

@@ -8,15 +8,18 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
+from phoenix_analysis import contract
 from phoenix_operator import labels
+from phoenix_operator.loadsim import run as loadsim_run
 from phoenix_operator.measure import base, promql
 from phoenix_operator.measure import prometheus as prom
-from phoenix_operator.models import experiment, pipeline
+from phoenix_operator.models import experiment, loadsim, pipeline
 from phoenix_operator.reconcile import experiment as reconcile_experiment
 from phoenix_operator.render import pipeline as render_pipeline
 from phoenix_operator.runtime import local_components
 from tests import conftest
 from tests.harness import faults, otlp
+from tests.harness import operator as harness
 
 pytestmark = pytest.mark.e2e
 STEP = 15
@@ -297,12 +300,42 @@ def test_the_refused_points_ratio_reads_a_real_collector_that_sheds(
         values = {v: float(next(iter(a.values()))[0]) for v, a in answers.items() if a}
         return values if len(values) == 2 and values["candidate"] > 0 else None
 
-    deadline = time.monotonic() + 40
-    measured = None
-    while measured is None and time.monotonic() < deadline:
-        measured = ratios()
-        time.sleep(0.5)
-    assert measured is not None, "the candidate's refused points never showed in Prometheus"
+    measured = harness.wait_for("the candidate's refused points in Prometheus", ratios, 40)
     assert measured["baseline"] == 0.0
     # every point the candidate receives fails on its way to the vendor
     assert measured["candidate"] == pytest.approx(1.0, abs=0.2)
+
+
+def test_an_overloaded_collector_refuses_survives_and_the_guardrail_sees_it(
+    otelcol: conftest.StartCollector, prometheus: conftest.StartPrometheus
+) -> None:
+    """A collector with a small memory limit under a heavy load: its memory_limiter refuses, it lives on."""
+    small = pipeline.BaselineVariant(template="baseline", parameters=pipeline.BaselineParameters(memory_limit_mib=32))
+    collector = otelcol(
+        lambda listen: render_pipeline.render(small, experiment="overload", variant="candidate", listen=listen).text,
+        "overloaded",
+    )
+    server = prometheus(
+        [
+            local_components.ScrapeTarget(
+                "telemetry", collector.telemetry_address, labels.of_scrape("overload", "candidate", labels.TELEMETRY)
+            )
+        ]
+    )
+    heavy = loadsim.LoadProfileSpec(
+        profile="high-cardinality", hosts=20, processes_per_host=300, interval_seconds=1, duration="6s"
+    )
+    sent = loadsim_run.run(heavy, [collector.otlp_http_url])
+    assert sent.targets[0].send_errors > 0  # what a sender sees: refusals
+    assert collector.process is not None and collector.process.running(), "the collector was killed"
+    query = prom.variant_queries("overload", "candidate", 1)["refused_points_ratio"]
+    client = prom.Client(server.url)
+
+    def refused() -> float | None:
+        now = int(time.time())
+        answer = client.range_query(query, reconcile_experiment.Window(now, now, 1))
+        ratio = float(next(iter(answer.values()))[0]) if answer else 0.0
+        return ratio if ratio > 0 else None
+
+    ratio = harness.wait_for("the collector's refused points in Prometheus", refused, 30)
+    assert ratio > contract.Objectives().max_refused_points_ratio, ratio

@@ -208,3 +208,20 @@ def test_the_newrelic_preset_is_otlp_http_to_new_relic_with_the_license_key_head
     assert [(s.env_var, s.secret.name, s.secret.key) for s in result.secret_env] == [
         ("PHOENIX_HEADER_NEWRELIC_API_KEY", "newrelic-license", "license-key")
     ]
+
+
+@pytest.mark.parametrize(
+    ("container_limit", "limiter"),
+    [("4Gi", 2048), ("1Gi", 819), ("1G", 762), (1073741824, 819), ("256Mi", 204), ("lots", 2048)],
+)
+def test_the_memory_limiter_refuses_before_the_container_is_killed(container_limit: object, limiter: int) -> None:
+    """80% of the container's memory limit caps the memory_limiter, so the collector sheds load and lives."""
+    spec = pipeline.BaselinePipelineSpec.model_validate(
+        {
+            "template": "baseline",
+            "parameters": {"memoryLimitMib": 2048},
+            "collector": {"resources": {"limits": {"memory": container_limit}}},
+        }
+    )
+    processor = render_pipeline.render(spec, experiment="e", variant="baseline").config["processors"]["memory_limiter"]
+    assert (processor["limit_mib"], processor["spike_limit_mib"]) == (limiter, limiter // 5)

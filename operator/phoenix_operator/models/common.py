@@ -39,6 +39,17 @@ ExecutableName = Annotated[str, pydantic.StringConstraints(pattern=EXECUTABLE_NA
 Quantity = int | str
 
 
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_QUANTITY_UNITS = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+_QUANTITY_UNITS.update({"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40})
+
+
+def quantity_bytes(quantity: Quantity) -> float | None:
+    """A memory quantity ("512Mi", "1G", 1073741824) in bytes; None for a form this does not read."""
+    matched = _QUANTITY.match(str(quantity))
+    return float(matched.group(1)) * _QUANTITY_UNITS[matched.group(2)] if matched else None
+
+
 def duration_seconds(text: str) -> float:
     """Seconds in a duration string that already matched DURATION_PATTERN."""
     return sum(float(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))

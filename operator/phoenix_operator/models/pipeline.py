@@ -26,7 +26,11 @@ VARIANTS: tuple[VariantName, ...] = typing.get_args(VariantName)
 class CommonParameters(common.Model):
     """Knobs every template has."""
 
-    memory_limit_mib: Annotated[int, pydantic.Field(ge=32, le=65536)] = 512
+    memory_limit_mib: Annotated[int, pydantic.Field(ge=32, le=65536)] = pydantic.Field(
+        default=512,
+        description="The memory_limiter's limit, first in every pipeline: above it the collector refuses data. "
+        "A pipeline's collector.resources.limits.memory lowers it to 80% of that limit.",
+    )
     batch_timeout: common.Duration = "1s"
     metric_expiration: common.Duration = pydantic.Field(
         default="30s",

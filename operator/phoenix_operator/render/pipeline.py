@@ -79,6 +79,19 @@ def _extra_exporters(
     return rendered, tuple(secrets)
 
 
+# The memory_limiter refuses data below the container's limit, so the collector
+# sheds load instead of being OOM-killed; the rest is Go runtime headroom.
+MEMORY_LIMITER_SHARE = 0.8
+
+
+def _within_container(memory_limit_mib: int, container_limit: common.Quantity | None) -> int:
+    """The memory_limiter's limit: the parameter, lowered to fit a container memory limit."""
+    container_bytes = common.quantity_bytes(container_limit) if container_limit is not None else None
+    if container_bytes is None:
+        return memory_limit_mib
+    return max(1, min(memory_limit_mib, int(container_bytes * MEMORY_LIMITER_SHARE / 2**20)))
+
+
 def config_hash(config: dict[str, Any]) -> str:
     """Stable across key order and formatting: sha256 of canonical JSON."""
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
@@ -116,10 +129,14 @@ def render(
     keep = list(keep_executables)
     if isinstance(spec.parameters, pipeline.CandidateParameters) and spec.parameters.keep_processes:
         keep = [*spec.parameters.keep_processes.executable_names, *keep]
+    memory_limit_mib = spec.parameters.memory_limit_mib
+    if isinstance(spec, pipeline.PipelineSpecBase):
+        memory_limit_mib = _within_container(memory_limit_mib, spec.collector.resources.limits.get("memory"))
     try:
         template = sandbox.environment().get_template(f"pipelines/{spec.template}.yaml.j2")
         text = template.render(
             parameters=spec.parameters,
+            memory_limit_mib=memory_limit_mib,
             const_labels=labels.of_variant(experiment, variant),
             listen=listen,
             extra_exporters=extra,
