@@ -194,8 +194,7 @@ class ExtraExporter(common.Model):
     model_config = common.cel_rules(
         ("self.type == 'newrelic' || has(self.endpoint)", ENDPOINT_REQUIRED),
         (
-            "self.type != 'newrelic'"
-            " || (has(self.headers) && self.headers.exists(h, h.name.lowerAscii() == 'api-key'))",
+            "self.type != 'newrelic' || (has(self.headers) && self.headers.exists(h, h.name == 'api-key'))",
             NEW_RELIC_KEY,
         ),
     )
@@ -209,13 +208,14 @@ class ExtraExporter(common.Model):
         ]
         | None
     ) = pydantic.Field(default=None, description="Required, except for newrelic (default " + NEW_RELIC_ENDPOINT + ").")
-    headers: list[ExporterHeader] = pydantic.Field(default_factory=list)
+    # bounded, so that the API server can bound the cost of the rules above
+    headers: list[ExporterHeader] = pydantic.Field(default_factory=list, max_length=16)
 
     @pydantic.model_validator(mode="after")
     def _destination(self) -> ExtraExporter:
         if self.type != "newrelic" and self.endpoint is None:
             raise ValueError(f"exporter {self.name}: {ENDPOINT_REQUIRED}")
-        if self.type == "newrelic" and "api-key" not in {h.name.lower() for h in self.headers}:
+        if self.type == "newrelic" and "api-key" not in {h.name for h in self.headers}:
             raise ValueError(f"exporter {self.name}: {NEW_RELIC_KEY}")
         return self
 
@@ -226,7 +226,7 @@ class ExtraExporter(common.Model):
 
 class PipelineSpecBase(common.Model):
     collector: CollectorSpec = pydantic.Field(default_factory=CollectorSpec)
-    exporters: list[ExtraExporter] = pydantic.Field(default_factory=list)
+    exporters: list[ExtraExporter] = pydantic.Field(default_factory=list, max_length=8)
     experiment_ref: common.DnsLabel | None = None
     variant: VariantName | None = None
 
