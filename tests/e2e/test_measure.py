@@ -298,12 +298,13 @@ def test_the_refused_points_ratio_reads_a_real_collector_that_sheds(
             for v in collectors
         }
         values = {v: float(next(iter(a.values()))[0]) for v, a in answers.items() if a}
-        return values if len(values) == 2 and values["candidate"] > 0 else None
+        # the failures are counted a batch after the points are received: wait for the window to hold both
+        return values if len(values) == 2 and values["candidate"] >= 0.9 else None
 
-    measured = harness.wait_for("the candidate's refused points in Prometheus", ratios, 40)
+    measured = harness.wait_for("the candidate's refused points in Prometheus", ratios, 60)
     assert measured["baseline"] == 0.0
     # every point the candidate receives fails on its way to the vendor
-    assert measured["candidate"] == pytest.approx(1.0, abs=0.2)
+    assert 0.9 <= measured["candidate"] <= 1.0
 
 
 def test_an_overloaded_collector_refuses_survives_and_the_guardrail_sees_it(
