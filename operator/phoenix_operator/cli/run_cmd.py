@@ -141,7 +141,7 @@ def run(
     stop = threading.Event()
     # Ctrl-C, and the SIGTERM of `timeout` or a supervisor, stop the run the same
     # way: its collectors and Prometheus are stopped, and what was measured is shown
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, lambda *_: _set_later(stop)) for sig in (signal.SIGINT, signal.SIGTERM)}
     console = Console(stderr=True, highlight=False)
     objective = obj.spec.analysis.objectives.min_series_reduction
     console.print(f"phoenix: running {obj.metadata.name} locally (Ctrl-C aborts it and reports what was measured)")
@@ -182,6 +182,16 @@ def run(
         raise typer.Exit(INTERRUPTED)
     if final.phase == "Failed":
         raise typer.Exit(1)
+
+
+def _set_later(stop: threading.Event) -> None:
+    """Set `stop` from another thread.
+
+    A signal handler runs in the main thread between two bytecodes; if those
+    are inside `stop.wait()` holding the event's (non-reentrant) lock, setting
+    it right there would wait on that lock forever, and the run would hang.
+    """
+    threading.Thread(target=stop.set, name="phoenix-stop", daemon=True).start()
 
 
 def _duration(flag: str, text: str) -> float:
