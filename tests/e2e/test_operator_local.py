@@ -261,6 +261,8 @@ def test_the_cluster_example_shadows_the_running_pipeline_and_reaches_a_verdict(
     }
     harness.apply(control_plane, namespace, production)
     harness.wait_condition(control_plane, namespace, "ppp", "process-metrics", "Ready", "True", 60, local_operator.log)
+    before = harness.get(control_plane, namespace, "ppp", "process-metrics")
+    assert before is not None
     manifest: dict[str, Any] = yaml.safe_load(CLUSTER_EXAMPLE.read_text())
     assert manifest["spec"]["baseline"] == {"pipelineRef": "process-metrics"}
     spec = manifest["spec"]
@@ -295,7 +297,11 @@ def test_the_cluster_example_shadows_the_running_pipeline_and_reaches_a_verdict(
     assert not _prometheus_sum(served.group(1), f"max_over_time(otelcol_receiver_accepted_metric_points{scoped}[10m])")
     shadowed = '{phoenix_experiment="lean-process-metrics", phoenix_scrape="telemetry"}'
     assert _prometheus_sum(served.group(1), f"max_over_time(otelcol_receiver_accepted_metric_points{shadowed}[10m])")
-    assert harness.get(control_plane, namespace, "ppp", "process-metrics") is not None
+    # and it still runs, on the spec it had, untouched by the experiment
+    after = harness.get(control_plane, namespace, "ppp", "process-metrics")
+    assert after is not None and after["spec"] == before["spec"]
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]
+    assert harness.condition(after, "Ready")["status"] == "True"  # type: ignore[index]
 
 
 VENDOR_KEY = "s3cret-vendor-key"
