@@ -249,10 +249,11 @@ def _prometheus_sum(prometheus: str, query: str) -> float | None:
     return sum(float(r["value"][1]) for r in result) if result else None
 
 
-def test_the_cluster_example_shadows_the_running_pipeline_and_reaches_a_verdict(
+def test_the_cluster_example_shadows_promotes_watches_and_rolls_back(
     control_plane: controlplane.ControlPlane, namespace: str, local_operator: harness.Operator
 ) -> None:
-    """examples/experiment.yaml, on a short clock: the pipeline it names runs, and no synthetic point reaches it."""
+    """examples/experiment.yaml, on a short clock: the pipeline it names runs, no synthetic point reaches it, and
+    once promoted it is watched, drifts when its processes per host triple, and is rolled back."""
     production: dict[str, Any] = {
         "apiVersion": "phoenix.io/v1alpha1",
         "kind": "PhoenixProcessPipeline",
@@ -302,6 +303,87 @@ def test_the_cluster_example_shadows_the_running_pipeline_and_reaches_a_verdict(
     assert after is not None and after["spec"] == before["spec"]
     assert after["metadata"]["generation"] == before["metadata"]["generation"]
     assert harness.condition(after, "Ready")["status"] == "True"  # type: ignore[index]
+    _promoted_watched_and_rolled_back(control_plane, namespace, local_operator, manifest, before)
+
+
+def _feed(endpoint: str, load: dict[str, Any], processes_per_host: int) -> subprocess.Popen[bytes]:
+    """The production pipeline's own traffic: the profile the experiment tested, with its processes per host."""
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "phoenix"), "loadsim", "run", "--target", endpoint,
+         "--profile", load["profile"], "--hosts", str(load["hosts"]),
+         "--processes-per-host", str(processes_per_host), "--interval", f"{load['intervalSeconds']}s",
+         "--duration", "10m"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _promoted_watched_and_rolled_back(
+    plane: controlplane.ControlPlane,
+    namespace: str,
+    operator: harness.Operator,
+    manifest: dict[str, Any],
+    before: dict[str, Any],
+) -> None:
+    """Promote by hand, watch on a short clock, triple the processes per host: drifted, and rolled back."""
+    name, load = manifest["metadata"]["name"], manifest["spec"]["load"]["loadSim"]
+    _kubectl_phoenix(plane, "promote", name, "-n", namespace)
+
+    def promoted_endpoint() -> str | None:
+        # the local runtime starts the collector afresh, on new ports, for the promoted config
+        found = harness.get(plane, namespace, "ppp", "process-metrics") or {}
+        ready = (harness.condition(found, "Ready") or {}).get("status") == "True"
+        endpoints = found.get("status", {}).get("endpoints", {})
+        running = found["spec"]["template"] == "candidate" and endpoints != before["status"]["endpoints"]
+        return endpoints["otlpHttp"] if ready and running else None
+
+    endpoint = harness.wait_for("the promoted pipeline", promoted_endpoint, 60, operator.log)
+    feed = _feed(endpoint, load, load["processesPerHost"])
+    try:
+        interval = 20
+        watch = {**manifest["spec"]["driftWatch"], "interval": f"{interval}s", "rollback": "auto"}
+        plane.kubectl(
+            "patch", "pexp", name, "-n", namespace, "--type=merge", "-p", json.dumps({"spec": {"driftWatch": watch}})
+        )
+        # on the traffic it was tested with, the promoted pipeline holds
+        holding = harness.wait_condition(plane, namespace, "pexp", name, "Drifted", "False", 5 * interval, operator.log)
+        assert (
+            holding["reason"] == "Holding"
+            and "every critical query (1) returns data with its labels" in holding["message"]
+        )
+        assert re.search(
+            r"^phoenix_experiment_drift\{.*experiment=\"lean-process-metrics\".*\} 0\.0$", operator.metrics(), re.M
+        )
+        # three times the processes per host: the share of its input it keeps moves out of the tested range
+        feed.terminate()
+        feed.wait(10)
+        feed = _feed(endpoint, load, 3 * load["processesPerHost"])
+        changed = time.monotonic()
+        drifted = harness.wait_condition(plane, namespace, "pexp", name, "Drifted", "True", 4 * interval, operator.log)
+        elapsed = time.monotonic() - changed
+        print(f"drift watch: {holding['message']}; after {elapsed:.0f}s: {drifted['message']}")
+        assert elapsed <= 3 * interval, "Drifted took longer than 3 watch intervals"
+        assert drifted["message"].startswith("kept points ratio "), drifted["message"]
+        assert re.search(
+            r"^phoenix_experiment_drift\{.*experiment=\"lean-process-metrics\".*\} 1\.0$", operator.metrics(), re.M
+        )
+        # rollback: auto gave the pipeline back exactly the spec it had before the promotion
+        harness.wait_for(
+            "the rollback",
+            lambda: (harness.get(plane, namespace, "ppp", "process-metrics") or {}).get("spec") == before["spec"],
+            30,
+            operator.log,
+        )
+        status = harness.get(plane, namespace, "pexp", name)["status"]  # type: ignore[index]
+        assert status["promotion"]["rolledBackAt"]
+        shown = _kubectl_phoenix(plane, "status", name, "-n", namespace)
+        assert "drift watch" in shown and "Drifted" in shown and "rolled back" in shown
+        events = json.loads(plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+        reasons = {e["reason"] for e in events if e["involvedObject"]["name"] == name}
+        assert {"Drifted", "RolledBack"} <= reasons
+    finally:
+        feed.terminate()
+        feed.wait(10)
 
 
 VENDOR_KEY = "s3cret-vendor-key"

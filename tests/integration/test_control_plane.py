@@ -116,6 +116,10 @@ CROSS_FIELD = {
         _quickstart_with(analysisInterval="6m", duration="5m"),
         "analysisInterval must be positive and no longer than duration",
     ),
+    "drift-interval-too-long": (
+        _quickstart_with(driftWatch={"duration": "1h", "interval": "2h"}),
+        "driftWatch.interval must not exceed its duration",
+    ),
     "auto-without-target": (_quickstart_with(promotion={"policy": "auto"}), "policy auto needs targetPipelineRef"),
     "repeated-query": (
         _quickstart_with(analysis={"criticalQueries": [{"name": "q", "query": "up"}, {"name": "q", "query": "up"}]}),

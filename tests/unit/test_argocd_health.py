@@ -60,6 +60,26 @@ PROMOTE = {"decision": "Promote", "reasons": ["series reduction 83.0% clears the
             "PromotionFailed: could not promote the candidate to production: gone",
         ),
         (
+            _experiment(
+                "Completed",
+                ("Succeeded", "True", "Promote", "done"),
+                ("Drifted", "True", "Drifted", "kept points ratio 0.035 is outside the expected [0.08, 0.12]"),
+                verdict=PROMOTE,
+            ),
+            "Degraded",
+            "Drifted: kept points ratio 0.035 is outside the expected [0.08, 0.12]",
+        ),
+        (
+            _experiment(
+                "Completed",
+                ("Succeeded", "True", "Promote", "done"),
+                ("Drifted", "False", "Holding", "kept points ratio 0.1 within [0.08, 0.12]"),
+                verdict=PROMOTE,
+            ),
+            "Healthy",
+            "Completed: Promote; series reduction 83.0% clears the objective 50%",
+        ),
+        (
             _experiment("Failed", ("Succeeded", "False", "PrometheusUnreachable", "for 5m")),
             "Degraded",
             "Failed: PrometheusUnreachable: for 5m",

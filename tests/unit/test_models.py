@@ -68,6 +68,12 @@ def test_quickstart_is_valid() -> None:
             "spec.analysis.objectives.maxQueryError: Input should be greater than or equal to 0",
         ),
         ("spec.analysis.alpha", 0.0, "spec.analysis.alpha: Input should be greater than 0"),
+        (
+            "spec.driftWatch",
+            {"duration": "1h", "interval": "2h"},
+            "driftWatch.interval (2h) must be positive and no longer than its duration (1h)",
+        ),
+        ("spec.driftWatch.tolerance", 1.5, "spec.driftWatch.tolerance: Input should be less than or equal to 1"),
         ("spec.analysis.mode", "bayesian", "spec.analysis.mode: invalid value 'bayesian'"),
         (
             "metadata.name",

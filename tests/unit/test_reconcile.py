@@ -179,8 +179,9 @@ def test_promotion_leaves_exactly_the_spec_the_dry_run_prints() -> None:
     assert not {"seriesBudget", "minK"} & set(live["spec"]["parameters"])
     # the status keeps the target as it was; the rollback patch restores it exactly
     record = promotion.record("production", before, T0)
-    store.patch_spec("phoenix.io/v1alpha1", "PhoenixProcessPipeline", "ns", "production",
-                     promotion.rollback_patch(record, live))  # fmt: skip
+    patch = promotion.rollback_patch(record, live)
+    assert patch is not None  # the target existed before: patched back, not deleted
+    store.patch_spec("phoenix.io/v1alpha1", "PhoenixProcessPipeline", "ns", "production", patch)
     restored = store.get("phoenix.io/v1alpha1", "PhoenixProcessPipeline", "ns", "production")
     assert restored is not None and restored["spec"] == target["spec"]
 
@@ -225,14 +226,17 @@ def test_a_finished_experiment_expires_its_ttl_after_the_end() -> None:
     assert reconcile_experiment.seconds_until_expiry(_experiment(ended.status), T0) is None  # no ttl, kept
 
 
-def test_the_ttl_is_read_live_while_the_rest_stays_frozen() -> None:
+def test_the_ttl_and_drift_watch_are_read_live_while_the_rest_stays_frozen() -> None:
     started = _experiment(_running())
     frozen = reconcile_experiment.frozen_spec(started, "Pending", "Initializing")
     assert frozen is not None
-    edited = _experiment(_running(), ttlSecondsAfterFinished=30, duration="20m")
+    watch = {"interval": "1m", "rollback": "auto"}
+    edited = _experiment(_running(), ttlSecondsAfterFinished=30, duration="20m", driftWatch=watch)
     obj, changed = reconcile_experiment.accepted(edited, frozen)
     assert changed == ["duration"]
     assert obj.spec.ttl_seconds_after_finished == 30 and obj.spec.duration == "10m"
+    assert obj.spec.drift_watch is not None
+    assert (obj.spec.drift_watch.interval, obj.spec.drift_watch.rollback) == ("1m", "auto")
 
 
 def test_a_guardrail_breach_fails_and_tears_the_candidate_down() -> None:

@@ -134,9 +134,28 @@ def _summary_rows(obj: dict[str, Any]) -> list[tuple[str, str]]:
     rows += [(g.name, "pass" if g.passed else "breached") for g in results.guardrails]
     rows.append(("samples", str(results.samples_used)))
     rows += [("reason", reason) for reason in (status.verdict.reasons if status.verdict else [])]
+    if status.promotion is not None:
+        rows.append(("promoted", _promotion_row(status.promotion)))
+    if status.drift is not None and status.drift.checked_at is not None:
+        rows.append(("drift watch", _drift_row(status.drift)))
     for condition in status.conditions:
         rows.append((f"condition {condition.type}", f"{condition.status} {condition.reason}: {condition.message}"))
     return rows
+
+
+def _promotion_row(record: experiment.PromotionRecord) -> str:
+    row = f"into {record.target} at {record.promoted_at:%Y-%m-%d %H:%M:%S} UTC"
+    if record.rolled_back_at is not None:
+        row += f", rolled back at {record.rolled_back_at:%Y-%m-%d %H:%M:%S} UTC"
+    return row
+
+
+def _drift_row(drift: experiment.DriftStatus) -> str:
+    assert drift.checked_at is not None
+    kept = "unknown" if drift.kept_ratio is None else f"{drift.kept_ratio:.4g}"
+    expected = drift.expected_kept_ratio
+    within = "" if expected is None else f" (expected [{expected.low:.4g}, {expected.high:.4g}])"
+    return f"kept points ratio {kept}{within}, checked {drift.checked_at:%H:%M:%S} UTC"
 
 
 def status(
@@ -286,18 +305,17 @@ def rollback(name: NameArgument, namespace: Namespace = None, context: Context =
     """
     target = cluster.connect(context, namespace)
     record = _status(target.experiment(name)).promotion
-    if record is None:
-        output.fail(f"error: {name}: nothing was promoted")
-    if record.rolled_back_at is not None:
-        output.fail(f"error: {name}: the promotion to {record.target} was already rolled back")
-    current = target.pipeline(record.target)
-    if current is None:
-        output.fail(f"error: {name}: the promoted pipeline {record.target} no longer exists")
-    if record.previous_spec is None:
+    current = target.pipeline(record.target) if record is not None else None
+    refusal = promotion.rollback_refusal(record, current)
+    if refusal is not None:
+        output.fail(f"error: {name}: {refusal}")
+    assert record is not None and current is not None
+    patch = promotion.rollback_patch(record, current)
+    if patch is None:
         target.delete(cluster.PIPELINES, record.target)
         typer.echo(f"phoenixprocesspipeline/{record.target} deleted: the promotion of {name} had created it")
     else:
-        target.patch(cluster.PIPELINES, record.target, {"spec": promotion.rollback_patch(record, current)})
+        target.patch(cluster.PIPELINES, record.target, {"spec": patch})
         typer.echo(f"phoenixprocesspipeline/{record.target} runs its spec from before the promotion of {name} again")
     rolled_back = record.model_copy(update={"rolled_back_at": datetime.now(UTC)})
     target.patch_status(cluster.EXPERIMENTS, name, {"promotion": _with_nulls(rolled_back)})

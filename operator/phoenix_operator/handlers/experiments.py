@@ -16,6 +16,7 @@ from typing import Any
 import kopf
 
 from phoenix_operator import API_VERSION, GROUP, VERSION
+from phoenix_operator.controllers import drift as drift_controller
 from phoenix_operator.controllers import experiment as experiment_controller
 from phoenix_operator.handlers import context, metrics, status
 from phoenix_operator.models import experiment, kinds, manifests
@@ -24,6 +25,8 @@ from phoenix_operator.runtime import base as runtime_base
 
 PLURAL = "phoenixexperiments"
 TICK_SECONDS = 2.0
+# how often a drift watch looks whether its next check is due; the checks are driftWatch.interval apart
+DRIFT_TICK_SECONDS = 5.0
 
 
 def _unfinished(status: kopf.Status, **_: Any) -> bool:
@@ -76,6 +79,36 @@ def _record(ctx: context.Context, ticked: experiment_controller.Tick) -> None:
     decision = new.verdict.decision if new.verdict else None
     namespace = obj.metadata.namespace or "default"
     metrics.record_experiment(namespace, obj.metadata.name, new.phase, ticked.observed.analysis, decision)
+
+
+def _watching(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
+    # a promoted, completed experiment with a drift watch; the check itself decides whether one is due
+    promoted = status.get("promotion") or {}
+    return (
+        status.get("phase") == "Completed"
+        and spec.get("driftWatch") is not None
+        and bool(promoted)
+        and promoted.get("rolledBackAt") is None
+    )
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=DRIFT_TICK_SECONDS, when=_watching)
+def watch_drift(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    with metrics.reconciling("PhoenixExperiment"):
+        ctx = context.context(memo)
+        try:
+            checked = drift_controller.check(ctx.store, dict(body), datetime.now(UTC), ctx.experiments)
+        except manifests.InvalidManifest:
+            return  # reported by the experiment's own step
+        except runtime_base.StoreError as error:
+            raise status.retry_later(error) from None
+        if checked is None:
+            return
+        status.write(body, patch, checked.step.status)
+        for event in checked.step.events:
+            kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        obj = checked.obj
+        metrics.record_drift(obj.metadata.namespace or "default", obj.metadata.name, checked.step.status)
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, when=_expiring, cancellation_timeout=5)

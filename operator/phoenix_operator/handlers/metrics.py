@@ -11,6 +11,8 @@ from contextlib import contextmanager
 import prometheus_client
 
 from phoenix_analysis import contract
+from phoenix_operator.models import experiment
+from phoenix_operator.reconcile import conditions, drift
 
 RECONCILES = prometheus_client.Counter("phoenix_reconciles", "Reconciles by kind and outcome.", ["kind", "outcome"])
 RECONCILE_SECONDS = prometheus_client.Histogram(
@@ -39,6 +41,11 @@ DECISION = prometheus_client.Gauge(
     "1 for the verdict, or the decision the data leans to so far.",
     [*EXPERIMENT, "decision"],
 )
+DRIFT = prometheus_client.Gauge(
+    "phoenix_experiment_drift",
+    "1 while the promoted pipeline has drifted from what its experiment measured, 0 while it holds.",
+    EXPERIMENT,
+)
 PHASE = prometheus_client.Gauge("phoenix_experiment_phase", "1 for the experiment's phase.", [*EXPERIMENT, "phase"])
 PHASES = ("Pending", "Initializing", "Running", "Analyzing", "Completed", "Failed", "Aborted")
 DECISIONS_ALL = ("Promote", "Reject", "Inconclusive")
@@ -65,7 +72,16 @@ def record_experiment(
             DECISION.labels(namespace, name, each).set(1 if each == decision else 0)
 
 
+def record_drift(namespace: str, name: str, status: experiment.ExperimentStatus) -> None:
+    """The drift watch's last judgement; an unmeasured check leaves the gauge as it was."""
+    drifted = conditions.find(status.conditions, drift.CONDITION)
+    if drifted is not None and drifted.status != "Unknown":
+        DRIFT.labels(namespace, name).set(1 if drifted.status == "True" else 0)
+
+
 def forget_experiment(namespace: str, name: str) -> None:
+    with contextlib.suppress(KeyError):
+        DRIFT.remove(namespace, name)
     for gauge, values in (
         (PHASE, PHASES),
         (DECISION, DECISIONS_ALL),

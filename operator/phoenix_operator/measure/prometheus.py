@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import numpy as np
@@ -63,6 +64,13 @@ VARIANT_QUERIES = {
         ),
     ),
 }
+# Of the points a collector received over `{window}`, the share its prometheus exporter sent on: what a
+# promoted pipeline keeps of its input, whatever the input's volume.
+KEPT_RATIO = (
+    labels.TELEMETRY,
+    'sum(increase(otelcol_exporter_sent_metric_points{{exporter="prometheus"}}[{window}]))'
+    " / sum(increase(otelcol_receiver_accepted_metric_points[{window}]))",
+)
 # Figures from the collector's own telemetry: absent together when it is not scraped
 TELEMETRY_FIGURES = ("cpu_cores", "memory_bytes", "refused_points_ratio")
 Samples = list[float | None]
@@ -92,6 +100,11 @@ class Client:
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.bearer_token}"} if self.bearer_token else {}
 
+    def instant_query(self, query: str, at: float) -> list[tuple[dict[str, str], float]]:
+        """Each series of the result at `at`: its labels and value."""
+        body = self._get("query", {"query": query, "time": at})
+        return [(item["metric"], float(item["value"][1])) for item in body["data"]["result"]]
+
     def range_query(self, query: str, window: reconcile_experiment.Window) -> Series:
         """Series of the result by label key, each aligned to the window (NaN where absent).
 
@@ -111,9 +124,24 @@ class Client:
 
     def _range_query(self, query: str, window: reconcile_experiment.Window) -> Series:
         params: dict[str, str | float] = {"query": query, "start": window.start, "end": window.end, "step": window.step}
+        body = self._get("query_range", params)
+        timestamps = window.timestamps
+        series: dict[str, npt.NDArray[np.float64]] = {}
+        for item in body["data"]["result"]:
+            values = np.full(len(timestamps), np.nan)
+            for moment, value in item["values"]:
+                index = round((float(moment) - window.start) / window.step)
+                if 0 <= index < len(values):
+                    values[index] = float(value)
+            key = label_key(item["metric"])
+            series[key] = np.where(np.isnan(values), series.get(key, values), values) if key in series else values
+        return series
+
+    def _get(self, endpoint: str, params: dict[str, str | float]) -> dict[str, Any]:
+        """One successful answer of the HTTP API; anything else raises PrometheusError."""
         try:
             response = httpx.get(
-                f"{self.url.rstrip('/')}/api/v1/query_range",
+                f"{self.url.rstrip('/')}/api/v1/{endpoint}",
                 params=params,
                 headers=self._headers(),
                 timeout=self.timeout,
@@ -130,17 +158,8 @@ class Client:
             raise PrometheusError(
                 f"Prometheus rejected the query (HTTP {response.status_code}): {body.get('error', 'no error text')}"
             )
-        timestamps = window.timestamps
-        series: dict[str, npt.NDArray[np.float64]] = {}
-        for item in body["data"]["result"]:
-            values = np.full(len(timestamps), np.nan)
-            for moment, value in item["values"]:
-                index = round((float(moment) - window.start) / window.step)
-                if 0 <= index < len(values):
-                    values[index] = float(value)
-            key = label_key(item["metric"])
-            series[key] = np.where(np.isnan(values), series.get(key, values), values) if key in series else values
-        return series
+        answer: dict[str, Any] = body
+        return answer
 
 
 @dataclass
@@ -185,6 +204,12 @@ def variant_queries(name: str, variant: str, step_seconds: float) -> dict[str, s
         figure: promql.scope(query.replace("{rate}", rate), labels.of_scrape(name, variant, scrape))
         for figure, (scrape, query) in VARIANT_QUERIES.items()
     }
+
+
+def kept_ratio_query(experiment: str, variant: str, window_seconds: float) -> str:
+    """`KEPT_RATIO` over `window_seconds`, scoped to the collectors that label their series so."""
+    scrape, query = KEPT_RATIO
+    return promql.scope(query.format(window=f"{window_seconds:g}s"), labels.of_scrape(experiment, variant, scrape))
 
 
 def _single(series: dict[str, npt.NDArray[np.float64]], length: int) -> npt.NDArray[np.float64]:

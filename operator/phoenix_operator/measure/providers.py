@@ -25,12 +25,17 @@ def provider_for(
 
     `history` holds what the experiment's earlier measurements fetched.
     """
+    return prometheus.Provider(client_for(settings, secrets, default_url), history)
+
+
+def client_for(settings: experiment.AnalysisSpec, secrets: SecretReader, default_url: str | None) -> prometheus.Client:
+    """The Prometheus an experiment's analysis names, with its token, else the driver's default one."""
     source = settings.prometheus
     if source is None:
         if default_url is None:
             raise Unavailable(
                 "no Prometheus: set spec.analysis.prometheus.url or start the operator with --prometheus-url"
             )
-        return prometheus.Provider(prometheus.Client(default_url), history)
+        return prometheus.Client(default_url)
     token = secrets(source.secret_ref).strip() if source.secret_ref is not None else None
-    return prometheus.Provider(prometheus.Client(source.url, bearer_token=token), history)
+    return prometheus.Client(source.url, bearer_token=token)

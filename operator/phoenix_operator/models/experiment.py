@@ -98,6 +98,43 @@ class PromotionSpec(common.Model):
     )
 
 
+class DriftWatchSpec(common.Model):
+    """Keep checking the promoted pipeline against what the experiment measured."""
+
+    model_config = common.cel_rules(
+        ("duration(self.interval) > duration('0s')", "driftWatch.interval must be positive"),
+        ("duration(self.interval) <= duration(self.duration)", "driftWatch.interval must not exceed its duration"),
+    )
+
+    duration: common.Duration = pydantic.Field(
+        default="168h", description="How long after the promotion to watch (168h: a week)."
+    )
+    interval: common.Duration = pydantic.Field(
+        default="5m",
+        description="Time between checks; each costs one query per watched figure and critical query.",
+    )
+    tolerance: Annotated[float, pydantic.Field(ge=0.0, le=1.0)] = pydantic.Field(
+        default=0.25,
+        description="How far, relative to the range the experiment measured, the share of received points"
+        " the pipeline exports may move before it has drifted.",
+    )
+    rollback: Literal["manual", "auto"] = pydantic.Field(
+        default="manual",
+        description="auto: restore the target's spec from before the promotion when it drifts,"
+        " as `kubectl phoenix rollback` does.",
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _timing(self) -> DriftWatchSpec:
+        interval = common.duration_seconds(self.interval)
+        if not 0 < interval <= common.duration_seconds(self.duration):
+            raise ValueError(
+                f"driftWatch.interval ({self.interval}) must be positive and no longer than its duration"
+                f" ({self.duration})"
+            )
+        return self
+
+
 AUTO_NEEDS_TARGET = "policy auto needs targetPipelineRef, or a baseline pipelineRef to promote into"
 
 
@@ -125,6 +162,10 @@ class ExperimentSpec(common.Model):
     analysis_interval: common.Duration = "30s"
     analysis: AnalysisSpec = pydantic.Field(default_factory=AnalysisSpec)
     promotion: PromotionSpec = pydantic.Field(default_factory=PromotionSpec)
+    drift_watch: DriftWatchSpec | None = pydantic.Field(
+        default=None,
+        description="After a promotion, watch the promoted pipeline for drift; may be added or edited at any time.",
+    )
     abort: bool = False
     ttl_seconds_after_finished: int | None = pydantic.Field(
         default=None,
@@ -215,6 +256,25 @@ class PromotionRecord(common.Model):
     rolled_back_at: datetime | None = None
 
 
+class Range(common.Model):
+    low: float
+    high: float
+
+
+class DriftStatus(common.Model):
+    """Where the drift watch of the promoted pipeline stands; the `Drifted` condition says whether it holds."""
+
+    expected_kept_ratio: Range | None = pydantic.Field(
+        default=None,
+        description="The share of received points the candidate exported during the experiment, widened by the"
+        " tolerance.",
+    )
+    kept_ratio: float | None = pydantic.Field(
+        default=None, description="The share of received points the promoted pipeline exported at the last check."
+    )
+    checked_at: datetime | None = None
+
+
 class ExperimentStatus(common.StatusBase):
     phase: Phase = "Pending"
     started_at: datetime | None = pydantic.Field(default=None, description="When the load started.")
@@ -227,3 +287,4 @@ class ExperimentStatus(common.StatusBase):
     candidate_pipeline: str | None = None
     load_sim: str | None = None
     promotion: PromotionRecord | None = None
+    drift: DriftStatus | None = None

@@ -27,7 +27,7 @@ from phoenix_operator.models import common, experiment, kinds, pipeline
 from phoenix_operator.reconcile import conditions, objects, promotion, verdict
 
 TERMINAL: frozenset[experiment.Phase] = frozenset({"Completed", "Failed", "Aborted"})
-LIVE_FIELDS = ("abort", "ttlSecondsAfterFinished")
+LIVE_FIELDS = ("abort", "ttlSecondsAfterFinished", "driftWatch")
 EventType = Literal["Normal", "Warning"]
 # The spec an experiment started with, frozen on the object when it leaves Pending.
 ACCEPTED_SPEC = f"{GROUP}/accepted-spec"
@@ -221,9 +221,9 @@ def accepted(live: kinds.PhoenixExperiment, frozen: str | None) -> tuple[kinds.P
     """The experiment as it started, and the spec fields edited since.
 
     Once started an experiment keeps its spec (`frozen`, from `ACCEPTED_SPEC`):
-    a verdict must describe one experiment. Only `abort` and
-    `ttlSecondsAfterFinished`, which say when to stop and when to clean up,
-    are read live.
+    a verdict must describe one experiment. Only `abort`,
+    `ttlSecondsAfterFinished` and `driftWatch`, which say when to stop, when
+    to clean up and how to watch the promotion, are read live.
     """
     if frozen is None:
         return live, []
@@ -232,8 +232,10 @@ def accepted(live: kinds.PhoenixExperiment, frozen: str | None) -> tuple[kinds.P
     edited = sorted(
         k for k in set(accepted_spec) | set(current) if k not in LIVE_FIELDS and accepted_spec.get(k) != current.get(k)
     )
+    live_wire = live.spec.to_wire()
     spec = experiment.ExperimentSpec.model_validate(
-        {**accepted_spec, "abort": live.spec.abort, "ttlSecondsAfterFinished": live.spec.ttl_seconds_after_finished}
+        {k: v for k, v in accepted_spec.items() if k not in LIVE_FIELDS}
+        | {k: live_wire[k] for k in LIVE_FIELDS if k in live_wire}
     )
     return live.model_copy(update={"spec": spec}), edited
 

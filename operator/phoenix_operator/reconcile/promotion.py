@@ -56,9 +56,22 @@ def record(target: str, previous: dict[str, Any] | None, now: datetime) -> exper
     )
 
 
-def rollback_patch(record: experiment.PromotionRecord, current: dict[str, Any]) -> dict[str, Any]:
-    """The merge patch that gives the target back the spec it had before the promotion."""
-    assert record.previous_spec is not None  # a created target is deleted instead
+def rollback_refusal(record: experiment.PromotionRecord | None, current: dict[str, Any] | None) -> str | None:
+    """Why the promotion cannot be undone, if it cannot."""
+    if record is None:
+        return "nothing was promoted"
+    if record.rolled_back_at is not None:
+        return f"the promotion to {record.target} was already rolled back"
+    if current is None:
+        return f"the promoted pipeline {record.target} no longer exists"
+    return None
+
+
+def rollback_patch(record: experiment.PromotionRecord, current: dict[str, Any]) -> dict[str, Any] | None:
+    """The merge patch that gives the target back the spec it had before the promotion;
+    None when the promotion created the target, which is deleted instead."""
+    if record.previous_spec is None:
+        return None
     previous: dict[str, Any] = json.loads(record.previous_spec)
     patch: dict[str, Any] = _merge_patch(current.get("spec") or {}, previous)
     return patch

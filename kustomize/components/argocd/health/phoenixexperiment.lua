@@ -22,6 +22,14 @@ for _, type_ in ipairs({"SpecAccepted", "Promoted"}) do
   end
 end
 
+-- Drifted=True: the promoted pipeline no longer behaves as the experiment measured
+local drifted = condition(status, "Drifted")
+if drifted ~= nil and drifted.status == "True" then
+  hs.status = "Degraded"
+  hs.message = "Drifted: " .. (drifted.message or "")
+  return hs
+end
+
 local succeeded = condition(status, "Succeeded")
 local detail = succeeded and succeeded.message or ""
 if status.phase == "Completed" then

@@ -1,0 +1,198 @@
+"""The drift watch of a promoted pipeline, as pure steps.
+
+After a promotion the experiment keeps checking the pipeline it promoted
+into, every `driftWatch.interval` until `driftWatch.duration` has passed:
+- the share of its received points it exports, against the range the
+  candidate showed during the experiment (widened by the tolerance). A share,
+  not a count, so growth of the real input is not mistaken for drift, while a
+  change in its make-up (more processes per host, new metrics) is caught;
+- each critical query still returns data, with every label it groups by.
+
+A breach sets `Drifted=True` naming what drifted, posts a Warning event and,
+with `rollback: auto`, asks the driver to restore the target's spec from
+before the promotion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+import numpy as np
+import promql_parser
+
+from phoenix_operator.models import common, experiment, kinds
+from phoenix_operator.reconcile import conditions
+from phoenix_operator.reconcile import experiment as reconcile_experiment
+
+CONDITION = "Drifted"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What Prometheus says about the promoted pipeline over the last interval.
+
+    `expected` holds the candidate's kept ratios from the experiment, fetched
+    only while the status has no expected range yet. `problem` says why
+    nothing could be measured.
+    """
+
+    kept_ratio: float | None = None
+    # each critical query's result at the check: the label set of every series
+    query_results: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    expected: Sequence[float] | None = None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    status: experiment.ExperimentStatus
+    events: tuple[reconcile_experiment.Event, ...] = ()
+    rollback: bool = False
+
+
+def watch_ends(obj: kinds.PhoenixExperiment) -> datetime | None:
+    """When the watch of the experiment's promotion ends; None if there is nothing to watch."""
+    status = obj.status or experiment.ExperimentStatus()
+    watch = obj.spec.drift_watch
+    record = status.promotion
+    if watch is None or status.phase != "Completed" or record is None or record.rolled_back_at is not None:
+        return None
+    return record.promoted_at + timedelta(seconds=common.duration_seconds(watch.duration))
+
+
+def interval(obj: kinds.PhoenixExperiment) -> timedelta:
+    assert obj.spec.drift_watch is not None
+    return timedelta(seconds=common.duration_seconds(obj.spec.drift_watch.interval))
+
+
+def due(obj: kinds.PhoenixExperiment, now: datetime, settle: timedelta) -> bool:
+    """Whether a check is due: the watch runs, its first whole interval after the promotion has
+    settled, and the last check is an interval old."""
+    ends = watch_ends(obj)
+    status = obj.status or experiment.ExperimentStatus()
+    if ends is None or now >= ends or status.promotion is None:
+        return False
+    if now < status.promotion.promoted_at + interval(obj) + settle:
+        return False
+    checked = status.drift.checked_at if status.drift else None
+    return checked is None or now - checked >= interval(obj)
+
+
+def expected_window(obj: kinds.PhoenixExperiment, watch_interval: timedelta) -> reconcile_experiment.Window | None:
+    """Sample times over the experiment's measured span, an interval apart (the whole span if shorter)."""
+    status = obj.status or experiment.ExperimentStatus()
+    end = status.analyzing_since or (status.verdict.decided_at if status.verdict else None)
+    if status.started_at is None or end is None:
+        return None
+    begin = status.started_at.timestamp() + common.duration_seconds(obj.spec.warmup)
+    span = end.timestamp() - begin
+    if span <= 0:
+        return None
+    step = min(watch_interval.total_seconds(), span)
+    return reconcile_experiment.Window(begin + step, end.timestamp(), step)
+
+
+def expected_range(samples: Sequence[float], tolerance: float) -> experiment.Range | None:
+    """The candidate's kept ratios, from the lowest to the highest, widened by `tolerance` each way."""
+    finite = np.asarray([s for s in samples if np.isfinite(s)], dtype=np.float64)
+    if len(finite) == 0:
+        return None
+    return experiment.Range(low=float(finite.min()) * (1 - tolerance), high=float(finite.max()) * (1 + tolerance))
+
+
+def grouping_labels(query: str) -> list[str]:
+    """The labels a query's result is grouped by: its outermost `by`, through topk-like wrappers."""
+    node: object = promql_parser.parse(query)
+    while True:
+        if isinstance(node, promql_parser.ParenExpr):
+            node = node.expr
+        elif isinstance(node, promql_parser.AggregateExpr):
+            modifier = node.modifier
+            if modifier is not None:
+                return list(modifier.labels) if modifier.type == promql_parser.AggModifierType.By else []
+            node = node.expr  # topk, bottomk and friends keep their operand's labels
+        else:
+            return []
+
+
+def breaches(obj: kinds.PhoenixExperiment, expected: experiment.Range | None, seen: Observation) -> list[str]:
+    """What no longer holds, one line each."""
+    found = []
+    ratio = seen.kept_ratio
+    if expected is not None and ratio is not None and not expected.low <= ratio <= expected.high:
+        found.append(f"kept points ratio {ratio:.4g} is outside the expected [{expected.low:.4g}, {expected.high:.4g}]")
+    for query in obj.spec.analysis.critical_queries:
+        results = seen.query_results.get(query.name, [])
+        if not results:
+            found.append(f"critical query {query.name} returns no data")
+            continue
+        lost = [label for label in grouping_labels(query.query) if any(not r.get(label) for r in results)]
+        if lost:
+            found.append(f"critical query {query.name} lost the label {', '.join(lost)} it groups by")
+    return found
+
+
+def judge(obj: kinds.PhoenixExperiment, seen: Observation, now: datetime) -> Step:
+    """The status after one check, the events of a change, and whether to roll back."""
+    watch = obj.spec.drift_watch
+    assert watch is not None
+    status = obj.status or experiment.ExperimentStatus()
+    previous = status.drift or experiment.DriftStatus()
+    expected = previous.expected_kept_ratio
+    if expected is None and seen.expected is not None:
+        expected = expected_range(seen.expected, watch.tolerance)
+    checked = {"expected_kept_ratio": expected, "kept_ratio": seen.kept_ratio, "checked_at": now}
+    status = status.model_copy(update={"drift": previous.model_copy(update=checked)})
+    was = conditions.find(status.conditions, CONDITION)
+    if seen.problem is not None:
+        return Step(_with(obj, status, now, "Unknown", "NotMeasured", seen.problem))
+    found = breaches(obj, expected, seen)
+    if found:
+        message = "; ".join(found)
+        status = _with(obj, status, now, "True", "Drifted", message)
+        if was is not None and was.status == "True":
+            return Step(status)
+        event = reconcile_experiment.Event("Warning", "Drifted", message)
+        return Step(status, (event,), rollback=watch.rollback == "auto")
+    if expected is None or seen.kept_ratio is None:
+        missing = "no expected range: the candidate's figures are gone" if expected is None else "no input"
+        return Step(_with(obj, status, now, "Unknown", "NotMeasured", f"kept points ratio not judged: {missing}"))
+    queries = len(obj.spec.analysis.critical_queries)
+    message = (
+        f"kept points ratio {seen.kept_ratio:.4g} within [{expected.low:.4g}, {expected.high:.4g}];"
+        f" every critical query ({queries}) returns data with its labels"
+    )
+    return Step(_with(obj, status, now, "False", "Holding", message))
+
+
+def rolled_back(step: Step, obj: kinds.PhoenixExperiment, failure: str | None, now: datetime) -> Step:
+    """The drifted step, with what the automatic rollback did."""
+    status = step.status
+    target = status.promotion.target if status.promotion else "the target"
+    if failure is not None:
+        event = reconcile_experiment.Event("Warning", "RollbackFailed", f"could not roll back {target}: {failure}")
+        return replace(step, events=(*step.events, event))
+    assert status.promotion is not None
+    record = status.promotion.model_copy(update={"rolled_back_at": now})
+    message = f"{target} runs its spec from before the promotion again"
+    return replace(
+        step,
+        status=status.model_copy(update={"promotion": record}),
+        events=(*step.events, reconcile_experiment.Event("Normal", "RolledBack", message)),
+    )
+
+
+def _with(
+    obj: kinds.PhoenixExperiment,
+    status: experiment.ExperimentStatus,
+    now: datetime,
+    state: conditions.Status,
+    reason: str,
+    message: str,
+) -> experiment.ExperimentStatus:
+    updated = conditions.set_condition(
+        status.conditions, CONDITION, state, reason, message, obj.metadata.generation, now
+    )
+    return status.model_copy(update={"conditions": updated})
