@@ -57,7 +57,7 @@ demo: venv tools
 	$(BIN)/phoenix run --local -f examples/quickstart/experiment.yaml --report phoenix-report.html
 
 bench: venv tools
-	@for b in loadsim_vs_telemetrygen time_to_verdict analyze_speed measurement_cost; do \
+	@for b in loadsim_vs_telemetrygen time_to_verdict analyze_speed measurement_cost recommend_speed; do \
 		echo "== bench/$$b.py"; $(BIN)/python -m bench.$$b || exit 1; done
 
 # The suite's calibration runs 500 simulations per rate; this one runs enough

@@ -68,9 +68,11 @@ def prometheus(tmp_path: Path) -> Iterator[StartPrometheus]:
     started: list[local_components.LocalPrometheus] = []
 
     def start(
-        targets: Sequence[local_components.ScrapeTarget], scrape_interval: str = "1s"
+        targets: Sequence[local_components.ScrapeTarget], scrape_interval: str = "1s", rule_files: Sequence[Path] = ()
     ) -> local_components.LocalPrometheus:
-        server = local_components.LocalPrometheus(targets, tmp_path / f"prometheus-{len(started)}", scrape_interval)
+        server = local_components.LocalPrometheus(
+            targets, tmp_path / f"prometheus-{len(started)}", scrape_interval, rule_files=rule_files
+        )
         started.append(server)
         server.start()
         return server

@@ -11,6 +11,7 @@ from phoenix_operator.cli import (
     loadsim_cmd,
     manifest_cmds,
     operator_cmd,
+    recommend_cmd,
     run_cmd,
 )
 
@@ -27,6 +28,7 @@ app.command("validate")(manifest_cmds.validate)
 app.command("render")(manifest_cmds.render)
 app.command("analyze")(analyze_cmd.analyze)
 app.command("run")(run_cmd.run)
+app.command("recommend")(recommend_cmd.recommend)
 # on a cluster, through the user's kubeconfig
 app.command("list")(experiment_cmds.list_experiments)
 app.command("status")(experiment_cmds.status)

@@ -102,7 +102,7 @@ class Client:
 
     def instant_query(self, query: str, at: float) -> list[tuple[dict[str, str], float]]:
         """Each series of the result at `at`: its labels and value."""
-        body = self._get("query", {"query": query, "time": at})
+        body = self.get("query", {"query": query, "time": at})
         return [(item["metric"], float(item["value"][1])) for item in body["data"]["result"]]
 
     def range_query(self, query: str, window: reconcile_experiment.Window) -> Series:
@@ -124,7 +124,7 @@ class Client:
 
     def _range_query(self, query: str, window: reconcile_experiment.Window) -> Series:
         params: dict[str, str | float] = {"query": query, "start": window.start, "end": window.end, "step": window.step}
-        body = self._get("query_range", params)
+        body = self.get("query_range", params)
         timestamps = window.timestamps
         series: dict[str, npt.NDArray[np.float64]] = {}
         for item in body["data"]["result"]:
@@ -137,7 +137,7 @@ class Client:
             series[key] = np.where(np.isnan(values), series.get(key, values), values) if key in series else values
         return series
 
-    def _get(self, endpoint: str, params: dict[str, str | float]) -> dict[str, Any]:
+    def get(self, endpoint: str, params: dict[str, str | float]) -> dict[str, Any]:
         """One successful answer of the HTTP API; anything else raises PrometheusError."""
         try:
             response = httpx.get(

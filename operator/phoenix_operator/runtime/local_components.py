@@ -106,13 +106,20 @@ class ScrapeTarget:
 FILE_SD_JOBS = {"export": True, "telemetry": False}  # job -> honor_labels
 
 
-def prometheus_config(targets: Sequence[ScrapeTarget], scrape_interval: str, file_sd_dir: Path | None = None) -> str:
+def prometheus_config(
+    targets: Sequence[ScrapeTarget],
+    scrape_interval: str,
+    file_sd_dir: Path | None = None,
+    rule_files: Sequence[Path] = (),
+) -> str:
     lines = [
         "global:",
         f"  scrape_interval: {scrape_interval}",
         f"  evaluation_interval: {scrape_interval}",
-        "scrape_configs:",
     ]
+    if rule_files:
+        lines += ["rule_files:", *(f"  - {str(path)!r}" for path in rule_files)]
+    lines.append("scrape_configs:")
     if file_sd_dir is not None:
         for job, honor_labels in FILE_SD_JOBS.items():
             lines += [
@@ -146,6 +153,7 @@ class LocalPrometheus:
     extra_args: Sequence[str] = ()
     file_sd_dir: Path | None = None
     retention: str = "1d"
+    rule_files: Sequence[Path] = ()
     process: process.ManagedProcess | None = None
 
     @property
@@ -163,7 +171,9 @@ class LocalPrometheus:
         binary = binaries.require(binaries.PROMETHEUS)
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "prometheus.yml"
-        config.write_text(prometheus_config(self.targets, self.scrape_interval, self.file_sd_dir), encoding="utf-8")
+        config.write_text(
+            prometheus_config(self.targets, self.scrape_interval, self.file_sd_dir, self.rule_files), encoding="utf-8"
+        )
         self.port = port
         self.process = process.ManagedProcess(
             "prometheus",
