@@ -100,6 +100,17 @@ def test_quickstart_promotes_with_the_reduction_it_promises(tmp_path: Path) -> N
     # scrapes; rate() over steps every 5 s reads a few percent low
     per_minute = expected * 60 / spec["intervalSeconds"]
     assert abs(results["baseline"]["datapointsPerMinute"] - per_minute) < 0.05 * per_minute
+    # the pre-flight estimate of the candidate's series, against what it exported
+    estimated = subprocess.run(
+        [*PHOENIX, "estimate", "-f", str(QUICKSTART), "-o", "json"], capture_output=True, text=True, timeout=60
+    )
+    assert estimated.returncode == 0, estimated.stderr
+    predicted, measured_candidate = json.loads(estimated.stdout)["candidate"]["activeSeries"], results["candidate"]
+    error = predicted / measured_candidate["activeSeries"] - 1
+    print(
+        f"estimate: candidate {predicted} series predicted, {measured_candidate['activeSeries']} measured, {error:+.1%}"
+    )
+    assert abs(error) <= 0.05
     page = report.read_text()
     assert "Promote: quickstart" in page
     assert page.count("<svg") == 5  # series, reduction sequence, three queries

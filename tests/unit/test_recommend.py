@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from phoenix_operator.recommend import analysis, names, sources, usage
+from phoenix_analysis import contract
+from phoenix_operator.loadsim import fleet
+from phoenix_operator.models import loadsim
+from phoenix_operator.recommend import analysis, estimate, names, sources, usage
 
 FIXTURES = Path(__file__).resolve().parents[1] / "recommend"
 EVERY = None  # every label a series has
@@ -141,3 +144,25 @@ def test_attributes_map_both_ways_and_unknown_names_are_marked_guessed() -> None
         "http.server.duration", guessed=True
     )
     assert names.otel_attribute("http_route") == names.Translated("http.route", guessed=True)
+
+
+def test_the_offline_estimate_applies_each_change_to_the_profiles_population() -> None:
+    spec = loadsim.LoadProfileSpec(profile="realistic", hosts=2, processes_per_host=50, duration="1m", seed=4)
+    count = estimate.from_profile(spec)
+    assert count(estimate.Changes()) == 2 * 50 * fleet.POINTS_PER_PROCESS
+    # pids are unique on a host, so removing the pid alone leaves the parent pid and command line apart
+    drop = estimate.Changes(drop_metrics=frozenset({"process.memory.virtual"}))
+    assert count(drop) == 2 * 50 * (fleet.POINTS_PER_PROCESS - 1)
+    every_detail = frozenset({"process.pid", "process.parent_pid", "process.command_line", "process.command"})
+    per_executable = count(estimate.Changes(aggregate_away=every_detail))
+    kept = count(estimate.Changes(aggregate_away=every_detail, keep_executables=frozenset({"java"})))
+    assert per_executable < kept < count(estimate.Changes())
+    result = estimate.estimate(
+        estimate.Changes(), estimate.Changes(drop.drop_metrics, every_detail), count, 6.0, contract.CostModel(), "x"
+    )
+    assert result.baseline.datapoints_per_minute == result.baseline.series * 6.0
+    assert result.monthly_savings_usd > 0
+    shares = {s.change: s.saved_series for s in result.shares}
+    assert shares["dropping process.memory.virtual"] == count(estimate.Changes(aggregate_away=every_detail)) - (
+        result.candidate.series
+    )

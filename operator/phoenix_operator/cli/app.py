@@ -7,6 +7,7 @@ import typer
 from phoenix_operator.cli import (
     analyze_cmd,
     crds_cmd,
+    estimate_cmd,
     experiment_cmds,
     loadsim_cmd,
     manifest_cmds,
@@ -29,6 +30,7 @@ app.command("render")(manifest_cmds.render)
 app.command("analyze")(analyze_cmd.analyze)
 app.command("run")(run_cmd.run)
 app.command("recommend")(recommend_cmd.recommend)
+app.command("estimate")(estimate_cmd.estimate)
 # on a cluster, through the user's kubeconfig
 app.command("list")(experiment_cmds.list_experiments)
 app.command("status")(experiment_cmds.status)

@@ -11,6 +11,7 @@ from ruamel import yaml
 from ruamel.yaml import error as yaml_error
 
 from phoenix_operator.cli import output
+from phoenix_operator.models import kinds, manifests
 
 
 def read_text(path: str) -> str:
@@ -38,3 +39,17 @@ def load_documents(path: str) -> list[Any]:
     if not documents:
         output.fail(f"error: {path}: no YAML documents found")
     return documents
+
+
+def load_experiment(filename: str) -> kinds.PhoenixExperiment:
+    """The one PhoenixExperiment of the file, as the models accept it."""
+    documents = load_documents(filename)
+    experiments = [d for d in documents if isinstance(d, dict) and d.get("kind") == "PhoenixExperiment"]
+    if len(experiments) != 1:
+        output.fail(f"error: {filename}: expected exactly one PhoenixExperiment, found {len(experiments)}")
+    try:
+        obj = manifests.parse_object(experiments[0])
+    except manifests.InvalidManifest as error:
+        output.fail(*(f"{filename}: {problem}" for problem in error.problems))
+    assert isinstance(obj, kinds.PhoenixExperiment)
+    return obj

@@ -9,7 +9,7 @@ import typer
 
 from phoenix_analysis import contract
 from phoenix_operator.cli import output
-from phoenix_operator.measure import cardinality, prometheus
+from phoenix_operator.measure import cardinality, prometheus, promql
 from phoenix_operator.recommend import analysis, sources
 
 
@@ -103,6 +103,7 @@ def recommend(
         output.columns(_USED, _used(found))
         return
     try:
+        scope = promql.matchers(match)
         series = cardinality.series_by_metric(client, match)
         _progress(f"counting the series of {len(series)} metrics in {prometheus_url}")
         labels = {metric: cardinality.label_names(client, metric) for metric in series}
@@ -114,11 +115,13 @@ def recommend(
             found,
             series,
             labels,
-            lambda metric, kept: cardinality.series_kept(client, metric, kept),
+            lambda metric, kept: cardinality.series_kept(client, metric, kept, scope),
             prices,
             scrape_interval,
             _progress,
         )
+    except promql.QueryError as error:
+        output.fail(f"error: --match: {error}")
     except prometheus.PrometheusError as error:
         output.fail(f"error: {prometheus_url}: {error}")
     if fmt is output.Format.table:

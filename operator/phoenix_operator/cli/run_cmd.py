@@ -17,23 +17,10 @@ from phoenix_analysis import contract
 from phoenix_operator import binaries
 from phoenix_operator.cli import analyze_cmd, files, output, report
 from phoenix_operator.local import run as local_run
-from phoenix_operator.models import common, experiment, kinds, manifests
+from phoenix_operator.models import common, experiment
 from phoenix_operator.reconcile import verdict as verdict_status
 
 INTERRUPTED = 130
-
-
-def _load_experiment(filename: str) -> kinds.PhoenixExperiment:
-    documents = files.load_documents(filename)
-    experiments = [d for d in documents if isinstance(d, dict) and d.get("kind") == "PhoenixExperiment"]
-    if len(experiments) != 1:
-        output.fail(f"error: {filename}: expected exactly one PhoenixExperiment, found {len(experiments)}")
-    try:
-        obj = manifests.parse_object(experiments[0])
-    except manifests.InvalidManifest as error:
-        output.fail(*(f"{filename}: {problem}" for problem in error.problems))
-    assert isinstance(obj, kinds.PhoenixExperiment)
-    return obj
 
 
 def _progress_line(progress: local_run.Progress, objective: float) -> str:
@@ -118,7 +105,7 @@ def run(
     """
     if not local:
         output.fail("error: only --local runs from the command line; on a cluster, kubectl apply the experiment")
-    obj = _load_experiment(filename)
+    obj = files.load_experiment(filename)
     seconds = _duration("--duration", duration) if duration is not None else None
     step = _duration("--measure-step", measure_step)
     for flag, path, binary in (

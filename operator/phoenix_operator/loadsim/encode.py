@@ -99,7 +99,8 @@ def _metric(name: str, unit: str, points: list[_Piece], monotonic: bool | None) 
     return _concat([_Piece(header, [], []), inner])
 
 
-def _resource_attributes(population: fleet.Fleet, host: int, slot: int) -> bytes:
+def resource_attributes(population: fleet.Fleet, host: int, slot: int) -> dict[str, str | int]:
+    """The resource of the process in `slot` on `host`, as the hostmetrics process scraper describes one."""
     exe_index = int(population.executables[host, slot])
     exe = profiles.EXECUTABLES[exe_index]
     # A service runs as the same user on every host (postgres as postgres).
@@ -108,27 +109,41 @@ def _resource_attributes(population: fleet.Fleet, host: int, slot: int) -> bytes
     command_line = f"/usr/bin/{exe} --worker {slot}"
     if population.profile.unique_command_lines:
         command_line += f" --session {pid:08x}{host:04x}"
+    return {
+        "host.name": f"host-{host:04d}",
+        "process.pid": pid,
+        "process.parent_pid": int(population.parent_pids[host, slot]),
+        "process.executable.name": exe,
+        "process.executable.path": f"/usr/bin/{exe}",
+        "process.command": f"/usr/bin/{exe}",
+        "process.command_line": command_line,
+        "process.owner": owner,
+    }
+
+
+def _resource_attributes(population: fleet.Fleet, host: int, slot: int) -> bytes:
     return b"".join(
-        _field(1, a)
-        for a in (
-            _string_attribute("host.name", f"host-{host:04d}"),
-            _int_attribute("process.pid", pid),
-            _int_attribute("process.parent_pid", int(population.parent_pids[host, slot])),
-            _string_attribute("process.executable.name", exe),
-            _string_attribute("process.executable.path", f"/usr/bin/{exe}"),
-            _string_attribute("process.command", f"/usr/bin/{exe}"),
-            _string_attribute("process.command_line", command_line),
-            _string_attribute("process.owner", owner),
-        )
+        _field(1, _int_attribute(key, value) if isinstance(value, int) else _string_attribute(key, value))
+        for key, value in resource_attributes(population, host, slot).items()
     )
 
 
-def _state(value: str) -> bytes:
-    return _field(7, _string_attribute("state", value))
+@dataclass(frozen=True)
+class MetricShape:
+    name: str
+    unit: str
+    monotonic: bool | None  # None: a gauge
+    point_attribute: str | None  # what tells its points apart, with its `values`
+    values: tuple[str, ...] = ("",)
 
 
-def _direction(value: str) -> bytes:
-    return _field(7, _string_attribute("direction", value))
+# Each process's metrics, their points in fleet.values() order.
+METRICS = (
+    MetricShape("process.cpu.time", "s", True, "state", ("user", "system", "wait")),
+    MetricShape("process.memory.usage", "By", False, None),
+    MetricShape("process.memory.virtual", "By", False, None),
+    MetricShape("process.disk.io", "By", True, "direction", ("read", "write")),
+)
 
 
 def _process(population: fleet.Fleet, host: int, slot: int) -> _Piece:
@@ -136,14 +151,15 @@ def _process(population: fleet.Fleet, host: int, slot: int) -> _Piece:
     start = int(population.start_nanos[host, slot])
     metrics = [
         _metric(
-            "process.cpu.time",
-            "s",
-            [_point(_state(s), start) for s in ("user", "system", "wait")],
-            True,
-        ),
-        _metric("process.memory.usage", "By", [_point(b"", start)], False),
-        _metric("process.memory.virtual", "By", [_point(b"", start)], False),
-        _metric("process.disk.io", "By", [_point(_direction(d), start) for d in ("read", "write")], True),
+            shape.name,
+            shape.unit,
+            [
+                _point(_field(7, _string_attribute(shape.point_attribute, v)) if shape.point_attribute else b"", start)
+                for v in shape.values
+            ],
+            shape.monotonic,
+        )
+        for shape in METRICS
     ]
     scope = _concat([_Piece(_field(1, _field(1, SCOPE_NAME.encode())), [], [])] + [m.wrapped(2) for m in metrics])
     resource = _Piece(_field(1, _resource_attributes(population, host, slot)), [], [])

@@ -30,10 +30,11 @@ def label_names(client: prometheus.Client, metric: str) -> frozenset[str]:
     return frozenset(str(name) for name in body["data"])
 
 
-def series_kept(client: prometheus.Client, metric: str, labels: frozenset[str]) -> int:
-    """The series of `metric` that differ in `labels`: what remains once the others are summed away."""
+def series_kept(client: prometheus.Client, metric: str, labels: frozenset[str], matchers: list[str]) -> int:
+    """The series of `metric` selected by `matchers` (e.g. 'job="x"', from `promql.matchers`) that differ in
+    `labels`: what remains once the others are summed away."""
     by = ", ".join(sorted(labels))
-    answer = client.instant_query(f"count(count by ({by}) ({metric}))", time.time())
+    answer = client.instant_query(f"count(count by ({by}) ({metric}{{{', '.join(matchers)}}}))", time.time())
     return int(answer[0][1]) if answer else 0
 
 

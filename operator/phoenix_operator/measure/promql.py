@@ -92,3 +92,14 @@ def scope(query: str, labels: Mapping[str, str]) -> str:
         return None
 
     return str(promql_parser.transform(tree, visit))
+
+
+def matchers(selector: str) -> list[str]:
+    """The label matchers of a series selector, as PromQL text, without those on the metric name."""
+    try:
+        tree = promql_parser.parse(selector)
+    except ValueError as error:
+        raise QueryError(f"invalid series selector: {error}") from None
+    if not isinstance(tree, promql_parser.VectorSelector):
+        raise QueryError(f"not a series selector: {selector}")
+    return [f"{m.name}{_operator(m.op)}{json.dumps(m.value)}" for m in tree.matchers.matchers if m.name != "__name__"]
