@@ -19,16 +19,24 @@ from phoenix_operator.models import loadsim, pipeline
 from phoenix_operator.render import pipeline as render_pipeline
 from phoenix_operator.runtime import local_components
 from tests import conftest
+from tests.harness import controlplane
 
 pytestmark = pytest.mark.e2e
 PHOENIX = [sys.executable, "-m", "phoenix_operator"]
-LOAD = {"profile": "high-cardinality", "hosts": 3, "processesPerHost": 40, "intervalSeconds": 1, "duration": "6s",
-        "seed": 9}  # fmt: skip
-CANDIDATE = {
+QUICKSTART = controlplane.REPO / "examples" / "quickstart" / "experiment.yaml"
+HIGH_CARDINALITY = {"profile": "high-cardinality", "hosts": 3, "processesPerHost": 40, "intervalSeconds": 1,
+                    "duration": "6s", "seed": 9}  # fmt: skip
+KEEPING_POSTGRES = {
     "dropMetrics": ["process.memory.virtual"],
     "aggregateAwayAttributes": ["process.pid", "process.parent_pid", "process.command_line", "process.command"],
     "keepProcesses": {"executableNames": ["postgres"]},
 }
+
+
+def _quickstart() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The quickstart's load and candidate, the load sent in seconds rather than minutes."""
+    spec = yaml.YAML(typ="safe", pure=True).load(QUICKSTART.read_text())["spec"]
+    return {**spec["load"]["loadSim"], "intervalSeconds": 1, "duration": "6s"}, spec["candidate"]["parameters"]
 
 
 def _renderer(variant: pipeline.PipelineVariant, name: str) -> Callable[..., str]:
@@ -53,17 +61,26 @@ def _estimate(path: Path, *args: str) -> dict[str, Any]:
     return answer
 
 
+@pytest.mark.parametrize(
+    ("load", "parameters"),
+    [_quickstart(), (HIGH_CARDINALITY, KEEPING_POSTGRES)],
+    ids=["quickstart", "high-cardinality"],
+)
 def test_both_modes_predict_the_series_real_collectors_export(
-    otelcol: conftest.StartCollector, prometheus: conftest.StartPrometheus, tmp_path: Path
+    otelcol: conftest.StartCollector,
+    prometheus: conftest.StartPrometheus,
+    tmp_path: Path,
+    load: dict[str, Any],
+    parameters: dict[str, Any],
 ) -> None:
     baseline = pipeline.BaselineVariant(template="baseline")
-    candidate = pipeline.CandidateVariant.model_validate({"template": "candidate", "parameters": CANDIDATE})
+    candidate = pipeline.CandidateVariant.model_validate({"template": "candidate", "parameters": parameters})
     collectors = [
         otelcol(_renderer(baseline, "baseline"), "baseline"),
         otelcol(_renderer(candidate, "candidate"), "candidate"),
     ]
     server = prometheus([local_components.ScrapeTarget(f"c{i}", c.metrics_address) for i, c in enumerate(collectors)])
-    summary = loadsim_run.run(loadsim.LoadProfileSpec.model_validate(LOAD), [c.otlp_http_url for c in collectors])
+    summary = loadsim_run.run(loadsim.LoadProfileSpec.model_validate(load), [c.otlp_http_url for c in collectors])
     assert [t.send_errors for t in summary.targets] == [0, 0]
     selector = '{{__name__=~"process_.+", phoenix_variant="{}"}}'
     measured: dict[str, int] = {}
@@ -81,8 +98,8 @@ def test_both_modes_predict_the_series_real_collectors_export(
         "metadata": {"name": "estimate"},
         "spec": {
             "baseline": {"template": "baseline"},
-            "candidate": {"template": "candidate", "parameters": CANDIDATE},
-            "load": {"loadSim": LOAD},
+            "candidate": {"template": "candidate", "parameters": parameters},
+            "load": {"loadSim": load},
         },
     }
     with manifest.open("w") as stream:
@@ -98,5 +115,5 @@ def test_both_modes_predict_the_series_real_collectors_export(
     # every change's share is reported, most saving first
     assert {s["change"] for s in offline["shares"]} == {
         "dropping process.memory.virtual",
-        *(f"aggregating away {a}" for a in CANDIDATE["aggregateAwayAttributes"]),
+        *(f"aggregating away {a}" for a in parameters["aggregateAwayAttributes"]),
     }

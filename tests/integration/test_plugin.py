@@ -296,3 +296,55 @@ def test_forbidden_and_no_cluster_are_one_line(
     code, _, err = _plugin("list", "-n", namespace)
     assert code == 1
     assert err.strip().startswith("error: no cluster: cannot reach https://127.0.0.1:9")
+
+
+def test_recommend_learns_from_the_critical_queries_of_the_clusters_experiments(
+    control_plane: controlplane.ControlPlane, kubeconfig: Path, namespace: str
+) -> None:
+    harness.apply(control_plane, namespace, _example("quickstart/experiment.yaml"))
+    code, out, err = _plugin("recommend", "--experiments", "-n", namespace)
+    assert code == 0, err
+    used = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert set(used) == {"process_cpu_time_seconds_total", "process_memory_usage_bytes"}
+    assert "host_name, process_executable_name" in used["process_cpu_time_seconds_total"]
+    assert (
+        f"experiment {namespace}/quickstart: query cpu-by-host-and-executable" in used["process_cpu_time_seconds_total"]
+    )
+    assert "without Prometheus" in err
+
+
+def test_recommend_without_queries_or_with_an_unreachable_prometheus_says_so_in_one_line(
+    tmp_path: Path, kubeconfig: Path, namespace: str
+) -> None:
+    code, _, err = _plugin("recommend", "--experiments", "-n", namespace)  # a namespace without experiments
+    assert code == 1
+    assert (
+        err.strip()
+        == "error: no queries to learn from: give --dashboards, --rules, --query-log, --experiments or --prometheus"
+    )
+    dashboards = EXAMPLES.parent / "tests" / "recommend" / "dashboards"
+    closed = "http://127.0.0.1:9"  # the discard port: nothing listens there
+    code, out, err = _plugin("recommend", "--dashboards", str(dashboards), "--prometheus", closed)
+    assert code == 0, err  # the dashboards are still analysed
+    assert f"error: {closed}: Prometheus at {closed} is unreachable" in err
+    assert "process_disk_io_bytes_total" in out
+    code, _, err = _plugin("recommend", "--dashboards", str(dashboards), "--prometheus", closed, "-o", "yaml")
+    assert code == 1 and err.count("is unreachable") == 1
+    assert err.splitlines()[-1].startswith(f"error: {closed}: Prometheus at {closed} is unreachable")
+
+
+def test_status_and_report_set_the_estimate_beside_the_measured_series(
+    control_plane: controlplane.ControlPlane, kubeconfig: Path, namespace: str
+) -> None:
+    manifest = _example("quickstart/experiment.yaml")
+    harness.apply(control_plane, namespace, manifest)
+    _write_status(control_plane, namespace, "quickstart", COMPLETED)
+    code, out, _ = _plugin("estimate", "-f", str(EXAMPLES / "quickstart" / "experiment.yaml"), "-o", "json")
+    assert code == 0
+    predicted = json.loads(out)["candidate"]["activeSeries"]
+    measured = COMPLETED["results"]["candidate"]["activeSeries"]  # type: ignore[index]
+    row = f"{predicted:,} (measured {measured:,}: {predicted / measured - 1:+.1%})"
+    for command in ("status", "report"):
+        code, out, err = _plugin(command, "quickstart", "-n", namespace)
+        assert code == 0, err
+        assert "candidate series estimated" in out and row in out, out

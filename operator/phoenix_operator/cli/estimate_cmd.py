@@ -119,3 +119,12 @@ def _wire(result: predict.Estimate) -> dict[str, Any]:
         "monthlySavingsUsd": result.monthly_savings_usd,
         "shares": [{"change": s.change, "savedSeries": s.saved_series, "share": s.share} for s in result.shares],
     }
+
+
+def prediction_row(spec: experiment.ExperimentSpec, measured_series: float | None) -> tuple[str, str] | None:
+    """`phoenix estimate`'s prediction of the candidate's series beside what was measured, with the error."""
+    predicted = predict.candidate_series(spec)
+    if predicted is None or not measured_series:
+        return None
+    error = predicted / measured_series - 1
+    return "candidate series estimated", f"{predicted:,} (measured {measured_series:,.0f}: {error:+.1%})"

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import pydantic
 import typer
 
-from phoenix_operator.cli import cluster, output, report
+from phoenix_operator.cli import cluster, estimate_cmd, output, report
 from phoenix_operator.models import common, experiment, kinds, manifests
 from phoenix_operator.reconcile import experiment as reconcile_experiment
 from phoenix_operator.reconcile import promotion
@@ -133,6 +133,7 @@ def _summary_rows(obj: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("fidelity", f"{results.fidelity.passed}/{results.fidelity.checked} critical queries agree"))
     rows += [(g.name, "pass" if g.passed else "breached") for g in results.guardrails]
     rows.append(("samples", str(results.samples_used)))
+    rows += _prediction(obj, results.candidate.active_series)
     rows += [("reason", reason) for reason in (status.verdict.reasons if status.verdict else [])]
     if status.promotion is not None:
         rows.append(("promoted", _promotion_row(status.promotion)))
@@ -141,6 +142,17 @@ def _summary_rows(obj: dict[str, Any]) -> list[tuple[str, str]]:
     for condition in status.conditions:
         rows.append((f"condition {condition.type}", f"{condition.status} {condition.reason}: {condition.message}"))
     return rows
+
+
+def _prediction(obj: dict[str, Any], measured_series: float | None) -> list[tuple[str, str]]:
+    """The estimate beside the measurement, for an experiment whose spec the models accept."""
+    try:
+        parsed = manifests.parse_object({k: obj[k] for k in ("apiVersion", "kind", "metadata", "spec")})
+    except manifests.InvalidManifest:
+        return []  # the status's conditions say why
+    assert isinstance(parsed, kinds.PhoenixExperiment)
+    row = estimate_cmd.prediction_row(parsed.spec, measured_series)
+    return [row] if row else []
 
 
 def _promotion_row(record: experiment.PromotionRecord) -> str:

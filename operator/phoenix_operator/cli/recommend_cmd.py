@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from phoenix_analysis import contract
-from phoenix_operator.cli import output
+from phoenix_operator.cli import cluster, output
 from phoenix_operator.measure import cardinality, prometheus, promql
 from phoenix_operator.recommend import analysis, sources
 
@@ -30,6 +30,17 @@ def recommend(
         list[Path] | None,
         typer.Option("--query-log", help="A Prometheus query_log_file (JSON lines); repeatable."),
     ] = None,
+    experiments: Annotated[
+        bool,
+        typer.Option(
+            "--experiments", help="Also the critical queries of the PhoenixExperiments in the kubeconfig's cluster."
+        ),
+    ] = False,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="With --experiments: those of every namespace.")
+    ] = False,
+    namespace: Annotated[str | None, cluster.NamespaceOption] = None,
+    context: Annotated[str | None, cluster.ContextOption] = None,
     prometheus_url: Annotated[
         str | None,
         typer.Option(
@@ -75,18 +86,24 @@ def recommend(
         sources.read_rules(path, corpus)
     for path in query_log or []:
         sources.read_query_log(path, corpus)
+    if experiments:
+        for obj in cluster.connect(context, namespace).experiments(all_namespaces):
+            sources.add_experiment(obj, corpus)
     client = prometheus.Client(prometheus_url) if prometheus_url else None
     problems = list(corpus.problems)
+    unreachable = "error: -o yaml|json needs --prometheus: which metrics and labels exist comes from it"
     if client is not None:
         try:
             for rule in cardinality.rules(client):
                 sources.add_rule(rule, f"{prometheus_url} rules", "prometheus-rule", corpus)
         except prometheus.PrometheusError as error:
-            problems.append(f"{prometheus_url}: {error}")
+            unreachable = f"error: {prometheus_url}: {error}"
             client = None
     if not corpus.queries and not corpus.label_uses:
         output.fail(
-            *problems, "error: no queries to learn from: give --dashboards, --rules, --query-log or --prometheus"
+            *problems,
+            *([unreachable] if prometheus_url and client is None else []),
+            "error: no queries to learn from: give --dashboards, --rules, --query-log, --experiments or --prometheus",
         )
     found = analysis.needs(corpus)
     problems += found.skipped
@@ -98,8 +115,10 @@ def recommend(
         typer.echo(problem, err=True)
     if client is None:
         if fmt is not output.Format.table:
-            output.fail("error: -o yaml|json needs --prometheus: which metrics and labels exist comes from it")
-        _progress("no --prometheus: which metrics exist and what they cost is unknown; what is used:")
+            output.fail(unreachable)
+        if prometheus_url:
+            typer.echo(unreachable, err=True)
+        _progress("without Prometheus, which metrics exist and what they cost is unknown; what is used:")
         output.columns(_USED, _used(found))
         return
     try:

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from phoenix_analysis import contract
 from phoenix_operator import binaries
-from phoenix_operator.cli import analyze_cmd, files, output, report
+from phoenix_operator.cli import analyze_cmd, estimate_cmd, files, output, report
 from phoenix_operator.local import run as local_run
 from phoenix_operator.models import common, experiment
 from phoenix_operator.reconcile import verdict as verdict_status
@@ -161,6 +161,9 @@ def run(
     status = _status(final, analysis_result)
     if fmt is output.Format.table:
         rows = _table_rows(final, analysis_result)
+        figures = analysis_result.variants.get("candidate") if analysis_result else None
+        predicted = estimate_cmd.prediction_row(obj.spec, figures.active_series if figures else None)
+        rows += [predicted] if predicted else []
         output.emit(status, fmt, output.table(f"Phoenix verdict: {obj.metadata.name}", ["", ""], rows))
     else:
         output.emit(status, fmt)

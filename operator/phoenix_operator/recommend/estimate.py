@@ -21,7 +21,7 @@ import numpy as np
 
 from phoenix_analysis import contract, cost
 from phoenix_operator.loadsim import encode, fleet
-from phoenix_operator.models import loadsim, pipeline
+from phoenix_operator.models import experiment, loadsim, pipeline
 from phoenix_operator.recommend import names
 
 
@@ -143,6 +143,21 @@ def from_profile(spec: loadsim.LoadProfileSpec) -> SeriesCount:
         return len(resources) * points
 
     return count
+
+
+# Beyond this many simulated processes the replay takes long enough to be asked for, not done in passing.
+REPLAYED_IN_PASSING = 200_000
+
+
+def candidate_series(spec: experiment.ExperimentSpec) -> int | None:
+    """The offline prediction of the candidate's series, to set beside what a run measured; None when it
+    cannot be made in passing (a pipelineRef baseline, the adaptive template, a very large load)."""
+    load = spec.load.load_sim
+    if isinstance(spec.baseline, experiment.PipelineRef) or spec.candidate.template == "adaptive":
+        return None
+    if load.hosts * load.processes_per_host > REPLAYED_IN_PASSING:
+        return None
+    return from_profile(load)(Changes.of(spec.candidate))
 
 
 def prometheus_names(changes: Changes) -> tuple[frozenset[str], frozenset[str]]:

@@ -186,3 +186,12 @@ def read_query_log(path: Path, corpus: Corpus) -> None:
             corpus.queries.append(Query(query, "query-log", str(path)))
     if unreadable:
         corpus.problems.append(f"{path}: {unreadable} lines are not query log entries and were skipped")
+
+
+def add_experiment(obj: dict[str, Any], corpus: Corpus) -> None:
+    """The critical queries of a PhoenixExperiment, as the API server returned it."""
+    metadata = obj.get("metadata") or {}
+    where = f"experiment {metadata.get('namespace', 'default')}/{metadata.get('name', '?')}"
+    for query in ((obj.get("spec") or {}).get("analysis") or {}).get("criticalQueries") or []:
+        if isinstance(query, dict) and isinstance(query.get("query"), str):
+            corpus.queries.append(Query(query["query"], "experiment", f"{where}: query {query.get('name', '?')}"))
