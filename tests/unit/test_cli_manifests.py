@@ -167,3 +167,48 @@ def test_validate_says_when_no_collector_judged_the_configs(tmp_path: Path) -> N
     assert result.exit_code == 0
     assert "no collector binary (PHOENIX_OTELCOL)" in result.stderr
     assert result.stdout.strip().endswith("PhoenixProcessPipeline/vendor-typo: valid")
+
+
+def test_validate_reads_a_directory_and_skips_other_kinds_with_a_note(tmp_path: Path) -> None:
+    nested = tmp_path / "deploy" / "pipelines"
+    nested.mkdir(parents=True)
+    (nested / "pipeline.yaml").write_text((REPO / "examples" / "production" / "pipeline.yaml").read_text())
+    access = (REPO / "docs" / "prometheus-token-access.yaml").read_text()  # a Role and a RoleBinding
+    other_kind = "apiVersion: v1\nkind: Secret\nmetadata: {name: token}\ntype: Opaque\n"
+    experiment = (REPO / "examples" / "quickstart" / "experiment.yaml").read_text()
+    (tmp_path / "deploy" / "all.yaml").write_text(f"{access}\n---\n{other_kind}---\n{experiment}")
+    (tmp_path / "deploy" / "README.md").write_text("not a manifest")
+    code, out, err = _run("validate", "-f", str(tmp_path / "deploy"))
+    assert code == 0, err
+    assert out.splitlines() == [
+        f"{tmp_path / 'deploy' / 'all.yaml'}: PhoenixExperiment/quickstart: valid",
+        f"{nested / 'pipeline.yaml'}: PhoenixProcessPipeline/process-metrics: valid",
+    ]
+    skipped = [line for line in err.splitlines() if line.endswith("not a Phoenix kind, skipped")]
+    assert [line.split(": ")[2] for line in skipped] == [
+        "Role/phoenix-operator-prometheus-token",
+        "RoleBinding/phoenix-operator-prometheus-token",
+        "Secret/token",
+    ]
+
+
+def test_a_directory_without_manifests_is_one_line(tmp_path: Path) -> None:
+    code, _, err = _run("validate", "-f", str(tmp_path))
+    assert code == 1
+    assert err.strip() == f"error: {tmp_path}: no .yaml, .yml, .json files in this directory"
+
+
+def test_render_says_what_stands_for_a_referenced_baseline(tmp_path: Path) -> None:
+    code, out, err = _run("render", "-f", str(REPO / "examples" / "experiment.yaml"))
+    assert code == 0
+    assert len(list(yaml.YAML(typ="safe", pure=True).load_all(out))) == 1
+    assert "the baseline is pipelineRef process-metrics; rendering only the candidate" in err
+    both = tmp_path / "both.yaml"
+    both.write_text(
+        (REPO / "examples" / "production" / "pipeline.yaml").read_text()
+        + "---\n"
+        + (REPO / "examples" / "experiment.yaml").read_text()
+    )
+    code, out, err = _run("render", "-f", str(both))
+    assert code == 0
+    assert "rendering its shadow copy of pipeline process-metrics (from this input)" in err
