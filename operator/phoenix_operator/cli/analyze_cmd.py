@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from phoenix_analysis import contract, engine
+from phoenix_analysis import contract
 from phoenix_operator.cli import files, output
 
 
@@ -39,6 +39,8 @@ def analyze(
     variants, optional collector CPU and memory, critical query values,
     objectives, a cost model, alpha and the mode (sequential or fixed).
     """
+    from phoenix_analysis import engine  # scipy: loaded by the commands that analyse, not at every start
+
     text = files.read_text(filename)
     try:
         data = json.loads(text)

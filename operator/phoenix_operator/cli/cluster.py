@@ -7,16 +7,18 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-import urllib3
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes import watch
 
 from phoenix_operator import GROUP, VERSION
 from phoenix_operator.cli import output
+
+if TYPE_CHECKING:
+    from kubernetes import client as k8s
+
+# The Kubernetes client loads in the functions that talk to a cluster, so that
+# every other command starts without it.
 
 EXPERIMENTS = "phoenixexperiments"
 PIPELINES = "phoenixprocesspipelines"
@@ -34,6 +36,9 @@ class Cluster:
 
     def call(self, what: str, request: Callable[[], Any]) -> Any:
         """Run one API request; a failure ends the command with one clear line."""
+        import urllib3
+        from kubernetes import client as k8s
+
         try:
             return request()
         except k8s.ApiException as error:
@@ -74,6 +79,8 @@ class Cluster:
 
     def watch_experiment(self, name: str, timeout_seconds: int) -> Iterator[dict[str, Any]]:
         """The experiment now, then each change until the timeout."""
+        from kubernetes import watch
+
         stream = watch.Watch()  # type: ignore[no-untyped-call]
         events = stream.stream(  # type: ignore[no-untyped-call]
             self.api.list_namespaced_custom_object,
@@ -145,6 +152,9 @@ def _reason(error: k8s.ApiException) -> str:
 
 def connect(context: str | None, namespace: str | None) -> Cluster:
     """The cluster and namespace of the user's kubeconfig, as kubectl would choose them."""
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+
     # read at each call: the client's own default is fixed when it is imported
     kubeconfig = os.environ.get("KUBECONFIG") or str(Path("~/.kube/config").expanduser())
     try:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from phoenix_operator.cli import files, output
-from phoenix_operator.measure import cardinality, prometheus, promql
 from phoenix_operator.models import experiment
-from phoenix_operator.recommend import estimate as predict
+
+if TYPE_CHECKING:
+    from phoenix_operator.measure import prometheus
+    from phoenix_operator.recommend import estimate as predict
+
+# The Prometheus client and the fleet replay load inside the functions, so
+# that other commands, which import this module for `prediction_row`, start without them.
 
 
 def estimate(
@@ -40,6 +45,9 @@ def estimate(
 
     Example: phoenix estimate -f examples/quickstart/experiment.yaml
     """
+    from phoenix_operator.measure import prometheus, promql
+    from phoenix_operator.recommend import estimate as predict
+
     obj = files.load_experiment(filename)
     spec = obj.spec
     if isinstance(spec.baseline, experiment.PipelineRef):
@@ -70,6 +78,9 @@ def estimate(
 
 def _counted_in(client: prometheus.Client, match: str) -> predict.SeriesCount:
     """Counts a variant's series on the real ones: dropped metrics leave, aggregated labels are summed away."""
+    from phoenix_operator.measure import cardinality, promql
+    from phoenix_operator.recommend import estimate as predict
+
     series = cardinality.series_by_metric(client, match)
     labels = {metric: cardinality.label_names(client, metric) for metric in series}
     scope = promql.matchers(match)
@@ -123,6 +134,8 @@ def _wire(result: predict.Estimate) -> dict[str, Any]:
 
 def prediction_row(spec: experiment.ExperimentSpec, measured_series: float | None) -> tuple[str, str] | None:
     """`phoenix estimate`'s prediction of the candidate's series beside what was measured, with the error."""
+    from phoenix_operator.recommend import estimate as predict
+
     predicted = predict.candidate_series(spec)
     if predicted is None or not measured_series:
         return None

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import pydantic
 import typer
 
-from phoenix_operator.cli import cluster, estimate_cmd, output, report
+from phoenix_operator.cli import cluster, output
 from phoenix_operator.models import common, experiment, kinds, manifests
 from phoenix_operator.reconcile import experiment as reconcile_experiment
 from phoenix_operator.reconcile import promotion
@@ -151,6 +151,8 @@ def _prediction(obj: dict[str, Any], measured_series: float | None) -> list[tupl
     except manifests.InvalidManifest:
         return []  # the status's conditions say why
     assert isinstance(parsed, kinds.PhoenixExperiment)
+    from phoenix_operator.cli import estimate_cmd  # its Prometheus client loads only when a row is shown
+
     row = estimate_cmd.prediction_row(parsed.spec, measured_series)
     return [row] if row else []
 
@@ -255,6 +257,8 @@ def report_cmd(
         output.fail(f"error: {name} has no results yet (phase {status.phase})")
     output.emit(obj, output.Format.table, output.table(f"Phoenix verdict: {name}", ["", ""], _summary_rows(obj)))
     if html is not None:
+        from phoenix_operator.cli import report  # jinja2's HTML templates load only for --html
+
         html.write_text(report.from_status(name, _experiment(obj).spec, status), encoding="utf-8")
         typer.echo(f"phoenix: report written to {html}", err=True)
 

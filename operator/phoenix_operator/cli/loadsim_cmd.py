@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pydantic
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from phoenix_operator.cli import output
-from phoenix_operator.loadsim import fleet, sender
-from phoenix_operator.loadsim import run as loadsim_run
+from phoenix_operator.loadsim import fleet
+
+if TYPE_CHECKING:
+    from phoenix_operator.loadsim import run as loadsim_run
 from phoenix_operator.models import common, loadsim, manifests
 
 Profile = Annotated[str, typer.Option("--profile", help="realistic, high-cardinality or process-churn.")]
@@ -114,6 +116,10 @@ def run(
     --processes-per-host 100 --churn-per-minute 5 --interval 10s --duration 5m
     --target http://127.0.0.1:4318 --target http://127.0.0.1:5318
     """
+    # the HTTP sender loads with the command that sends, not at every start
+    from phoenix_operator.loadsim import run as loadsim_run
+    from phoenix_operator.loadsim import sender
+
     spec = _spec(profile, hosts, processes_per_host, churn_per_minute, interval, duration, seed)
     for each in target:
         try:

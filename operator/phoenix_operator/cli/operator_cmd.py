@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import enum
-import gc
-import logging
 import re
-from datetime import timedelta
 from typing import Annotated
 
-import kopf
-import prometheus_client
 import typer
 
-from phoenix_operator import GROUP
 from phoenix_operator.cli import output
-from phoenix_operator.controllers import experiment as experiment_controller
-from phoenix_operator.handlers import context, experiments, loadsims, pipelines, workqueue
 from phoenix_operator.models import common
-from phoenix_operator.reconcile import experiment as reconcile_experiment
-from phoenix_operator.render import sandbox
-from phoenix_operator.runtime import base as runtime_base
-from phoenix_operator.runtime import kubernetes as runtime_kubernetes
-from phoenix_operator.runtime import local as runtime_local
 
-# The handler modules register themselves with kopf on import.
-HANDLER_MODULES = (experiments, loadsims, pipelines)
 DEFAULT_IMAGE = "phoenix-operator:0.1.0"
 
 
@@ -37,22 +22,6 @@ class RuntimeChoice(enum.StrEnum):
 class LogFormat(enum.StrEnum):
     json = "json"
     plain = "plain"
-
-
-def _settings(peering: str | None) -> kopf.OperatorSettings:
-    settings = kopf.OperatorSettings()
-    # progress and the diff base live in annotations, so the status schema stays strict
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
-    settings.peering.standalone = peering is None
-    if peering is not None:
-        settings.peering.name = peering
-        settings.peering.mandatory = True
-    settings.execution.max_workers = 4
-    return settings
 
 
 def run(
@@ -110,66 +79,31 @@ def run(
     for duration in (measure_step, pipelines_ready_timeout, prometheus_timeout):
         if not _is_duration(duration):
             output.fail(f"{duration!r} is not a duration such as 15s or 5m")
-    kopf.configure(
-        verbose=False, log_format=kopf.LogFormat.JSON if log_format == LogFormat.json else kopf.LogFormat.PLAIN
+    # kopf, the handlers and the runtimes load only here: every other command starts without them
+    from phoenix_operator.handlers import startup
+
+    options = startup.Options(
+        namespaces=tuple(namespace or ()),
+        all_namespaces=all_namespaces,
+        local=runtime == RuntimeChoice.local,
+        prometheus_url=prometheus_url,
+        image=image,
+        limits_seconds=(
+            common.duration_seconds(pipelines_ready_timeout),
+            common.duration_seconds(prometheus_timeout),
+            common.duration_seconds(measure_step),
+        ),
+        deploy_rate=deploy_rate,
+        metrics_port=metrics_port,
+        liveness_port=liveness_port,
+        peering=peering,
+        json_logs=log_format == LogFormat.json,
+        workdir=workdir,
     )
-    # One line per Prometheus request, or per handler and timer success (which
-    # kopf would also post as an Event), would bury the operator's own messages.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     try:
-        api = runtime_kubernetes.Api(runtime_kubernetes.api_client())
-    except runtime_kubernetes.NoCredentials as error:
+        startup.run(options)
+    except startup.NoCredentials as error:
         output.fail(str(error), "set KUBECONFIG or run inside a cluster")
-    if runtime == RuntimeChoice.local:
-        local = runtime_local.LocalRuntime.start(
-            workdir, f"127.0.0.1:{metrics_port}" if metrics_port else None, secrets=api
-        )
-        chosen: runtime_base.Runtime = local
-        prometheus_url = prometheus_url or local.prometheus_url
-        logging.getLogger("phoenix").info("the local runtime's Prometheus serves %s", local.prometheus_url)
-    else:
-        chosen = runtime_kubernetes.KubernetesRuntime(api, image)
-    pipelines.watch_readiness(chosen)
-    loadsims.watch_deletions(chosen)
-    if metrics_port:
-        prometheus_client.start_http_server(metrics_port, addr="0.0.0.0")  # noqa: S104
-    memo = kopf.Memo(
-        context=context.Context(
-            store=api,
-            runtime=chosen,
-            experiments=experiment_controller.Settings(
-                reconcile_experiment.Limits(
-                    pipelines_ready=timedelta(seconds=common.duration_seconds(pipelines_ready_timeout)),
-                    prometheus_unreachable=timedelta(seconds=common.duration_seconds(prometheus_timeout)),
-                    measure_step=timedelta(seconds=common.duration_seconds(measure_step)),
-                ),
-                prometheus_url,
-            ),
-            deploys=workqueue.WorkQueue(workqueue.Limits(deploy_rate, max(1, int(2 * deploy_rate)))),
-        )
-    )
-    logging.getLogger("phoenix").info("starting the operator with the %s runtime", runtime.value)
-    # Done before the first object, not during it: API discovery and template
-    # compilation. Then everything built so far, which lives as long as the
-    # operator, leaves the garbage collector's reach: full collections that
-    # traverse it stall every handler.
-    api.discover(runtime_kubernetes.CHILD_KINDS)
-    sandbox.compile_templates()
-    gc.freeze()
-    try:
-        kopf.run(
-            settings=_settings(peering),
-            standalone=peering is None,
-            peering_name=peering,
-            clusterwide=all_namespaces,
-            namespaces=namespace or (),
-            liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None,
-            memo=memo,
-        )
-    finally:
-        if runtime == RuntimeChoice.local:
-            local.stop()
 
 
 def _is_duration(text: str) -> bool:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from phoenix_analysis import contract
 from phoenix_operator.cli import cluster, output
-from phoenix_operator.measure import cardinality, prometheus, promql
-from phoenix_operator.recommend import analysis, sources
+
+if TYPE_CHECKING:
+    from phoenix_operator.recommend import analysis
 
 
 def _progress(line: str) -> None:
@@ -79,6 +80,10 @@ def recommend(
 
     Example: phoenix recommend --dashboards dashboards/ --rules rules/ --prometheus http://localhost:9090 -o yaml
     """
+    # the query analysis and the Prometheus client load with this command, not at every start
+    from phoenix_operator.measure import cardinality, prometheus, promql
+    from phoenix_operator.recommend import analysis, sources
+
     corpus = sources.Corpus()
     for path in dashboards or []:
         sources.read_dashboards(path, corpus)

@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pydantic
 import typer
@@ -15,10 +15,12 @@ from rich.console import Console
 
 from phoenix_analysis import contract
 from phoenix_operator import binaries
-from phoenix_operator.cli import analyze_cmd, estimate_cmd, files, output, report
-from phoenix_operator.local import run as local_run
+from phoenix_operator.cli import analyze_cmd, estimate_cmd, files, output
 from phoenix_operator.models import common, experiment
 from phoenix_operator.reconcile import verdict as verdict_status
+
+if TYPE_CHECKING:
+    from phoenix_operator.local import run as local_run
 
 INTERRUPTED = 130
 
@@ -103,6 +105,10 @@ def run(
 
     Example: phoenix run --local -f examples/quickstart/experiment.yaml --report report.html
     """
+    # the driver, its engine (scipy), the runtime and the report load here, not at every command's start
+    from phoenix_operator.cli import report
+    from phoenix_operator.local import run as local_run
+
     if not local:
         output.fail("error: only --local runs from the command line; on a cluster, kubectl apply the experiment")
     obj = files.load_experiment(filename)

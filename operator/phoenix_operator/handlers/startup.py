@@ -1,0 +1,123 @@
+"""Starting the operator: kopf's settings, the runtime, the context the handlers share, then kopf's loop.
+
+`phoenix operator run` parses its flags and calls `run`; importing this
+module registers the handlers with kopf.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import kopf
+import prometheus_client
+
+from phoenix_operator import GROUP
+from phoenix_operator.controllers import experiment as experiment_controller
+from phoenix_operator.handlers import context, experiments, loadsims, pipelines, workqueue
+from phoenix_operator.reconcile import experiment as reconcile_experiment
+from phoenix_operator.render import sandbox
+from phoenix_operator.runtime import base as runtime_base
+from phoenix_operator.runtime import kubernetes as runtime_kubernetes
+from phoenix_operator.runtime import local as runtime_local
+
+# The handler modules register themselves with kopf on import.
+HANDLER_MODULES = (experiments, loadsims, pipelines)
+NoCredentials = runtime_kubernetes.NoCredentials
+
+
+@dataclass(frozen=True)
+class Options:
+    namespaces: tuple[str, ...]
+    all_namespaces: bool
+    local: bool  # collectors and loads as processes on this machine, not workloads
+    prometheus_url: str | None
+    image: str
+    # pipelines-ready timeout, Prometheus-unreachable timeout, measure step
+    limits_seconds: tuple[float, float, float]
+    deploy_rate: float
+    metrics_port: int
+    liveness_port: int
+    peering: str | None
+    json_logs: bool
+    workdir: str | None
+
+
+def _settings(peering: str | None) -> kopf.OperatorSettings:
+    settings = kopf.OperatorSettings()
+    # progress and the diff base live in annotations, so the status schema stays strict
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.peering.standalone = peering is None
+    if peering is not None:
+        settings.peering.name = peering
+        settings.peering.mandatory = True
+    settings.execution.max_workers = 4
+    return settings
+
+
+def run(options: Options) -> None:
+    """Run until stopped; raises NoCredentials when no cluster can be reached."""
+    kopf.configure(verbose=False, log_format=kopf.LogFormat.JSON if options.json_logs else kopf.LogFormat.PLAIN)
+    # One line per Prometheus request, or per handler and timer success (which
+    # kopf would also post as an Event), would bury the operator's own messages.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    api = runtime_kubernetes.Api(runtime_kubernetes.api_client())
+    prometheus_url = options.prometheus_url
+    local: runtime_local.LocalRuntime | None = None
+    if options.local:
+        local = runtime_local.LocalRuntime.start(
+            options.workdir, f"127.0.0.1:{options.metrics_port}" if options.metrics_port else None, secrets=api
+        )
+        chosen: runtime_base.Runtime = local
+        prometheus_url = prometheus_url or local.prometheus_url
+        logging.getLogger("phoenix").info("the local runtime's Prometheus serves %s", local.prometheus_url)
+    else:
+        chosen = runtime_kubernetes.KubernetesRuntime(api, options.image)
+    pipelines.watch_readiness(chosen)
+    loadsims.watch_deletions(chosen)
+    if options.metrics_port:
+        prometheus_client.start_http_server(options.metrics_port, addr="0.0.0.0")  # noqa: S104
+    ready, unreachable, step = options.limits_seconds
+    memo = kopf.Memo(
+        context=context.Context(
+            store=api,
+            runtime=chosen,
+            experiments=experiment_controller.Settings(
+                reconcile_experiment.Limits(
+                    pipelines_ready=timedelta(seconds=ready),
+                    prometheus_unreachable=timedelta(seconds=unreachable),
+                    measure_step=timedelta(seconds=step),
+                ),
+                prometheus_url,
+            ),
+            deploys=workqueue.WorkQueue(workqueue.Limits(options.deploy_rate, max(1, int(2 * options.deploy_rate)))),
+        )
+    )
+    logging.getLogger("phoenix").info("starting the operator with the %s runtime", "local" if local else "kubernetes")
+    # Done before the first object, not during it: API discovery and template
+    # compilation. Then everything built so far, which lives as long as the
+    # operator, leaves the garbage collector's reach: full collections that
+    # traverse it stall every handler.
+    api.discover(runtime_kubernetes.CHILD_KINDS)
+    sandbox.compile_templates()
+    gc.freeze()
+    try:
+        kopf.run(
+            settings=_settings(options.peering),
+            standalone=options.peering is None,
+            peering_name=options.peering,
+            clusterwide=options.all_namespaces,
+            namespaces=options.namespaces,
+            liveness_endpoint=f"http://0.0.0.0:{options.liveness_port}/healthz" if options.liveness_port else None,
+            memo=memo,
+        )
+    finally:
+        if local is not None:
+            local.stop()
