@@ -307,7 +307,8 @@ def test_the_cluster_example_shadows_promotes_watches_and_rolls_back(
 
 
 def _feed(endpoint: str, load: dict[str, Any], processes_per_host: int) -> subprocess.Popen[bytes]:
-    """The production pipeline's own traffic: the profile the experiment tested, with its processes per host."""
+    """The production pipeline's own traffic: the profile and cadence the experiment tested (the share of its
+    input a pipeline exports depends on how the input is batched), with its processes per host."""
     return subprocess.Popen(
         [str(Path(sys.executable).parent / "phoenix"), "loadsim", "run", "--target", endpoint,
          "--profile", load["profile"], "--hosts", str(load["hosts"]),
@@ -338,15 +339,20 @@ def _promoted_watched_and_rolled_back(
         return endpoints["otlpHttp"] if ready and running else None
 
     endpoint = harness.wait_for("the promoted pipeline", promoted_endpoint, 60, operator.log)
+
+    def watched() -> str:
+        found = harness.get(plane, namespace, "pexp", name) or {}
+        return f"{harness.condition(found, 'Drifted')}\n{found.get('status', {}).get('drift')}\n{operator.log()}"
+
     feed = _feed(endpoint, load, load["processesPerHost"])
     try:
-        interval = 20
+        interval = 30  # six of the load's batches: where the window's edges fall moves the share little
         watch = {**manifest["spec"]["driftWatch"], "interval": f"{interval}s", "rollback": "auto"}
         plane.kubectl(
             "patch", "pexp", name, "-n", namespace, "--type=merge", "-p", json.dumps({"spec": {"driftWatch": watch}})
         )
         # on the traffic it was tested with, the promoted pipeline holds
-        holding = harness.wait_condition(plane, namespace, "pexp", name, "Drifted", "False", 5 * interval, operator.log)
+        holding = harness.wait_condition(plane, namespace, "pexp", name, "Drifted", "False", 5 * interval, watched)
         assert (
             holding["reason"] == "Holding"
             and "every critical query (1) returns data with its labels" in holding["message"]
@@ -359,7 +365,7 @@ def _promoted_watched_and_rolled_back(
         feed.wait(10)
         feed = _feed(endpoint, load, 3 * load["processesPerHost"])
         changed = time.monotonic()
-        drifted = harness.wait_condition(plane, namespace, "pexp", name, "Drifted", "True", 4 * interval, operator.log)
+        drifted = harness.wait_condition(plane, namespace, "pexp", name, "Drifted", "True", 4 * interval, watched)
         elapsed = time.monotonic() - changed
         print(f"drift watch: {holding['message']}; after {elapsed:.0f}s: {drifted['message']}")
         assert elapsed <= 3 * interval, "Drifted took longer than 3 watch intervals"

@@ -61,6 +61,10 @@ def test_checks_start_an_interval_after_the_promotion_and_stay_an_interval_apart
     checked = _watched(drift={"checkedAt": first.isoformat()})
     assert not drift.due(checked, first + timedelta(minutes=4), SETTLE)
     assert drift.due(checked, first + timedelta(minutes=5), SETTLE)
+    # a suspected breach is checked again after half an interval
+    suspected = drift.judge(_watched(drift=_expected()), _holding(0.5), first).status
+    assert not drift.due(_watched(**suspected.to_wire()), first + timedelta(minutes=2), SETTLE)
+    assert drift.due(_watched(**suspected.to_wire()), first + timedelta(minutes=2.5), SETTLE)
     # the watch ends after its duration, and with a rollback
     assert not drift.due(checked, PROMOTED + timedelta(hours=1), SETTLE)
     rolled_back = promotion.record("production", {"spec": PRODUCTION}, PROMOTED).model_copy(
@@ -125,15 +129,33 @@ def test_a_breach_sets_drifted_names_it_warns_once_and_rolls_back_only_when_aske
     seen: drift.Observation, named: str
 ) -> None:
     manual = _watched(drift=_expected())
-    step = drift.judge(manual, seen, PROMOTED)
+    once = drift.judge(manual, seen, PROMOTED)
+    suspected = conditions.find(once.status.conditions, drift.CONDITION)
+    assert suspected is not None and (suspected.status, suspected.reason) == ("Unknown", "Suspected")
+    assert named in suspected.message and once.events == () and not once.rollback
+    later = PROMOTED + timedelta(minutes=5)
+    step = drift.judge(manual.model_copy(update={"status": once.status}), seen, later)
     condition = conditions.find(step.status.conditions, drift.CONDITION)
     assert condition is not None and condition.status == "True" and named in condition.message
     assert [(e.type, e.reason) for e in step.events] == [("Warning", "Drifted")] and not step.rollback
     # still drifted at the next check: no second event
-    again = drift.judge(manual.model_copy(update={"status": step.status}), seen, PROMOTED + timedelta(minutes=5))
+    again = drift.judge(manual.model_copy(update={"status": step.status}), seen, later + timedelta(minutes=5))
     assert again.events == ()
     auto = _watched({**WATCH, "rollback": "auto"}, drift=_expected())
-    assert drift.judge(auto, seen, PROMOTED).rollback
+    assert drift.judge(
+        auto.model_copy(update={"status": drift.judge(auto, seen, PROMOTED).status}), seen, later
+    ).rollback
+
+
+def test_a_breach_seen_once_and_gone_at_the_next_check_never_drifts() -> None:
+    manual = _watched(drift=_expected())
+    once = drift.judge(manual, _holding(0.5), PROMOTED)
+    step = drift.judge(
+        manual.model_copy(update={"status": once.status}), _holding(0.1), PROMOTED + timedelta(minutes=5)
+    )
+    condition = conditions.find(step.status.conditions, drift.CONDITION)
+    assert condition is not None and (condition.status, condition.reason) == ("False", "Holding")
+    assert step.events == ()
 
 
 def test_an_unmeasured_check_is_unknown_and_never_rolls_back() -> None:
@@ -157,7 +179,8 @@ def test_an_automatic_rollback_restores_the_spec_from_before_the_promotion() -> 
         }
     )
     auto = _watched({**WATCH, "rollback": "auto"}, drift=_expected())
-    step = drift.judge(auto, _holding(0.5), PROMOTED)
+    once = drift.judge(auto, _holding(0.5), PROMOTED)
+    step = drift.judge(auto.model_copy(update={"status": once.status}), _holding(0.5), PROMOTED)
     assert step.rollback
     failure = drift_controller.rollback(store, auto)
     assert failure is None

@@ -26,7 +26,7 @@ from phoenix_operator.runtime import base as runtime_base
 PLURAL = "phoenixexperiments"
 TICK_SECONDS = 2.0
 # how often a drift watch looks whether its next check is due; the checks are driftWatch.interval apart
-DRIFT_TICK_SECONDS = 5.0
+DRIFT_TICK_SECONDS = TICK_SECONDS
 
 
 def _unfinished(status: kopf.Status, **_: Any) -> bool:

@@ -8,7 +8,8 @@ into, every `driftWatch.interval` until `driftWatch.duration` has passed:
   change in its make-up (more processes per host, new metrics) is caught;
 - each critical query still returns data, with every label it groups by.
 
-A breach sets `Drifted=True` naming what drifted, posts a Warning event and,
+A breach seen once is `Drifted=Unknown` (`Suspected`); seen at the next check
+too, it sets `Drifted=True` naming what drifted, posts a Warning event and,
 with `rollback: auto`, asks the driver to restore the target's spec from
 before the promotion.
 """
@@ -77,7 +78,10 @@ def due(obj: kinds.PhoenixExperiment, now: datetime, settle: timedelta) -> bool:
     if now < status.promotion.promoted_at + interval(obj) + settle:
         return False
     checked = status.drift.checked_at if status.drift else None
-    return checked is None or now - checked >= interval(obj)
+    suspected = conditions.find(status.conditions, CONDITION)
+    # a suspected breach is looked at again sooner, so confirming it costs half an interval, not a whole one
+    wait = interval(obj) / 2 if suspected is not None and suspected.reason == "Suspected" else interval(obj)
+    return checked is None or now - checked >= wait
 
 
 def expected_window(obj: kinds.PhoenixExperiment, watch_interval: timedelta) -> reconcile_experiment.Window | None:
@@ -151,6 +155,12 @@ def judge(obj: kinds.PhoenixExperiment, seen: Observation, now: datetime) -> Ste
     found = breaches(obj, expected, seen)
     if found:
         message = "; ".join(found)
+        held = was is not None and (was.status, was.reason) in (("True", "Drifted"), ("Unknown", "Suspected"))
+        if not held:
+            # where one interval's edges fall among the input's batches can throw its figures off:
+            # a breach counts once it holds at two checks in a row
+            suspected = f"{message} (drifted if it holds at the next check)"
+            return Step(_with(obj, status, now, "Unknown", "Suspected", suspected))
         status = _with(obj, status, now, "True", "Drifted", message)
         if was is not None and was.status == "True":
             return Step(status)
