@@ -50,10 +50,16 @@ CASES: dict[str, dict[str, Any]] = {
         "parameters": {"aggregateAwayAttributes": ["process.pid"]},
         "exporters": [_VENDOR],
     },
+    "adaptive-initial": {"template": "adaptive", "parameters": {"seriesBudget": 5000}},
     "adaptive-budget": {"template": "adaptive", "parameters": {"seriesBudget": 5000, "maxK": 2}},
+    "adaptive-protected": {"template": "adaptive", "parameters": {"seriesBudget": 5000}},
 }
 
-KEEP_EXECUTABLES = {"adaptive-budget": ["nginx", "redis", "mysqld"]}
+# what the adaptive loop chose: nothing yet, a keep list longer than maxK, and attributes a query needs
+ADAPTATIONS = {
+    "adaptive-budget": render_pipeline.Adaptation(("nginx", "redis", "mysqld")),
+    "adaptive-protected": render_pipeline.Adaptation(("postgres",), ("process.executable.name", "process.owner")),
+}
 
 
 def spec(name: str) -> render_pipeline.AnyPipelineSpec:
@@ -67,5 +73,5 @@ def rendered(name: str, listen: render_pipeline.Listen | None = None) -> render_
         experiment="golden",
         variant=name.split("-")[0],
         listen=listen or render_pipeline.Listen(),
-        keep_executables=KEEP_EXECUTABLES.get(name, ()),
+        adaptation=ADAPTATIONS.get(name, render_pipeline.Adaptation()),
     )

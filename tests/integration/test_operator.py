@@ -903,3 +903,30 @@ def test_invalid_pipelines_and_loads_deploy_nothing_and_say_why(
     harness.never(
         "a Job of the invalid LoadSim", lambda: harness.get(control_plane, namespace, "job", "zero-length-load")
     )
+
+
+def test_an_adaptive_pipeline_keeps_its_config_and_says_why_while_prometheus_is_unreachable(
+    control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
+) -> None:
+    manifest = _example("adaptive/pipeline.yaml")
+    name = manifest["metadata"]["name"]
+    harness.apply(control_plane, namespace, manifest)
+
+    def budget_condition() -> dict[str, Any] | None:
+        found = harness.get(control_plane, namespace, "ppp", name)
+        return harness.condition(found, "BudgetMet") if found else None
+
+    met = harness.wait_for("the loop's first turn", budget_condition, 30, operator.log)
+    assert (met["status"], met["reason"]) == ("Unknown", "NotMeasured"), met
+    found = harness.get(control_plane, namespace, "ppp", name)
+    assert found is not None
+    adaptive = found["status"]["adaptive"]
+    assert (adaptive["seriesBudget"], adaptive["k"], adaptive.get("keepExecutables", [])) == (20000, 0, [])
+    # nothing measured, nothing changed: the ConfigMap holds the config rendered before any choice
+    config = harness.get(control_plane, namespace, "configmap", reconcile_pipeline.child_name(name))
+    assert config is not None and 'set(attributes["process.executable.name"], "other")' in config["data"]["config.yaml"]
+    table = control_plane.kubectl("get", "ppp", name, "-n", namespace).stdout.splitlines()
+    # an unmeasured SERIES column is blank, so the columns are read where their headers start
+    budget, k = table[0].index("BUDGET"), table[0].index(" K ") + 1
+    assert (table[1][budget:].split()[0], table[1][k:].split()[0]) == ("20000", "0"), table
+    assert f'phoenix_pipeline_series_budget{{namespace="{namespace}",pipeline="{name}"}} 20000.0' in operator.metrics()

@@ -166,3 +166,17 @@ def test_the_offline_estimate_applies_each_change_to_the_profiles_population() -
     assert shares["dropping process.memory.virtual"] == count(estimate.Changes(aggregate_away=every_detail)) - (
         result.candidate.series
     )
+
+
+def test_the_process_attributes_critical_queries_need_are_what_they_group_and_filter_by() -> None:
+    needed = usage.process_attributes_needed(
+        [
+            "sum by (process_executable_name) (rate(process_cpu_time_seconds_total[1m]))",
+            'sum(process_memory_usage_bytes{process_owner="postgres"})',
+            "sum by (host_name) (process_disk_io_bytes_total)",
+            "not promql (",
+        ]
+    )
+    assert needed == {"process.executable.name", "process.owner"}
+    every = usage.process_attributes_needed(["process_threads > 5"])
+    assert {"process.pid", "process.command_line", "process.executable.name"} <= every

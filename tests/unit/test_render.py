@@ -72,8 +72,34 @@ def test_kept_executables_are_excluded_from_aggregation() -> None:
 
 def test_adaptive_keeps_at_most_max_k_executables() -> None:
     config = render_cases.rendered("adaptive-budget").config
-    condition = config["processors"]["transform/aggregate_away"]["metric_statements"][0]["conditions"][0]
+    condition = config["processors"]["transform/other"]["metric_statements"][0]["conditions"][0]
     assert '"nginx"' in condition and '"redis"' in condition and '"mysqld"' not in condition
+
+
+def test_adaptive_sums_every_other_process_into_other_per_host() -> None:
+    initial = render_cases.rendered("adaptive-initial").config
+    statements = initial["processors"]["transform/other"]["metric_statements"][0]
+    assert "conditions" not in statements  # nothing kept yet: every process is summed
+    assert statements["statements"] == [
+        'delete_matching_keys(attributes, "^process\\\\.")',
+        'set(attributes["process.executable.name"], "other")',
+    ]
+    pipelines = initial["service"]["pipelines"]
+    assert pipelines["metrics/ranked"]["exporters"] == ["prometheus"]
+
+
+def test_attributes_a_critical_query_needs_survive_the_sum() -> None:
+    statements = render_cases.rendered("adaptive-protected").config["processors"]["transform/other"][
+        "metric_statements"
+    ][0]["statements"]
+    assert 'set(attributes["phoenix.keep.process.owner"], attributes["process.owner"])' in statements
+    # a query grouping by executable keeps the names: none becomes `other`
+    assert not any('"other"' in statement for statement in statements)
+
+
+def test_the_adaptive_render_follows_the_keep_list() -> None:
+    hashes = {render_cases.rendered(name).config_hash for name in ("adaptive-initial", "adaptive-budget")}
+    assert len(hashes) == 2
 
 
 def test_prometheus_exporter_labels_and_expiration() -> None:
@@ -128,7 +154,7 @@ def _hostile_candidate(value: str) -> pipeline.CandidateVariant:
         metric_expiration="30s",
         drop_metrics=[value],
         aggregate_away_attributes=[value],
-        keep_processes=pipeline.KeepProcesses.model_construct(executable_names=[value], top_k=0),
+        keep_processes=pipeline.KeepProcesses.model_construct(executable_names=[value]),
     )
     return pipeline.CandidateVariant.model_construct(template="candidate", parameters=parameters)
 

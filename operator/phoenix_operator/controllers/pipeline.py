@@ -35,7 +35,7 @@ def deploy(store: runtime_base.Store, runtime: runtime_base.Runtime, namespace: 
     assert isinstance(obj, kinds.PhoenixProcessPipeline)
     previous = manifests.stored_status(body, pipeline.PipelineStatus)
     try:
-        rendered = reconcile_pipeline.render(obj)
+        rendered = reconcile_pipeline.render(obj, previous.adaptive)
     except render_pipeline.RenderError as error:
         now = datetime.now(UTC)
         new = reconcile_pipeline.invalid_status(obj, previous, obj.metadata.generation, str(error), now)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import prometheus_client
 
 from phoenix_analysis import contract
-from phoenix_operator.models import experiment
+from phoenix_operator.models import experiment, pipeline
 from phoenix_operator.reconcile import conditions, drift
 
 RECONCILES = prometheus_client.Counter("phoenix_reconciles", "Reconciles by kind and outcome.", ["kind", "outcome"])
@@ -46,6 +46,17 @@ DRIFT = prometheus_client.Gauge(
     "1 while the promoted pipeline has drifted from what its experiment measured, 0 while it holds.",
     EXPERIMENT,
 )
+# Per adaptive pipeline: what its control loop holds it to, and what it chose.
+PIPELINE = ["namespace", "pipeline"]
+SERIES_BUDGET = prometheus_client.Gauge(
+    "phoenix_pipeline_series_budget", "The adaptive pipeline's series budget.", PIPELINE
+)
+EXPORTED_SERIES = prometheus_client.Gauge(
+    "phoenix_pipeline_exported_series", "The series the adaptive pipeline exported at its last observation.", PIPELINE
+)
+ADAPTIVE_K = prometheus_client.Gauge(
+    "phoenix_pipeline_adaptive_k", "How many executables keep per-process detail in the adaptive pipeline.", PIPELINE
+)
 PHASE = prometheus_client.Gauge("phoenix_experiment_phase", "1 for the experiment's phase.", [*EXPERIMENT, "phase"])
 PHASES = ("Pending", "Initializing", "Running", "Analyzing", "Completed", "Failed", "Aborted")
 DECISIONS_ALL = ("Promote", "Reject", "Inconclusive")
@@ -70,6 +81,19 @@ def record_experiment(
     if decision is not None:
         for each in DECISIONS_ALL:
             DECISION.labels(namespace, name, each).set(1 if each == decision else 0)
+
+
+def record_adaptive(namespace: str, name: str, status: pipeline.AdaptiveStatus) -> None:
+    SERIES_BUDGET.labels(namespace, name).set(status.series_budget)
+    ADAPTIVE_K.labels(namespace, name).set(status.k)
+    if status.current_series is not None:
+        EXPORTED_SERIES.labels(namespace, name).set(status.current_series)
+
+
+def forget_pipeline(namespace: str, name: str) -> None:
+    for gauge in (SERIES_BUDGET, EXPORTED_SERIES, ADAPTIVE_K):
+        with contextlib.suppress(KeyError):
+            gauge.remove(namespace, name)
 
 
 def record_drift(namespace: str, name: str, status: experiment.ExperimentStatus) -> None:

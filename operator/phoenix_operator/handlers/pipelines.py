@@ -16,6 +16,7 @@ from typing import Any
 import kopf
 
 from phoenix_operator import GROUP, VERSION
+from phoenix_operator.controllers import adaptive as adaptive_controller
 from phoenix_operator.controllers import pipeline as pipeline_controller
 from phoenix_operator.handlers import context, metrics, status, workqueue
 from phoenix_operator.models import kinds, manifests, pipeline
@@ -26,6 +27,8 @@ PLURAL = "phoenixprocesspipelines"
 # How often local collectors are checked; Kubernetes workloads are watched instead.
 OBSERVE_SECONDS = 5.0
 COLLECTOR_LABELS = {"app.kubernetes.io/managed-by": "phoenix", "app.kubernetes.io/name": "otelcol"}
+# How often an adaptive pipeline's loop looks whether its next turn is due; turns are adjustIntervalSeconds apart.
+ADAPT_TICK_SECONDS = 5.0
 # Applies may block on a slow API server or a starting local collector; one
 # such pipeline must not hold up the rest.
 WORKERS = 2
@@ -66,6 +69,41 @@ async def start_deploying(memo: kopf.Memo, **_: Any) -> None:
 async def stop_deploying(memo: kopf.Memo, **_: Any) -> None:
     for worker in context.context(memo).deploy_workers:
         worker.cancel()
+
+
+def _adaptive(spec: kopf.Spec, **_: Any) -> bool:
+    return spec.get("template") == "adaptive"
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=ADAPT_TICK_SECONDS, when=_adaptive)
+async def adapt(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """The adaptive loop's turn; a new keep list is rolled out by the deploy queue, like a new spec."""
+    ctx = context.context(memo)
+    with metrics.reconciling("PhoenixProcessPipeline"):
+        try:
+            turned = await asyncio.to_thread(
+                adaptive_controller.turn, ctx.store, dict(body), datetime.now(UTC), ctx.experiments.default_prometheus
+            )
+            if turned is None:
+                return
+            written = await asyncio.to_thread(adaptive_controller.write, ctx.store, dict(body), turned)
+        except manifests.InvalidManifest:
+            return  # reported when it was accepted
+        except runtime_base.StoreError as error:
+            raise status.retry_later(error) from None
+    if not written:
+        return
+    if turned.status.adaptive is not None:
+        metrics.record_adaptive(turned.obj.metadata.namespace or "default", turned.obj.metadata.name,
+                                turned.status.adaptive)  # fmt: skip
+    if turned.changed:
+        ctx.deploys.add(_key(body), apply=True)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
+def forget(body: kopf.Body, **_: Any) -> None:
+    metadata = body.get("metadata", {})
+    metrics.forget_pipeline(metadata.get("namespace", "default"), metadata.get("name", ""))
 
 
 def watch_readiness(runtime: runtime_base.Runtime) -> None:

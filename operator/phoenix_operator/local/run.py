@@ -21,6 +21,7 @@ from typing import Any
 
 from phoenix_analysis import contract
 from phoenix_operator import API_VERSION
+from phoenix_operator.controllers import adaptive as adaptive_controller
 from phoenix_operator.controllers import experiment as experiment_controller
 from phoenix_operator.controllers import loadsim as loadsim_controller
 from phoenix_operator.controllers import pipeline as pipeline_controller
@@ -142,9 +143,7 @@ def _drive(
             outcome.interrupted = True
             store.patch_spec(API_VERSION, obj.kind, namespace, name, {"abort": True})
         now = datetime.now(UTC)
-        _step_pipelines(store, runtime, applied)
-        _step_loads(store, runtime, now)
-        _stop_deleted(store, runtime)
+        step_objects(store, runtime, applied, now)
         body = store.get(API_VERSION, obj.kind, namespace, name)
         assert body is not None
         ticked = experiment_controller.step(store, body, now, settings, remembered)
@@ -176,10 +175,34 @@ def _write_experiment(store: memory.MemoryStore, body: dict[str, Any], ticked: e
         store.post_event(body, event.type, event.reason, event.message)
 
 
-def _step_pipelines(store: memory.MemoryStore, runtime: runtime_local.LocalRuntime, applied: dict[str, int]) -> None:
-    """Deploy each new generation once, as the operator's work queue does, and observe the rest."""
+def step_objects(
+    store: memory.MemoryStore, runtime: runtime_local.LocalRuntime, applied: dict[str, int], now: datetime
+) -> None:
+    """One round of what the operator's pipeline and LoadSim handlers do, for the objects in `store`.
+
+    `applied` remembers each pipeline's deployed generation between rounds.
+    """
+    _step_pipelines(store, runtime, applied, now)
+    _step_loads(store, runtime, now)
+    _stop_deleted(store, runtime)
+
+
+def _step_pipelines(
+    store: memory.MemoryStore, runtime: runtime_local.LocalRuntime, applied: dict[str, int], now: datetime
+) -> None:
+    """Deploy each new generation once, as the operator's work queue does, and observe the rest.
+
+    An adaptive pipeline's loop takes its turn first; a new keep list is
+    deployed like a new generation.
+    """
     for body in store.of_kind("PhoenixProcessPipeline"):
         metadata = body["metadata"]
+        try:
+            turned = adaptive_controller.turn(store, body, now, runtime.prometheus_url)
+        except manifests.InvalidManifest:
+            turned = None  # reported by its deploy
+        if turned is not None and adaptive_controller.write(store, body, turned) and turned.changed:
+            applied.pop(metadata["uid"], None)  # deployed again until it succeeds, like a new generation
         generation = metadata["generation"]
         apply = applied.get(metadata["uid"]) != generation
         if pipeline_controller.deploy(store, runtime, metadata["namespace"], metadata["name"], apply) and apply:

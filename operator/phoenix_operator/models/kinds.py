@@ -103,6 +103,10 @@ KINDS: tuple[Kind, ...] = (
             PrinterColumn("Template", ".spec.template"),
             PrinterColumn("Variant", ".spec.variant"),
             PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status'),
+            # an adaptive pipeline's loop: blank for the other templates
+            PrinterColumn("Series", ".status.adaptive.currentSeries", "integer"),
+            PrinterColumn("Budget", ".status.adaptive.seriesBudget", "integer"),
+            PrinterColumn("K", ".status.adaptive.k", "integer"),
             _AGE,
         ),
     ),

@@ -7,6 +7,7 @@ metric names and an adaptive pipeline's budget as a positive integer.
 
 from __future__ import annotations
 
+import datetime
 import typing
 from typing import Annotated, Literal
 
@@ -48,10 +49,6 @@ class KeepProcesses(common.Model):
         default_factory=list,
         description="Executables that keep per-process detail.",
     )
-    top_k: Annotated[int, pydantic.Field(ge=0, le=1000)] = pydantic.Field(
-        default=0,
-        description="Also keep detail for the K executables the adaptive loop reports as the heaviest.",
-    )
 
 
 class CandidateParameters(CommonParameters):
@@ -63,25 +60,36 @@ class CandidateParameters(CommonParameters):
 
 
 class AdaptiveParameters(CommonParameters):
-    """An adaptive pipeline keeps detail for the top K executables under a series budget."""
+    """An adaptive pipeline keeps per-process detail for the busiest executables its series budget affords.
+
+    Every other process is summed into one `other` series per host and
+    metric; the operator's control loop chooses the keep list.
+    """
 
     # the templates' parameters share one CRD schema, where minK and maxK may be absent
     model_config = common.cel_rules(
         ("!has(self.minK) || !has(self.maxK) || self.minK <= self.maxK", "minK must not exceed maxK")
     )
 
-    series_budget: Annotated[int, pydantic.Field(gt=0)]
-    min_k: Annotated[int, pydantic.Field(ge=0)] = 0
-    max_k: Annotated[int, pydantic.Field(ge=0)] = 50
-    adjust_interval_seconds: Annotated[int, pydantic.Field(ge=5)] = 60
-    aggregate_away_attributes: list[common.AttributeName] = pydantic.Field(
-        min_length=1,
-        default_factory=lambda: [
-            "process.pid",
-            "process.parent_pid",
-            "process.command",
-            "process.command_line",
-        ],
+    series_budget: Annotated[int, pydantic.Field(gt=0)] = pydantic.Field(
+        description="The most series the pipeline should export; the loop keeps it within the hysteresis band below.",
+    )
+    min_k: Annotated[int, pydantic.Field(ge=0)] = pydantic.Field(
+        default=0, description="The fewest executables that keep per-process detail, even over budget."
+    )
+    max_k: Annotated[int, pydantic.Field(ge=0)] = pydantic.Field(
+        default=50, description="The most executables that keep per-process detail."
+    )
+    adjust_interval_seconds: Annotated[int, pydantic.Field(ge=5)] = pydantic.Field(
+        default=60,
+        description="How often the loop reads the pipeline's series; also the least time between two changes.",
+    )
+    hysteresis_band: Annotated[float, pydantic.Field(gt=0, lt=1)] = pydantic.Field(
+        default=0.1,
+        description="Exported series between budget x (1 - band) and the budget leave the keep list alone.",
+    )
+    max_step: Annotated[int, pydantic.Field(ge=1)] = pydantic.Field(
+        default=5, description="The most executables one adjustment adds or removes."
     )
 
     @pydantic.model_validator(mode="after")
@@ -257,7 +265,30 @@ PipelineSpec = Annotated[
 ]
 
 
+class Adjustment(common.Model):
+    at: datetime.datetime
+    from_k: int
+    to_k: int
+    reason: str
+
+
+class AdaptiveStatus(common.Model):
+    """What the control loop last saw and chose; the keep list is what the pipeline renders with."""
+
+    series_budget: int
+    current_series: int | None = None
+    k: int = 0
+    keep_executables: list[str] = pydantic.Field(default_factory=list)
+    # process attributes the critical queries of the pipeline's experiment group by: never summed away
+    protected_attributes: list[str] = pydantic.Field(default_factory=list)
+    # series one process of each executable exported when it was last kept: what keeping it again costs
+    series_per_process: dict[str, float] = pydantic.Field(default_factory=dict)
+    observed_at: datetime.datetime | None = None
+    last_adjustment: Adjustment | None = None
+
+
 class PipelineStatus(common.StatusBase):
     config_hash: str | None = None
+    adaptive: AdaptiveStatus | None = None
     ready_replicas: int | None = None
     endpoints: dict[str, str] = pydantic.Field(default_factory=dict)

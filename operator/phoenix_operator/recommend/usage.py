@@ -17,9 +17,12 @@ compared one by one:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import promql_parser
+
+from phoenix_operator.recommend import names
 
 # aggregations whose answer is the same on pre-summed series
 _SUMMING = frozenset({"sum"})
@@ -175,3 +178,27 @@ def _binary(node: promql_parser.BinaryExpr, needed: Labels, counting: bool, usag
         inner = inner.union(Labels(frozenset(modifier.group_labels)))
     _visit(node.lhs, inner, counting, usage)
     _visit(node.rhs, inner, counting, usage)
+
+
+def process_attributes_needed(queries: Iterable[str]) -> frozenset[str]:
+    """The process.* resource attributes that `queries` need on the process metrics they read.
+
+    A query that needs every label of a process metric (no aggregation at
+    all) needs every known process attribute. What is not PromQL needs nothing:
+    the experiment's own checks report it.
+    """
+    known = frozenset(a for a in names.ATTRIBUTES if a.startswith("process."))
+    needed: set[str] = set()
+    for query in queries:
+        try:
+            usage = analyze(query)
+        except ValueError:
+            continue
+        for metric, use in usage.metrics.items():
+            if not metric.startswith("process_"):
+                continue
+            labels = use.labels.resolve(frozenset(names.label_name(a) for a in known))
+            if not use.labels.every:
+                labels |= {label for label in use.labels.names if label.startswith("process_")}
+            needed.update(names.otel_attribute(label).name for label in labels)
+    return frozenset(a for a in needed if a.startswith("process."))

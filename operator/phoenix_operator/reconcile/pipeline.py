@@ -182,10 +182,20 @@ def cluster_endpoints(obj: kinds.PhoenixProcessPipeline) -> dict[str, str]:
     }
 
 
-def render(obj: kinds.PhoenixProcessPipeline) -> render_pipeline.RenderedConfig:
-    """The pipeline's config; raises RenderError with a message for the user."""
+def adaptation(adaptive: pipeline.AdaptiveStatus | None) -> render_pipeline.Adaptation:
+    """What the adaptive loop last chose; before its first choice, no executable keeps detail."""
+    if adaptive is None:
+        return render_pipeline.Adaptation()
+    return render_pipeline.Adaptation(tuple(adaptive.keep_executables), tuple(adaptive.protected_attributes))
+
+
+def render(
+    obj: kinds.PhoenixProcessPipeline,
+    adaptive: pipeline.AdaptiveStatus | None = None,
+) -> render_pipeline.RenderedConfig:
+    """The pipeline's config with the adaptive loop's last choice; raises RenderError with a message for the user."""
     experiment, variant = identity(obj)
-    return render_pipeline.render(obj.spec, experiment=experiment, variant=variant)
+    return render_pipeline.render(obj.spec, experiment=experiment, variant=variant, adaptation=adaptation(adaptive))
 
 
 def invalid_status(
@@ -285,4 +295,5 @@ def status(
         config_hash=config_hash,
         ready_replicas=ready_replicas,
         endpoints=observed.endpoints,
+        adaptive=previous.adaptive,
     )

@@ -43,11 +43,20 @@ class SecretEnv:
 
 
 @dataclass(frozen=True)
+class Adaptation:
+    """What the adaptive loop chose for a pipeline: rendering it again for other ports keeps it."""
+
+    keep_executables: tuple[str, ...] = ()
+    protected_attributes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RenderedConfig:
     text: str
     config: dict[str, Any]
     config_hash: str
     secret_env: tuple[SecretEnv, ...]
+    adaptation: Adaptation = Adaptation()
 
 
 class RenderError(Exception):
@@ -116,19 +125,18 @@ def render(
     variant: str,
     listen: Listen = Listen(),
     exporters: Sequence[pipeline.ExtraExporter] = (),
-    keep_executables: Sequence[str] = (),
+    adaptation: Adaptation = Adaptation(),
 ) -> RenderedConfig:
     """Render `spec` (a pipeline, or an experiment's `{template, parameters}`).
 
-    `keep_executables` adds executables that keep per-process detail on top of
-    the spec's own list; the adaptive loop and `keepProcesses.topK` supply it.
+    `adaptation` is what the adaptive loop chose; other templates ignore it.
     """
     if isinstance(spec, pipeline.PipelineSpecBase):
         exporters = spec.exporters
     extra, secrets = _extra_exporters(exporters)
-    keep = list(keep_executables)
-    if isinstance(spec.parameters, pipeline.CandidateParameters) and spec.parameters.keep_processes:
-        keep = [*spec.parameters.keep_processes.executable_names, *keep]
+    keep: Sequence[str] = adaptation.keep_executables
+    if isinstance(spec.parameters, pipeline.CandidateParameters):
+        keep = spec.parameters.keep_processes.executable_names if spec.parameters.keep_processes else []
     memory_limit_mib = spec.parameters.memory_limit_mib
     if isinstance(spec, pipeline.PipelineSpecBase):
         memory_limit_mib = _within_container(memory_limit_mib, spec.collector.resources.limits.get("memory"))
@@ -141,6 +149,7 @@ def render(
             listen=listen,
             extra_exporters=extra,
             keep_executables=list(dict.fromkeys(keep)),
+            protected_attributes=list(adaptation.protected_attributes),
         )
     except jinja2.TemplateError as error:
         raise RenderError(f"template {spec.template}: {error}") from None
@@ -149,4 +158,4 @@ def render(
         checks.check_structure(config)
     except checks.InvalidConfig as error:
         raise RenderError(f"template {spec.template}: {error}") from None
-    return RenderedConfig(text, config, config_hash(config), secrets)
+    return RenderedConfig(text, config, config_hash(config), secrets, adaptation)

@@ -181,7 +181,9 @@ class LocalRuntime:
             experiment, variant = reconcile_pipeline.identity(obj)
 
             def config(listen: render_pipeline.Listen) -> str:
-                return render_pipeline.render(obj.spec, experiment=experiment, variant=variant, listen=listen).text
+                return render_pipeline.render(
+                    obj.spec, experiment=experiment, variant=variant, listen=listen, adaptation=rendered.adaptation
+                ).text
 
             env: dict[str, str] = {}
             unreadable: str | None = None
@@ -191,13 +193,17 @@ class LocalRuntime:
             except runtime_base.SecretUnreadable as error:
                 unreadable = str(error)
             collector = local_components.LocalCollector(obj.metadata.name, config, self.workdir / key, env)
+            # a new config keeps the ports, as a pod keeps its Service: the load's endpoints stay valid
+            same_ports = running is not None and running.failure is None
+            if running is not None and same_ports:
+                collector.listen = running.collector.listen
             running = _Running(rendered.config_hash, collector, labels.of_variant(experiment, variant))
             self.collectors[key] = running
             if unreadable is not None:
                 running.failure = f"collector cannot start: {unreadable}"
                 return self._observed(running)
             try:
-                collector.start()
+                collector.restart() if same_ports else collector.start()
             except process.StartupError as error:
                 collector.stop()
                 running.failure = f"collector failed to start: {error}"
