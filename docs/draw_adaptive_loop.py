@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 WIDTH, HEIGHT, PAD = 900, 420, 60
+TITLE = "Adaptive pipeline: exported series against a budget (real collector, LoadSim, Prometheus)"
+K_LEGEND = "K, executables keeping detail (right axis)"
 HERE = Path(__file__).resolve().parent
 
 
@@ -54,7 +56,7 @@ def _svg(rows: list[list[float | None]]) -> str:
     )
     return f"""<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif">
 <rect width="100%" height="100%" fill="white"/>
-<text x="{PAD}" y="28" font-size="16">Adaptive pipeline: exported series against a budget (real collector, LoadSim, Prometheus)</text>
+<text x="{PAD}" y="28" font-size="16">{TITLE}</text>
 <polygon fill="#d8f0d8" points="{" ".join(band)}"/>
 <polyline fill="none" stroke="#2a7f2a" stroke-width="2" stroke-dasharray="6 4" points="{steps(budgets, top)}"/>
 <polyline fill="none" stroke="#1f4e9c" stroke-width="2.5" points="{measured}"/>
@@ -65,7 +67,7 @@ def _svg(rows: list[list[float | None]]) -> str:
 <text x="{WIDTH - PAD}" y="{HEIGHT - PAD + 22}" font-size="12" text-anchor="end">{span:.0f} s</text>
 <text x="{PAD}" y="{HEIGHT - 12}" font-size="12" fill="#1f4e9c">&#9632; exported series</text>
 <text x="{PAD + 150}" y="{HEIGHT - 12}" font-size="12" fill="#2a7f2a">&#9632; budget, and the band 10% under it</text>
-<text x="{PAD + 420}" y="{HEIGHT - 12}" font-size="12" fill="#c0601a">&#9632; K, executables keeping detail (right axis)</text>
+<text x="{PAD + 420}" y="{HEIGHT - 12}" font-size="12" fill="#c0601a">&#9632; {K_LEGEND}</text>
 </svg>
 """
 

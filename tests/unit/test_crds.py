@@ -70,7 +70,7 @@ def test_every_crd_has_status_short_name_and_category() -> None:
 def test_printer_columns() -> None:
     columns = {k.kind: [c.name for c in k.columns] for k in kinds.KINDS}
     assert columns["PhoenixExperiment"] == ["Phase", "Decision", "Reduction", "Savings/mo", "Age"]
-    assert columns["PhoenixProcessPipeline"] == ["Template", "Variant", "Ready", "Age"]
+    assert columns["PhoenixProcessPipeline"] == ["Template", "Variant", "Ready", "Series", "Budget", "K", "Age"]
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: str(p.relative_to(REPO)))

@@ -67,6 +67,10 @@ class LocalCollector:
 
         process.on_free_ports(attempt)
 
+    def restart(self, timeout: float = 30.0) -> None:
+        """Start again on the same ports, which whoever sends to or scrapes this collector knows."""
+        self._start(timeout)
+
     def _start(self, timeout: float) -> None:
         binary = binaries.require(binaries.OTELCOL)
         self.workdir.mkdir(parents=True, exist_ok=True)
