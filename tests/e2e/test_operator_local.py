@@ -331,12 +331,14 @@ def _promoted_watched_and_rolled_back(
     _kubectl_phoenix(plane, "promote", name, "-n", namespace)
 
     def promoted_endpoint() -> str | None:
-        # the local runtime starts the collector afresh, on new ports, for the promoted config
+        # the local runtime restarts the collector on its own ports with the promoted config, as a pod behind
+        # its Service: the endpoints stay, the config hash moves
         found = harness.get(plane, namespace, "ppp", "process-metrics") or {}
         ready = (harness.condition(found, "Ready") or {}).get("status") == "True"
-        endpoints = found.get("status", {}).get("endpoints", {})
-        running = found["spec"]["template"] == "candidate" and endpoints != before["status"]["endpoints"]
-        return endpoints["otlpHttp"] if ready and running else None
+        status = found.get("status", {})
+        rolled = status.get("configHash") != before["status"]["configHash"]
+        running = found["spec"]["template"] == "candidate" and rolled
+        return status["endpoints"]["otlpHttp"] if ready and running else None
 
     endpoint = harness.wait_for("the promoted pipeline", promoted_endpoint, 60, operator.log)
 
