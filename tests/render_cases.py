@@ -53,12 +53,26 @@ CASES: dict[str, dict[str, Any]] = {
     "adaptive-initial": {"template": "adaptive", "parameters": {"seriesBudget": 5000}},
     "adaptive-budget": {"template": "adaptive", "parameters": {"seriesBudget": 5000, "maxK": 2}},
     "adaptive-protected": {"template": "adaptive", "parameters": {"seriesBudget": 5000}},
+    "baseline-mirrored": {"template": "baseline", "exporters": [_VENDOR]},
 }
 
 # what the adaptive loop chose: nothing yet, a keep list longer than maxK, and attributes a query needs
 ADAPTATIONS = {
     "adaptive-budget": render_pipeline.Adaptation(("nginx", "redis", "mysqld")),
     "adaptive-protected": render_pipeline.Adaptation(("postgres",), ("process.executable.name", "process.owner")),
+}
+
+
+def _shadows(experiment: str) -> tuple[tuple[str, str], ...]:
+    return tuple((v, f"http://{experiment}-{v}-collector.ns.svc:4318") for v in ("baseline", "candidate"))
+
+
+# the experiments a pipeline's input is copied to: one whole, one a quarter of its hosts
+MIRRORS = {
+    "baseline-mirrored": (
+        render_pipeline.Mirror("lean", _shadows("lean")),
+        render_pipeline.Mirror("sampled", _shadows("sampled"), 0.25),
+    )
 }
 
 
@@ -74,4 +88,5 @@ def rendered(name: str, listen: render_pipeline.Listen | None = None) -> render_
         variant=name.split("-")[0],
         listen=listen or render_pipeline.Listen(),
         adaptation=ADAPTATIONS.get(name, render_pipeline.Adaptation()),
+        mirrors=MIRRORS.get(name, ()),
     )

@@ -121,6 +121,10 @@ CROSS_FIELD = {
         "driftWatch.interval must not exceed its duration",
     ),
     "auto-without-target": (_quickstart_with(promotion={"policy": "auto"}), "policy auto needs targetPipelineRef"),
+    "mirror-without-pipeline-ref": (
+        _quickstart_with(load={"source": "mirror"}),
+        "load.source mirror copies the input of the baseline's pipelineRef, so it needs one",
+    ),
     "repeated-query": (
         _quickstart_with(analysis={"criticalQueries": [{"name": "q", "query": "up"}, {"name": "q", "query": "up"}]}),
         'duplicate entries for key [name="q"]',

@@ -558,6 +558,72 @@ def test_an_experiment_against_a_running_pipeline_shadows_it_and_leaves_it_alone
     assert after["spec"] == before["spec"]
 
 
+def test_a_mirrored_experiment_copies_the_running_pipelines_input_to_its_shadows_until_aborted(
+    control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
+) -> None:
+    """In the test bed's cluster: the copy is a pipeline of its own in the running pipeline's ConfigMap,
+    sending to the shadows' Services, rolled one pod at a time; aborting restores the config it had."""
+    production = _example("production/pipeline.yaml")  # two replicas, with a vendor exporter
+    harness.apply(control_plane, namespace, production)
+    harness.wait_condition(control_plane, namespace, "ppp", "process-metrics", "Ready", "True", 30, operator.log)
+    before = harness.get(control_plane, namespace, "ppp", "process-metrics")
+    assert before is not None
+    experiment_manifest = _example("production/experiment.yaml")
+    name = experiment_manifest["metadata"]["name"]
+    harness.apply(control_plane, namespace, experiment_manifest)
+    assert harness.get(control_plane, namespace, "lsim", f"{name}-load") is None
+    running = harness.wait_for(
+        "the copy running",
+        lambda: (
+            (found := harness.get(control_plane, namespace, "pexp", name))
+            and found["status"]["phase"] == "Running"
+            and found
+        ),
+        60,
+        operator.log,
+    )
+    assert running["status"]["loadSource"] == "mirror" and "loadSim" not in running["status"]
+    mirrored = harness.get(control_plane, namespace, "ppp", "process-metrics")
+    assert mirrored is not None and mirrored["status"]["mirrors"] == [name]
+    assert mirrored["spec"] == before["spec"] and mirrored["metadata"]["generation"] == before["metadata"]["generation"]
+    config = yaml.safe_load(
+        harness.get(control_plane, namespace, "configmap", reconcile_pipeline.child_name("process-metrics"))["data"][  # type: ignore[index]
+            "config.yaml"
+        ]
+    )
+    pipelines = config["service"]["pipelines"]
+    # the production pipeline itself is unchanged: the same processors, to Prometheus and the vendor
+    assert pipelines["metrics"]["exporters"] == ["prometheus", "otlp_http/vendor"]
+    copy = pipelines[f"metrics/mirror-{name}"]
+    assert copy["processors"] == [f"filter/mirror-{name}", f"batch/mirror-{name}"]
+    for variant in ("baseline", "candidate"):
+        exporter = config["exporters"][f"otlp_http/mirror-{name}-{variant}"]
+        assert exporter["endpoint"] == f"http://{name}-{variant}-collector.{namespace}.svc:4318"
+        assert exporter["sending_queue"]["block_on_overflow"] is False
+    workload = harness.get(control_plane, namespace, "deployment", reconcile_pipeline.child_name("process-metrics"))
+    assert workload is not None
+    assert workload["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    control_plane.kubectl("patch", "pexp", name, "-n", namespace, "--type=merge", "-p", '{"spec":{"abort":true}}')
+    harness.wait_for(
+        "the config without the copy",
+        lambda: (
+            (found := harness.get(control_plane, namespace, "ppp", "process-metrics"))
+            and found["status"].get("configHash") == before["status"]["configHash"]
+            and not found["status"].get("mirrors")
+            and (harness.condition(found, "Ready") or {}).get("status") == "True"
+        ),
+        60,
+        operator.log,
+    )
+    after = harness.get(control_plane, namespace, "ppp", "process-metrics")
+    assert after is not None
+    assert not [k for k in after["metadata"].get("annotations", {}) if k.startswith("mirror.phoenix.io/")]
+    assert (
+        _config_hash(control_plane, namespace, "deployment", reconcile_pipeline.child_name("process-metrics"))
+        == (before["status"]["configHash"])
+    )
+
+
 def test_an_experiment_against_a_missing_pipeline_fails_at_once_and_creates_nothing(
     control_plane: controlplane.ControlPlane, namespace: str, operator: harness.Operator
 ) -> None:

@@ -109,6 +109,13 @@ def test_quickstart_is_valid() -> None:
         ),
         ("spec.load.loadSim.duration", "0s", "duration must be positive"),
         ("spec.promotion.policy", "auto", "policy auto needs targetPipelineRef"),
+        ("spec.load.source", "mirror", "load.source mirror copies the input of the baseline's pipelineRef"),
+        ("spec.load.mirror.fraction", 0, "spec.load.mirror.fraction: Input should be greater than 0"),
+        (
+            "spec.baseline",
+            {"pipelineRef": "prod/process-metrics"},
+            "spec.baseline.pipelineRef: 'prod/process-metrics' names another namespace",
+        ),
         (
             "spec.analysis.criticalQueries",
             [{"name": "a", "query": "up"}, {"name": "a", "query": "up"}],

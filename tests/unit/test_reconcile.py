@@ -16,6 +16,7 @@ from phoenix_operator.reconcile import conditions, promotion
 from phoenix_operator.reconcile import experiment as reconcile_experiment
 from phoenix_operator.reconcile import loadsim as reconcile_loadsim
 from phoenix_operator.reconcile import pipeline as reconcile_pipeline
+from phoenix_operator.render import pipeline as render_pipeline
 from phoenix_operator.runtime import memory
 from tests import simulate
 
@@ -363,10 +364,11 @@ def test_a_pipeline_is_valid_once_rendered_and_ready_only_with_its_own_config() 
             "spec": {"template": "baseline"},
         }
     )
+    old, new = (render_pipeline.RenderedConfig("", {}, h, ()) for h in ("old", "new"))
     ready_on_old = reconcile_pipeline.status(
         obj.model_copy(update={"metadata": obj.metadata.model_copy(update={"generation": 1})}),
         pipeline.PipelineStatus(),
-        "old",
+        old,
         reconcile_pipeline.Observed(1, 1, {}, "old"),
         T0,
     )
@@ -376,18 +378,18 @@ def test_a_pipeline_is_valid_once_rendered_and_ready_only_with_its_own_config() 
     assert conditions.find(accepted.conditions, "Ready").reason == "Deploying"  # type: ignore[union-attr]
     assert (accepted.config_hash, accepted.observed_generation) == ("old", 2)
     assert reconcile_pipeline.accepted_status(obj, accepted, T0) == accepted  # resumed: nothing to say
-    rendered = reconcile_pipeline.rendered_status(obj, ready_on_old, "new", T0)
+    rendered = reconcile_pipeline.rendered_status(obj, ready_on_old, new, T0)
     assert conditions.find(rendered.conditions, "ConfigValid").status == "True"  # type: ignore[union-attr]
     assert conditions.find(rendered.conditions, "Ready").reason == "Deploying"  # type: ignore[union-attr]
     assert (rendered.config_hash, rendered.observed_generation, rendered.ready_replicas) == ("new", 2, 0)
     # the old pods are ready, but they run the old config
-    rolling = reconcile_pipeline.status(obj, rendered, "new", reconcile_pipeline.Observed(1, 1, {}, "old"), T0)
+    rolling = reconcile_pipeline.status(obj, rendered, new, reconcile_pipeline.Observed(1, 1, {}, "old"), T0)
     assert conditions.find(rolling.conditions, "Ready").status == "False"  # type: ignore[union-attr]
-    rolled = reconcile_pipeline.status(obj, rolling, "new", reconcile_pipeline.Observed(1, 1, {}, "new"), T0)
+    rolled = reconcile_pipeline.status(obj, rolling, new, reconcile_pipeline.Observed(1, 1, {}, "new"), T0)
     assert conditions.find(rolled.conditions, "Ready").status == "True"  # type: ignore[union-attr]
     assert rolled.ready_replicas == 1
     # the same config again changes nothing
-    assert reconcile_pipeline.rendered_status(obj, rolled, "new", T0) == rolled
+    assert reconcile_pipeline.rendered_status(obj, rolled, new, T0) == rolled
 
 
 def test_the_verdict_waits_for_the_last_samples_to_settle() -> None:

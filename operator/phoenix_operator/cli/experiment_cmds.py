@@ -116,6 +116,9 @@ def _summary_rows(obj: dict[str, Any]) -> list[tuple[str, str]]:
     status = _status(obj)
     results = status.results or experiment.Results()
     rows = [("phase", status.phase), ("namespace", obj["metadata"]["namespace"])]
+    parsed = _parsed(obj)
+    if parsed is not None:
+        rows.append(("load", parsed.spec.describe_load()))
     if status.verdict:
         decided = status.verdict.decided_at.strftime("%Y-%m-%d %H:%M:%S UTC")
         rows.append(("decision", f"{status.verdict.decision} (decided {decided})"))
@@ -144,13 +147,21 @@ def _summary_rows(obj: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _prediction(obj: dict[str, Any], measured_series: float | None) -> list[tuple[str, str]]:
-    """The estimate beside the measurement, for an experiment whose spec the models accept."""
+def _parsed(obj: dict[str, Any]) -> kinds.PhoenixExperiment | None:
+    """The experiment, if the models accept its spec; else the status's conditions say why."""
     try:
         parsed = manifests.parse_object({k: obj[k] for k in ("apiVersion", "kind", "metadata", "spec")})
     except manifests.InvalidManifest:
-        return []  # the status's conditions say why
+        return None
     assert isinstance(parsed, kinds.PhoenixExperiment)
+    return parsed
+
+
+def _prediction(obj: dict[str, Any], measured_series: float | None) -> list[tuple[str, str]]:
+    """The estimate beside the measurement, for an experiment whose spec the models accept."""
+    parsed = _parsed(obj)
+    if parsed is None:
+        return []
     from phoenix_operator.cli import estimate_cmd  # its Prometheus client loads only when a row is shown
 
     row = estimate_cmd.prediction_row(parsed.spec, measured_series)

@@ -131,7 +131,7 @@ def _summary(reduction: output.Bounded | None, savings: output.Bounded | None, p
 
 
 def from_run(
-    name: str, analysis: contract.Result, measurement: measure_base.Measurement | None, objective: float
+    name: str, analysis: contract.Result, measurement: measure_base.Measurement | None, objective: float, load: str
 ) -> str:
     """The report of a local run: the verdict and every series it was reached from."""
     charts = []
@@ -160,7 +160,7 @@ def from_run(
         analysis.reason_texts,
         _summary(analysis.series_reduction, analysis.monthly_savings_usd, fidelity.passed, fidelity.checked),
         charts,
-        f"{analysis.samples_used} samples, {analysis.mode} mode.",
+        f"{analysis.samples_used} samples, {analysis.mode} mode; {load}.",
     )
 
 
@@ -174,5 +174,5 @@ def from_status(name: str, spec: experiment.ExperimentSpec, status: experiment.E
         status.verdict.reasons if status.verdict else [],
         _summary(results.series_reduction, results.monthly_savings_usd, fidelity.passed, fidelity.checked),
         [],
-        f"{results.samples_used} samples, {spec.analysis.mode} mode.",
+        f"{results.samples_used} samples, {spec.analysis.mode} mode; {spec.describe_load()}.",
     )

@@ -157,7 +157,9 @@ def run(
         if analysis_result is None:
             page = report.from_status(obj.metadata.name, obj.spec, final)
         else:
-            page = report.from_run(obj.metadata.name, analysis_result, outcome.measurement, objective)
+            page = report.from_run(
+                obj.metadata.name, analysis_result, outcome.measurement, objective, obj.spec.describe_load()
+            )
         report_path.write_text(page, encoding="utf-8")
         console.print(f"phoenix: report written to {report_path}")
     if outcome.interrupted:

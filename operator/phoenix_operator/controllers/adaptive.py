@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from phoenix_operator import API_VERSION
+from phoenix_operator.controllers import mirror as mirror_controller
 from phoenix_operator.measure import adaptive as measure_adaptive
 from phoenix_operator.measure import prometheus
 from phoenix_operator.models import kinds, manifests, pipeline
@@ -48,7 +49,8 @@ def turn(store: runtime_base.Store, body: dict[str, Any], now: datetime, default
     protected = sorted(_protected(store, obj))
     before = status.adaptive or pipeline.AdaptiveStatus(series_budget=parameters.series_budget)
     chosen = before.model_copy(update={"protected_attributes": protected})
-    observation = _observe(obj, parameters, status, chosen, now, default_prometheus)
+    mirrors, _ = mirror_controller.attached(store, obj)
+    observation = _observe(obj, parameters, status, chosen, mirrors, now, default_prometheus)
     decision = adaptive.decide(parameters, chosen, status.conditions, observation, obj.metadata.generation, now)
     changed = decision.changed or before.protected_attributes != protected
     new = status.model_copy(update={"adaptive": decision.status, "conditions": decision.conditions})
@@ -71,12 +73,13 @@ def _observe(
     parameters: pipeline.AdaptiveParameters,
     status: pipeline.PipelineStatus,
     chosen: pipeline.AdaptiveStatus,
+    mirrors: tuple[render_pipeline.Mirror, ...],
     now: datetime,
     default_prometheus: str | None,
 ) -> adaptive.Observation:
     """What the pipeline exported, once the collectors run the config of the loop's last choice."""
     try:
-        expected = reconcile_pipeline.render(obj, chosen).config_hash
+        expected = reconcile_pipeline.render(obj, chosen, mirrors).config_hash
     except render_pipeline.RenderError as error:
         return adaptive.Observation(problem=str(error))
     ready = conditions.find(status.conditions, "Ready")

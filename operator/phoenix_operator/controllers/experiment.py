@@ -14,11 +14,13 @@ from typing import Any
 
 from phoenix_analysis import engine
 from phoenix_operator import API_VERSION
+from phoenix_operator.controllers import mirror as mirror_controller
 from phoenix_operator.measure import base as measure_base
 from phoenix_operator.measure import prometheus, providers
 from phoenix_operator.models import experiment, kinds, loadsim, manifests, pipeline
 from phoenix_operator.reconcile import conditions, promotion
 from phoenix_operator.reconcile import experiment as reconcile_experiment
+from phoenix_operator.reconcile import mirror as reconcile_mirror
 from phoenix_operator.reconcile import pipeline as reconcile_pipeline
 from phoenix_operator.runtime import base as runtime_base
 
@@ -74,14 +76,14 @@ def step(store: runtime_base.Store, body: dict[str, Any], now: datetime, setting
                 store.apply(child)
         observed = reconcile_experiment.Observed(baseline_problem=problem)
     elif plan is reconcile_experiment.Plan.READ_CHILDREN:
-        started_at, failure = _load_state(store, obj)
         ready, failures = _pipelines_state(store, obj)
+        started_at, failure = _input_state(store, obj, all(ready.values()), now)
         observed = reconcile_experiment.Observed(
             pipelines_ready=ready, pipeline_failures=failures, load_started_at=started_at, load_failure=failure
         )
     elif plan is reconcile_experiment.Plan.MEASURE:
         memory.last_measured[key] = now
-        _, failure = _load_state(store, obj)
+        _, failure = _input_state(store, obj, False, now)
         history = memory.histories.setdefault(key, prometheus.History())
         observed, measurement = _measure(store, obj, now, settings, history)
         observed = replace(observed, load_failure=failure)
@@ -151,6 +153,36 @@ def _load_state(store: runtime_base.Store, obj: kinds.PhoenixExperiment) -> tupl
     return started, failure
 
 
+def _input_state(
+    store: runtime_base.Store, obj: kinds.PhoenixExperiment, shadows_ready: bool, now: datetime
+) -> tuple[datetime | None, str | None]:
+    """When both variants started receiving input, and why that input stopped if it has."""
+    source = reconcile_experiment.mirror_source(obj)
+    return _load_state(store, obj) if source is None else _mirror_state(store, obj, source, shadows_ready, now)
+
+
+def _mirror_state(
+    store: runtime_base.Store, obj: kinds.PhoenixExperiment, source: str, shadows_ready: bool, now: datetime
+) -> tuple[datetime | None, str | None]:
+    """Once the shadows are ready, ask `source` for a copy of its input; it has started once the
+    collectors run the config with the copy."""
+    found = store.get(API_VERSION, "PhoenixProcessPipeline", _namespace(obj), source)
+    if found is None:
+        return None, f"pipeline {source} was deleted"
+    if not shadows_ready:
+        return None, None
+    key = reconcile_mirror.annotation_key(obj.metadata.name)
+    if (found["metadata"].get("annotations") or {}).get(key) != (obj.metadata.uid or ""):
+        mirror_controller.request(store, obj, source)
+        return None, None
+    found_status = manifests.stored_status(found, pipeline.PipelineStatus)
+    ready = conditions.find(found_status.conditions, "Ready")
+    if ready is not None and ready.reason == reconcile_pipeline.CONFIG_REJECTED:
+        return None, ready.message
+    running = ready is not None and ready.status == "True" and obj.metadata.name in found_status.mirrors
+    return (now if running else None), None
+
+
 def _measure(
     store: runtime_base.Store,
     obj: kinds.PhoenixExperiment,
@@ -183,7 +215,9 @@ def _measure(
 
 
 def _teardown(store: runtime_base.Store, obj: kinds.PhoenixExperiment, what: frozenset[str]) -> None:
-    if "load" in what:
+    if "load" in what and obj.spec.mirrored:
+        mirror_controller.end(store, obj)
+    elif "load" in what:
         store.delete(API_VERSION, "LoadSim", _namespace(obj), reconcile_experiment.load_name(obj.metadata.name))
     for variant, name in reconcile_experiment.variant_pipelines(obj).items():
         if "pipelines" in what or (variant == "candidate" and "candidate" in what):

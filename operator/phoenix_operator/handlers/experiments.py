@@ -18,6 +18,7 @@ import kopf
 from phoenix_operator import API_VERSION, GROUP, VERSION
 from phoenix_operator.controllers import drift as drift_controller
 from phoenix_operator.controllers import experiment as experiment_controller
+from phoenix_operator.controllers import mirror as mirror_controller
 from phoenix_operator.handlers import context, metrics, status
 from phoenix_operator.models import experiment, kinds, manifests
 from phoenix_operator.reconcile import experiment as reconcile_experiment
@@ -129,6 +130,18 @@ async def expire(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, 
     namespace = obj.metadata.namespace or "default"
     store = context.context(memo).store
     await asyncio.to_thread(store.delete, API_VERSION, "PhoenixExperiment", namespace, obj.metadata.name)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def deleted(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """A deleted mirrored experiment's copy is ended at once; an operator that was down then ends it when it
+    resumes, as the pipeline's own deploy drops a copy whose experiment is gone."""
+    if event["type"] == "DELETED":
+        store = context.context(memo).store
+        try:
+            await asyncio.to_thread(mirror_controller.end_deleted, store, dict(event["object"]))
+        except runtime_base.StoreError as error:
+            raise status.retry_later(error) from None
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)

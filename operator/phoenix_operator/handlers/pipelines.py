@@ -20,6 +20,7 @@ from phoenix_operator.controllers import adaptive as adaptive_controller
 from phoenix_operator.controllers import pipeline as pipeline_controller
 from phoenix_operator.handlers import context, metrics, status, workqueue
 from phoenix_operator.models import kinds, manifests, pipeline
+from phoenix_operator.reconcile import mirror as reconcile_mirror
 from phoenix_operator.reconcile import pipeline as reconcile_pipeline
 from phoenix_operator.runtime import base as runtime_base
 
@@ -49,6 +50,13 @@ async def accept(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) 
     previous = manifests.stored_status(body, pipeline.PipelineStatus)
     status.write(body, patch, reconcile_pipeline.accepted_status(obj, previous, now))
     context.context(memo).deploys.add(_key(body), apply=True)
+
+
+@kopf.on.update(GROUP, VERSION, PLURAL, field="metadata.annotations")
+async def remirror(old: Any, new: Any, memo: kopf.Memo, body: kopf.Body, **_: Any) -> None:
+    """An experiment asked for a copy of the pipeline's input, or ended one: its config changes."""
+    if reconcile_mirror.requested(old or {}) != reconcile_mirror.requested(new or {}):
+        context.context(memo).deploys.add(_key(body), apply=True)
 
 
 async def _deploy(ctx: context.Context, key: workqueue.Key, apply: bool) -> bool:

@@ -165,7 +165,7 @@ def _drive(
 def _write_experiment(store: memory.MemoryStore, body: dict[str, Any], ticked: experiment_controller.Tick) -> None:
     metadata = body["metadata"]
     if ticked.accepted_spec is not None:
-        store.annotate(body["kind"], metadata["namespace"], metadata["name"],
+        store.annotate(API_VERSION, body["kind"], metadata["namespace"], metadata["name"],
                        {reconcile_experiment.ACCEPTED_SPEC: ticked.accepted_spec})  # fmt: skip
         metadata = store.get(API_VERSION, body["kind"], metadata["namespace"], metadata["name"])["metadata"]  # type: ignore[index]
     wire = ticked.step.status.to_wire()

@@ -16,7 +16,21 @@ Decision = contract.Decision
 
 
 class PipelineRef(common.Model):
-    pipeline_ref: common.DnsLabel
+    pipeline_ref: common.DnsLabel = pydantic.Field(
+        description="A running pipeline in the experiment's own namespace: it is shadowed, and mirrored with"
+        " load.source mirror."
+    )
+
+    @pydantic.field_validator("pipeline_ref", mode="before")
+    @classmethod
+    def _same_namespace(cls, value: object) -> object:
+        # the operator would shadow and mirror it with its own rights, not those of who made the experiment
+        if isinstance(value, str) and "/" in value:
+            raise ValueError(
+                f"{value!r} names another namespace: pipelineRef names a pipeline in the experiment's own"
+                " namespace; create the experiment there"
+            )
+        return value
 
 
 def _baseline_kind(value: object) -> str | None:
@@ -45,8 +59,27 @@ BaselineSource = Annotated[
 ]
 
 
+class MirrorSpec(common.Model):
+    """Which of the referenced pipeline's real input is copied to both shadows."""
+
+    fraction: Annotated[float, pydantic.Field(gt=0.0, le=1.0)] = pydantic.Field(
+        default=1.0,
+        description="The share of resources mirrored, chosen by a hash of sampleBy, so a host is mirrored whole"
+        " or not at all; resources without that attribute are always mirrored.",
+    )
+    sample_by: common.AttributeName = pydantic.Field(
+        default="host.name", description="The resource attribute whose hash picks the mirrored resources."
+    )
+
+
 class LoadSpec(common.Model):
+    source: Literal["loadSim", "mirror"] = pydantic.Field(
+        default="loadSim",
+        description="loadSim: a synthetic load sent to both variants. mirror: a copy of the baseline"
+        " pipelineRef's own input, sent to both for the experiment's duration.",
+    )
     load_sim: loadsim.LoadProfileSpec = pydantic.Field(default_factory=loadsim.LoadProfileSpec)
+    mirror: MirrorSpec = pydantic.Field(default_factory=MirrorSpec)
 
 
 class PrometheusSpec(common.Model):
@@ -136,6 +169,7 @@ class DriftWatchSpec(common.Model):
 
 
 AUTO_NEEDS_TARGET = "policy auto needs targetPipelineRef, or a baseline pipelineRef to promote into"
+MIRROR_NEEDS_REF = "load.source mirror copies the input of the baseline's pipelineRef, so it needs one"
 
 
 class ExperimentSpec(common.Model):
@@ -151,6 +185,11 @@ class ExperimentSpec(common.Model):
             "!has(self.promotion) || !has(self.promotion.policy) || self.promotion.policy != 'auto'"
             " || has(self.promotion.targetPipelineRef) || has(self.baseline.pipelineRef)",
             AUTO_NEEDS_TARGET,
+        ),
+        (
+            "!has(self.load) || !has(self.load.source) || self.load.source != 'mirror'"
+            " || has(self.baseline.pipelineRef)",
+            MIRROR_NEEDS_REF,
         ),
     )
 
@@ -196,6 +235,28 @@ class ExperimentSpec(common.Model):
         if promotion.policy == "auto" and untargeted:
             raise ValueError(AUTO_NEEDS_TARGET)
         return self
+
+    @pydantic.model_validator(mode="after")
+    def _mirror_has_a_source(self) -> ExperimentSpec:
+        if self.load.source == "mirror" and not isinstance(self.baseline, PipelineRef):
+            raise ValueError(MIRROR_NEEDS_REF)
+        return self
+
+    @property
+    def mirrored(self) -> bool:
+        return self.load.source == "mirror"
+
+    def describe_load(self) -> str:
+        """What both variants received, in a line for the status and the report."""
+        if self.mirrored and isinstance(self.baseline, PipelineRef):
+            mirror = self.load.mirror
+            share = "all" if mirror.fraction >= 1 else f"{mirror.fraction:.0%}, by {mirror.sample_by},"
+            return f"mirrored: {share} of the real input of pipeline {self.baseline.pipeline_ref}"
+        load = self.load.load_sim
+        return (
+            f"LoadSim: {load.profile}, {load.hosts} hosts x {load.processes_per_host} processes"
+            f" every {load.interval_seconds:g}s"
+        )
 
 
 class Interval(common.Model):
@@ -286,5 +347,8 @@ class ExperimentStatus(common.StatusBase):
     baseline_pipeline: str | None = None
     candidate_pipeline: str | None = None
     load_sim: str | None = None
+    load_source: Literal["loadSim", "mirror"] | None = pydantic.Field(
+        default=None, description="What both variants received: a LoadSim's synthetic load, or mirrored real input."
+    )
     promotion: PromotionRecord | None = None
     drift: DriftStatus | None = None

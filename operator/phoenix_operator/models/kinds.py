@@ -7,6 +7,7 @@ printer column or short name is added in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import pydantic
@@ -26,6 +27,8 @@ class ObjectMeta(pydantic.BaseModel):
     annotations: dict[str, str] = pydantic.Field(default_factory=dict)
     generation: int | None = None
     uid: str | None = None
+    # set once a deletion waits for finalizers: the object is going
+    deletion_timestamp: datetime | None = pydantic.Field(default=None, alias="deletionTimestamp")
 
 
 class _Object(common.Model):

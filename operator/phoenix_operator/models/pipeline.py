@@ -289,6 +289,10 @@ class AdaptiveStatus(common.Model):
 
 class PipelineStatus(common.StatusBase):
     config_hash: str | None = None
+    mirrors: list[str] = pydantic.Field(
+        default_factory=list,
+        description="Experiments whose mirror exporter the deployed config has: each gets a copy of the input.",
+    )
     adaptive: AdaptiveStatus | None = None
     ready_replicas: int | None = None
     endpoints: dict[str, str] = pydantic.Field(default_factory=dict)

@@ -68,6 +68,7 @@ class Observed:
     """
 
     pipelines_ready: dict[str, bool] = field(default_factory=dict)
+    # when the load started sending, or the mirrored pipeline started copying its input
     load_started_at: datetime | None = None
     # why a pipeline's collectors cannot run, by variant ("collector failed to start: ...")
     pipeline_failures: dict[str, str] = field(default_factory=dict)
@@ -93,6 +94,17 @@ class Step:
 SHADOW_DROPS = frozenset({"exporters", "experimentRef", "variant"})
 
 
+def mirror_source(obj: kinds.PhoenixExperiment) -> str | None:
+    """The pipeline whose input a mirrored experiment copies to its shadows; None when a LoadSim sends."""
+    baseline = obj.spec.baseline
+    return baseline.pipeline_ref if obj.spec.mirrored and isinstance(baseline, experiment.PipelineRef) else None
+
+
+def _load(obj: kinds.PhoenixExperiment) -> str:
+    source = mirror_source(obj)
+    return "the load" if source is None else f"the mirror from {source}"
+
+
 def pipeline_name(name: str, variant: str) -> str:
     return f"{name}-{variant}"
 
@@ -109,7 +121,8 @@ def variant_pipelines(obj: kinds.PhoenixExperiment) -> dict[pipeline.VariantName
 def children(
     obj: kinds.PhoenixExperiment, referenced: kinds.PhoenixProcessPipeline | None = None
 ) -> list[dict[str, Any]]:
-    """The pipelines the experiment creates and the LoadSim sending to both, owned by it.
+    """The pipelines the experiment creates and, unless it mirrors real input, the LoadSim sending to both;
+    all owned by it.
 
     A `pipelineRef` baseline is `referenced`, the pipeline already running:
     the experiment deploys a shadow of its spec, without its extra exporters,
@@ -145,6 +158,8 @@ def children(
                 "spec": {**variants[variant], "experimentRef": name, "variant": variant},
             }
         )
+    if spec.mirrored:
+        return created  # the shadows get a copy of the referenced pipeline's input instead of a load
     load = spec.load.load_sim.model_copy(update={"duration": spec.duration})
     created.append(
         {
@@ -384,12 +399,13 @@ def advance(obj: kinds.PhoenixExperiment, observed: Observed, now: datetime, lim
             phase="Initializing",
             baseline_pipeline=pipelines["baseline"],
             candidate_pipeline=pipelines["candidate"],
-            load_sim=load_name(obj.metadata.name),
+            load_sim=None if spec.mirrored else load_name(obj.metadata.name),
+            load_source=spec.load.source,
         )
         status = _with(status, generation, now, ("Succeeded", "Unknown", "Initializing", "creating the pipelines"))
         return Step(status, (Event("Normal", "Initializing", "created the pipelines and the load"),))
     if observed.load_failure is not None and status.phase in ("Initializing", "Running"):
-        return _failed(status, generation, now, "LoadFailed", f"the load failed: {observed.load_failure}")
+        return _failed(status, generation, now, "LoadFailed", f"{_load(obj)} failed: {observed.load_failure}")
     if status.phase == "Initializing":
         return _initializing(obj, status, observed, now, limits)
     return _measuring(obj, status, observed, now, limits)
@@ -425,7 +441,7 @@ def _initializing(
             message = f"the {' and '.join(waiting)} pipeline never became ready within {limits.pipelines_ready}"
             return _failed(status, generation, now, "PipelinesNotReady", message)
         return _failed(
-            status, generation, now, "LoadNotStarted", f"the load did not start within {limits.pipelines_ready}"
+            status, generation, now, "LoadNotStarted", f"{_load(obj)} did not start within {limits.pipelines_ready}"
         )
     return Step(status)
 

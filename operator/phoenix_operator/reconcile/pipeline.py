@@ -8,6 +8,7 @@ pods while an unchanged one leaves them alone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -124,6 +125,10 @@ def manifests(obj: kinds.PhoenixProcessPipeline, rendered: render_pipeline.Rende
             "spec": pod_spec,
         },
     }
+    # a new config (a mirror added or removed, a promotion) rolls one pod at a time, the new one ready before
+    # the old one stops: the pipeline keeps receiving and exporting throughout
+    one_at_a_time = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    workload_spec["strategy" if spec.collector.mode == "deployment" else "updateStrategy"] = one_at_a_time
     autoscaling = spec.collector.autoscaling
     if spec.collector.mode == "deployment" and autoscaling is None:
         # with an autoscaler, the apply leaves spec.replicas alone: the HPA owns it
@@ -192,10 +197,14 @@ def adaptation(adaptive: pipeline.AdaptiveStatus | None) -> render_pipeline.Adap
 def render(
     obj: kinds.PhoenixProcessPipeline,
     adaptive: pipeline.AdaptiveStatus | None = None,
+    mirrors: Sequence[render_pipeline.Mirror] = (),
 ) -> render_pipeline.RenderedConfig:
-    """The pipeline's config with the adaptive loop's last choice; raises RenderError with a message for the user."""
+    """The pipeline's config with the adaptive loop's last choice and the experiments' copies of its input;
+    raises RenderError with a message for the user."""
     experiment, variant = identity(obj)
-    return render_pipeline.render(obj.spec, experiment=experiment, variant=variant, adaptation=adaptation(adaptive))
+    return render_pipeline.render(
+        obj.spec, experiment=experiment, variant=variant, adaptation=adaptation(adaptive), mirrors=mirrors
+    )
 
 
 def invalid_status(
@@ -239,10 +248,18 @@ def accepted_status(
     return previous.model_copy(update={"conditions": updated, "observed_generation": generation})
 
 
+def _mirrored_to(rendered: render_pipeline.RenderedConfig) -> list[str]:
+    return [m.experiment for m in rendered.mirrors]
+
+
 def rendered_status(
-    obj: kinds.PhoenixProcessPipeline, previous: pipeline.PipelineStatus, config_hash: str, now: datetime
+    obj: kinds.PhoenixProcessPipeline,
+    previous: pipeline.PipelineStatus,
+    rendered: render_pipeline.RenderedConfig,
+    now: datetime,
 ) -> pipeline.PipelineStatus:
     """ConfigValid as soon as the config renders; a new config is not Ready until it is deployed."""
+    config_hash = rendered.config_hash
     generation = obj.metadata.generation
     updated = conditions.set_condition(
         previous.conditions, "ConfigValid", "True", "Rendered", f"config {config_hash}", generation, now
@@ -257,6 +274,7 @@ def rendered_status(
             "conditions": updated,
             "observed_generation": generation,
             "config_hash": config_hash,
+            "mirrors": _mirrored_to(rendered),
             "ready_replicas": 0,
         }
     )
@@ -265,10 +283,11 @@ def rendered_status(
 def status(
     obj: kinds.PhoenixProcessPipeline,
     previous: pipeline.PipelineStatus,
-    config_hash: str,
+    rendered: render_pipeline.RenderedConfig,
     observed: Observed,
     now: datetime,
 ) -> pipeline.PipelineStatus:
+    config_hash = rendered.config_hash
     generation = obj.metadata.generation
     updated = conditions.set_condition(
         previous.conditions, "ConfigValid", "True", "Rendered", f"config {config_hash}", generation, now
@@ -293,6 +312,7 @@ def status(
         observed_generation=generation,
         conditions=updated,
         config_hash=config_hash,
+        mirrors=_mirrored_to(rendered),
         ready_replicas=ready_replicas,
         endpoints=observed.endpoints,
         adaptive=previous.adaptive,

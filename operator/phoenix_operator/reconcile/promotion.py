@@ -16,7 +16,7 @@ from phoenix_operator.models import experiment, kinds
 
 # Fields the API server or controllers own; a manifest for Git leaves them out.
 SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "ownerReferences")
-SERVER_ANNOTATION_PREFIXES = ("kubectl.kubernetes.io/", "phoenix.io/", "kopf.zalando.org/")
+SERVER_ANNOTATION_PREFIXES = ("kubectl.kubernetes.io/", "phoenix.io/", "mirror.phoenix.io/", "kopf.zalando.org/")
 
 
 def promoted_spec(obj: kinds.PhoenixExperiment) -> dict[str, Any]:

@@ -51,12 +51,41 @@ class Adaptation:
 
 
 @dataclass(frozen=True)
+class Mirror:
+    """A copy of the pipeline's input for one experiment's two shadows (`load.source: mirror`).
+
+    `targets` are (variant, OTLP/HTTP URL) pairs. Resources are mirrored
+    whole: those whose `sample_by` attribute hashes above `fraction` are left
+    out, so every shadow gets the same resources, and the same ones each time.
+    """
+
+    experiment: str
+    targets: tuple[tuple[str, str], ...]
+    fraction: float = 1.0
+    sample_by: str = "host.name"
+
+    @property
+    def component(self) -> str:
+        return f"mirror-{self.experiment}"
+
+    def drop_condition(self) -> str | None:
+        """The OTTL condition of the resources not mirrored: Murmur3Hash gives 8 hex digits, so comparing
+        them as strings compares the hash as a number."""
+        if self.fraction >= 1.0:
+            return None
+        threshold = f"{min(int(self.fraction * 2**32), 2**32 - 1):08x}"
+        attribute = sandbox.ottl_str(self.sample_by)
+        return f'Murmur3Hash(resource.attributes[{attribute}]) >= "{threshold}"'
+
+
+@dataclass(frozen=True)
 class RenderedConfig:
     text: str
     config: dict[str, Any]
     config_hash: str
     secret_env: tuple[SecretEnv, ...]
     adaptation: Adaptation = Adaptation()
+    mirrors: tuple[Mirror, ...] = ()
 
 
 class RenderError(Exception):
@@ -126,10 +155,12 @@ def render(
     listen: Listen = Listen(),
     exporters: Sequence[pipeline.ExtraExporter] = (),
     adaptation: Adaptation = Adaptation(),
+    mirrors: Sequence[Mirror] = (),
 ) -> RenderedConfig:
     """Render `spec` (a pipeline, or an experiment's `{template, parameters}`).
 
     `adaptation` is what the adaptive loop chose; other templates ignore it.
+    `mirrors` are the experiments the pipeline's input is copied to.
     """
     if isinstance(spec, pipeline.PipelineSpecBase):
         exporters = spec.exporters
@@ -150,6 +181,17 @@ def render(
             extra_exporters=extra,
             keep_executables=list(dict.fromkeys(keep)),
             protected_attributes=list(adaptation.protected_attributes),
+            mirrors=[
+                {
+                    "id": m.component,
+                    "drop_condition": m.drop_condition(),
+                    "exporters": [
+                        {"component_id": f"otlp_http/{m.component}-{variant}", "endpoint": url}
+                        for variant, url in m.targets
+                    ],
+                }
+                for m in mirrors
+            ],
         )
     except jinja2.TemplateError as error:
         raise RenderError(f"template {spec.template}: {error}") from None
@@ -158,4 +200,4 @@ def render(
         checks.check_structure(config)
     except checks.InvalidConfig as error:
         raise RenderError(f"template {spec.template}: {error}") from None
-    return RenderedConfig(text, config, config_hash(config), secrets, adaptation)
+    return RenderedConfig(text, config, config_hash(config), secrets, adaptation, tuple(mirrors))

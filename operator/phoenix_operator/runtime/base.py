@@ -40,6 +40,12 @@ class Store(Protocol):
         """Apply `spec` as a JSON merge patch (RFC 7386) to the object's spec: null removes a key."""
         ...
 
+    def annotate(
+        self, api_version: str, kind: str, namespace: str, name: str, annotations: dict[str, str | None]
+    ) -> None:
+        """Merge `annotations` into the object's: None removes a key; a missing object is left missing."""
+        ...
+
     def patch_status_if_unchanged(
         self, api_version: str, kind: str, metadata: dict[str, Any], status: dict[str, Any]
     ) -> bool:

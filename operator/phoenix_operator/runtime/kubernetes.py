@@ -136,6 +136,18 @@ class Api:
                 content_type="application/merge-patch+json",
             )
 
+    def annotate(
+        self, api_version: str, kind: str, namespace: str, name: str, annotations: dict[str, str | None]
+    ) -> None:
+        # a merge patch touches only these keys: no field manager takes the object's other annotations
+        with _store_errors(f"annotate {kind} {name}"), contextlib.suppress(dynamic_errors.NotFoundError):
+            self._resource(api_version, kind).patch(
+                name=name,
+                namespace=namespace,
+                body={"metadata": {"annotations": annotations}},
+                content_type="application/merge-patch+json",
+            )
+
     def patch_status_if_unchanged(
         self, api_version: str, kind: str, metadata: dict[str, Any], status: dict[str, Any]
     ) -> bool:

@@ -182,7 +182,12 @@ class LocalRuntime:
 
             def config(listen: render_pipeline.Listen) -> str:
                 return render_pipeline.render(
-                    obj.spec, experiment=experiment, variant=variant, listen=listen, adaptation=rendered.adaptation
+                    obj.spec,
+                    experiment=experiment,
+                    variant=variant,
+                    listen=listen,
+                    adaptation=rendered.adaptation,
+                    mirrors=rendered.mirrors,
                 ).text
 
             env: dict[str, str] = {}

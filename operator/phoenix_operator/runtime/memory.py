@@ -72,10 +72,15 @@ class MemoryStore:
             self._stamp(found)
             return copy.deepcopy(found)
 
-    def annotate(self, kind: str, namespace: str, name: str, annotations: dict[str, str]) -> None:
+    def annotate(
+        self, api_version: str, kind: str, namespace: str, name: str, annotations: dict[str, str | None]
+    ) -> None:
         with self.lock:
-            found = self.objects[_key(kind, namespace, name)]
-            found["metadata"].setdefault("annotations", {}).update(annotations)
+            found = self.objects.get(_key(kind, namespace, name))
+            if found is None:
+                return
+            merged = _merge_patched(found["metadata"].get("annotations", {}), annotations)
+            found["metadata"]["annotations"] = merged
             self._stamp(found)
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
