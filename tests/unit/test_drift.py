@@ -147,6 +147,33 @@ def test_a_breach_sets_drifted_names_it_warns_once_and_rolls_back_only_when_aske
     ).rollback
 
 
+def test_cpu_per_point_and_memory_are_held_to_the_guardrails_over_the_baselines_highest() -> None:
+    """maxCpuIncrease and maxMemoryIncrease default to 10%; the tolerance here is 20%."""
+    baseline = {"baseline_cpu_seconds_per_point": [2e-6, 4e-6], "baseline_memory_bytes": [90 * 2**20, 100 * 2**20]}
+    first = drift.judge(_watched(), replace(_holding(), expected=[0.1], **baseline), PROMOTED)
+    assert first.status.drift is not None
+    assert first.status.drift.cpu_seconds_per_point_limit == pytest.approx(4e-6 * 1.1 * 1.2)
+    assert first.status.drift.memory_bytes_limit == pytest.approx(100 * 2**20 * 1.1 * 1.2)
+    watched = _watched(drift=first.status.drift.to_wire())
+    within = drift.judge(watched, replace(_holding(), cpu_seconds_per_point=5e-6, memory_bytes=120 * 2**20), PROMOTED)
+    condition = conditions.find(within.status.conditions, drift.CONDITION)
+    assert condition is not None and condition.reason == "Holding"
+    assert "collector CPU per received point 5 µs (limit 5.28 µs)" in condition.message
+    assert "collector memory 120 MiB (limit 132 MiB)" in condition.message
+    # a drop is no breach; a rise past the limit is, for each resource on its own
+    lower = replace(_holding(), cpu_seconds_per_point=1e-7, memory_bytes=2**20)
+    assert conditions.find(drift.judge(watched, lower, PROMOTED).status.conditions, drift.CONDITION).reason == (  # type: ignore[union-attr]
+        "Holding"
+    )
+    for heavier, named in (
+        (replace(_holding(), cpu_seconds_per_point=6e-6, memory_bytes=2**20), "collector CPU per received point 6 µs"),
+        (replace(_holding(), cpu_seconds_per_point=1e-7, memory_bytes=200 * 2**20), "collector memory 200 MiB"),
+    ):
+        condition = conditions.find(drift.judge(watched, heavier, PROMOTED).status.conditions, drift.CONDITION)
+        assert condition is not None and condition.reason == "Suspected"
+        assert f"{named} (limit" in condition.message and "is above its limit" in condition.message
+
+
 def test_a_breach_seen_once_and_gone_at_the_next_check_never_drifts() -> None:
     manual = _watched(drift=_expected())
     once = drift.judge(manual, _holding(0.5), PROMOTED)

@@ -13,6 +13,7 @@ import typer
 
 from phoenix_operator.cli import cluster, output
 from phoenix_operator.models import common, experiment, kinds, manifests
+from phoenix_operator.reconcile import drift as reconcile_drift
 from phoenix_operator.reconcile import experiment as reconcile_experiment
 from phoenix_operator.reconcile import promotion
 
@@ -180,7 +181,8 @@ def _drift_row(drift: experiment.DriftStatus) -> str:
     kept = "unknown" if drift.kept_ratio is None else f"{drift.kept_ratio:.4g}"
     expected = drift.expected_kept_ratio
     within = "" if expected is None else f" (expected [{expected.low:.4g}, {expected.high:.4g}])"
-    return f"kept points ratio {kept}{within}, checked {drift.checked_at:%H:%M:%S} UTC"
+    resources = "".join(f", {name} {shown}" for name, _, _, shown in reconcile_drift.resources(drift))
+    return f"kept points ratio {kept}{within}{resources}, checked {drift.checked_at:%H:%M:%S} UTC"
 
 
 def status(

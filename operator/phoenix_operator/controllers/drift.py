@@ -68,15 +68,28 @@ def _observe(
             lambda ref: store.secret_value(namespace, ref.name, ref.key),
             settings.default_prometheus,
         )
-        expected = None
+        expected = baseline_cpu = baseline_memory = None
         window = drift.expected_window(obj, watch_interval)
-        if (status.drift is None or status.drift.expected_kept_ratio is None) and window is not None:
-            query = prometheus.kept_ratio_query(obj.metadata.name, "candidate", window.step)
-            expected = [float(v) for values in client.range_query(query, window).values() for v in values]
+        known = status.drift or experiment.DriftStatus()
+        name = obj.metadata.name
+
+        def over_the_experiment(query: str) -> list[float]:
+            assert window is not None
+            return [float(v) for values in client.range_query(query, window).values() for v in values]
+
+        if window is not None and known.expected_kept_ratio is None:
+            expected = over_the_experiment(prometheus.kept_ratio_query(name, "candidate", window.step))
+        if window is not None and known.cpu_seconds_per_point_limit is None:
+            baseline_cpu = over_the_experiment(prometheus.cpu_per_point_query(name, "baseline", window.step))
+        if window is not None and known.memory_bytes_limit is None:
+            baseline_memory = over_the_experiment(prometheus.memory_query(name, "baseline"))
         at = (now - settings.limits.settle).timestamp()
         identity = reconcile_pipeline.identity(target)
         scoped = labels.of_variant(*identity)
-        kept = client.instant_query(prometheus.kept_ratio_query(*identity, watch_interval.total_seconds()), at)
+        seconds = watch_interval.total_seconds()
+        kept = client.instant_query(prometheus.kept_ratio_query(*identity, seconds), at)
+        cpu = client.instant_query(prometheus.cpu_per_point_query(*identity, seconds), at)
+        memory = client.instant_query(prometheus.memory_query(*identity), at)
         results = {
             query.name: [series for series, _ in client.instant_query(promql.scope(query.query, scoped), at)]
             for query in obj.spec.analysis.critical_queries
@@ -85,9 +98,20 @@ def _observe(
         return drift.Observation(problem=str(error))
     except promql.QueryError as error:
         return drift.Observation(problem=f"critical query: {error}")
-    # no input over the interval makes the ratio NaN: nothing to judge
-    ratio = kept[0][1] if kept and math.isfinite(kept[0][1]) else None
-    return drift.Observation(kept_ratio=ratio, query_results=results, expected=expected)
+    return drift.Observation(
+        kept_ratio=_finite(kept),
+        cpu_seconds_per_point=_finite(cpu),
+        memory_bytes=_finite(memory),
+        query_results=results,
+        expected=expected,
+        baseline_cpu_seconds_per_point=baseline_cpu,
+        baseline_memory_bytes=baseline_memory,
+    )
+
+
+def _finite(answer: list[tuple[dict[str, str], float]]) -> float | None:
+    """An instant query's one value; no input over the interval makes a ratio NaN: nothing to judge."""
+    return answer[0][1] if answer and math.isfinite(answer[0][1]) else None
 
 
 def rollback(store: runtime_base.Store, obj: kinds.PhoenixExperiment) -> str | None:

@@ -71,6 +71,14 @@ KEPT_RATIO = (
     'sum(increase(otelcol_exporter_sent_metric_points{{exporter="prometheus"}}[{window}]))'
     " / sum(increase(otelcol_receiver_accepted_metric_points[{window}]))",
 )
+# What a collector spends on each point it receives over `{window}`: a cost per point, so more of the same
+# input is not mistaken for drift
+CPU_PER_POINT = (
+    labels.TELEMETRY,
+    "sum(increase(otelcol_process_cpu_seconds[{window}]))"
+    " / sum(increase(otelcol_receiver_accepted_metric_points[{window}]))",
+)
+MEMORY = (labels.TELEMETRY, "sum(otelcol_process_memory_rss)")
 # Figures from the collector's own telemetry: absent together when it is not scraped
 TELEMETRY_FIGURES = ("cpu_cores", "memory_bytes", "refused_points_ratio")
 Samples = list[float | None]
@@ -206,10 +214,22 @@ def variant_queries(name: str, variant: str, step_seconds: float) -> dict[str, s
     }
 
 
+def _scoped(figure: tuple[str, str], experiment: str, variant: str, window_seconds: float) -> str:
+    scrape, query = figure
+    return promql.scope(query.format(window=f"{window_seconds:g}s"), labels.of_scrape(experiment, variant, scrape))
+
+
 def kept_ratio_query(experiment: str, variant: str, window_seconds: float) -> str:
     """`KEPT_RATIO` over `window_seconds`, scoped to the collectors that label their series so."""
-    scrape, query = KEPT_RATIO
-    return promql.scope(query.format(window=f"{window_seconds:g}s"), labels.of_scrape(experiment, variant, scrape))
+    return _scoped(KEPT_RATIO, experiment, variant, window_seconds)
+
+
+def cpu_per_point_query(experiment: str, variant: str, window_seconds: float) -> str:
+    return _scoped(CPU_PER_POINT, experiment, variant, window_seconds)
+
+
+def memory_query(experiment: str, variant: str) -> str:
+    return _scoped(MEMORY, experiment, variant, 0)
 
 
 def _single(series: dict[str, npt.NDArray[np.float64]], length: int) -> npt.NDArray[np.float64]:

@@ -333,6 +333,22 @@ class DriftStatus(common.Model):
     kept_ratio: float | None = pydantic.Field(
         default=None, description="The share of received points the promoted pipeline exported at the last check."
     )
+    cpu_seconds_per_point_limit: float | None = pydantic.Field(
+        default=None,
+        description="The baseline's highest collector CPU seconds per received point during the experiment, raised"
+        " by maxCpuIncrease and the tolerance.",
+    )
+    cpu_seconds_per_point: float | None = pydantic.Field(
+        default=None, description="The promoted pipeline's collector CPU seconds per received point at the last check."
+    )
+    memory_bytes_limit: float | None = pydantic.Field(
+        default=None,
+        description="The baseline's highest collector memory (RSS) during the experiment, raised by maxMemoryIncrease"
+        " and the tolerance.",
+    )
+    memory_bytes: float | None = pydantic.Field(
+        default=None, description="The promoted pipeline's collector memory (RSS) at the last check."
+    )
     checked_at: datetime | None = None
 
 

@@ -6,7 +6,12 @@ into, every `driftWatch.interval` until `driftWatch.duration` has passed:
   candidate showed during the experiment (widened by the tolerance). A share,
   not a count, so growth of the real input is not mistaken for drift, while a
   change in its make-up (more processes per host, new metrics) is caught;
-- each critical query still returns data, with every label it groups by.
+- each critical query still returns data, with every label it groups by;
+- the collector's CPU seconds per received point and its memory, against
+  the guardrails: the baseline's highest figure during the experiment, raised
+  by `maxCpuIncrease` or `maxMemoryIncrease` and the tolerance. Only a rise
+  breaches. CPU is per point, so more of the same input is not drift; memory
+  is compared as it is.
 
 A breach seen once is `Drifted=Unknown` (`Suspected`); seen at the next check
 too, it sets `Drifted=True` naming what drifted, posts a Warning event and,
@@ -40,9 +45,14 @@ class Observation:
     """
 
     kept_ratio: float | None = None
+    cpu_seconds_per_point: float | None = None
+    memory_bytes: float | None = None
     # each critical query's result at the check: the label set of every series
     query_results: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     expected: Sequence[float] | None = None
+    # the baseline's figures during the experiment, fetched with `expected`
+    baseline_cpu_seconds_per_point: Sequence[float] | None = None
+    baseline_memory_bytes: Sequence[float] | None = None
     problem: str | None = None
 
 
@@ -106,6 +116,12 @@ def expected_range(samples: Sequence[float], tolerance: float) -> experiment.Ran
     return experiment.Range(low=float(finite.min()) * (1 - tolerance), high=float(finite.max()) * (1 + tolerance))
 
 
+def resource_limit(samples: Sequence[float] | None, increase: float, tolerance: float) -> float | None:
+    """The baseline's highest figure, raised by the guardrail's allowed increase and the tolerance."""
+    finite = [s for s in samples or () if np.isfinite(s)]
+    return max(finite) * (1 + increase) * (1 + tolerance) if finite else None
+
+
 def grouping_labels(query: str) -> list[str]:
     """The labels a query's result is grouped by: its outermost `by`, through topk-like wrappers."""
     node: object = promql_parser.parse(query)
@@ -121,12 +137,34 @@ def grouping_labels(query: str) -> list[str]:
             return []
 
 
-def breaches(obj: kinds.PhoenixExperiment, expected: experiment.Range | None, seen: Observation) -> list[str]:
+def _cpu(seconds: float) -> str:
+    return f"{seconds * 1e6:.3g} µs"
+
+
+def _memory(size: float) -> str:
+    return f"{size / 2**20:.0f} MiB"
+
+
+def resources(drift: experiment.DriftStatus) -> list[tuple[str, float, float, str]]:
+    """Each resource judged at this check: its name, its value and limit, and both as shown to a user."""
+    judged = []
+    cpu, cpu_limit = drift.cpu_seconds_per_point, drift.cpu_seconds_per_point_limit
+    if cpu is not None and cpu_limit is not None:
+        judged.append(("collector CPU per received point", cpu, cpu_limit, f"{_cpu(cpu)} (limit {_cpu(cpu_limit)})"))
+    memory, memory_limit = drift.memory_bytes, drift.memory_bytes_limit
+    if memory is not None and memory_limit is not None:
+        shown = f"{_memory(memory)} (limit {_memory(memory_limit)})"
+        judged.append(("collector memory", memory, memory_limit, shown))
+    return judged
+
+
+def breaches(obj: kinds.PhoenixExperiment, drift: experiment.DriftStatus, seen: Observation) -> list[str]:
     """What no longer holds, one line each."""
     found = []
-    ratio = seen.kept_ratio
+    ratio, expected = seen.kept_ratio, drift.expected_kept_ratio
     if expected is not None and ratio is not None and not expected.low <= ratio <= expected.high:
         found.append(f"kept points ratio {ratio:.4g} is outside the expected [{expected.low:.4g}, {expected.high:.4g}]")
+    found += [f"{name} {shown} is above its limit" for name, value, limit, shown in resources(drift) if value > limit]
     for query in obj.spec.analysis.critical_queries:
         results = seen.query_results.get(query.name, [])
         if not results:
@@ -147,12 +185,28 @@ def judge(obj: kinds.PhoenixExperiment, seen: Observation, now: datetime) -> Ste
     expected = previous.expected_kept_ratio
     if expected is None and seen.expected is not None:
         expected = expected_range(seen.expected, watch.tolerance)
-    checked = {"expected_kept_ratio": expected, "kept_ratio": seen.kept_ratio, "checked_at": now}
-    status = status.model_copy(update={"drift": previous.model_copy(update=checked)})
+    objectives = obj.spec.analysis.objectives
+    cpu_limit = previous.cpu_seconds_per_point_limit or resource_limit(
+        seen.baseline_cpu_seconds_per_point, objectives.max_cpu_increase, watch.tolerance
+    )
+    memory_limit = previous.memory_bytes_limit or resource_limit(
+        seen.baseline_memory_bytes, objectives.max_memory_increase, watch.tolerance
+    )
+    checked = {
+        "expected_kept_ratio": expected,
+        "kept_ratio": seen.kept_ratio,
+        "cpu_seconds_per_point_limit": cpu_limit,
+        "cpu_seconds_per_point": seen.cpu_seconds_per_point,
+        "memory_bytes_limit": memory_limit,
+        "memory_bytes": seen.memory_bytes,
+        "checked_at": now,
+    }
+    drift = previous.model_copy(update=checked)
+    status = status.model_copy(update={"drift": drift})
     was = conditions.find(status.conditions, CONDITION)
     if seen.problem is not None:
         return Step(_with(obj, status, now, "Unknown", "NotMeasured", seen.problem))
-    found = breaches(obj, expected, seen)
+    found = breaches(obj, drift, seen)
     if found:
         message = "; ".join(found)
         held = was is not None and (was.status, was.reason) in (("True", "Drifted"), ("Unknown", "Suspected"))
@@ -170,8 +224,9 @@ def judge(obj: kinds.PhoenixExperiment, seen: Observation, now: datetime) -> Ste
         missing = "no expected range: the candidate's figures are gone" if expected is None else "no input"
         return Step(_with(obj, status, now, "Unknown", "NotMeasured", f"kept points ratio not judged: {missing}"))
     queries = len(obj.spec.analysis.critical_queries)
+    judged = "".join(f"; {name} {shown}" for name, _, _, shown in resources(drift))
     message = (
-        f"kept points ratio {seen.kept_ratio:.4g} within [{expected.low:.4g}, {expected.high:.4g}];"
+        f"kept points ratio {seen.kept_ratio:.4g} within [{expected.low:.4g}, {expected.high:.4g}]{judged};"
         f" every critical query ({queries}) returns data with its labels"
     )
     return Step(_with(obj, status, now, "False", "Holding", message))
