@@ -122,7 +122,8 @@ CROSS_FIELD = {
     ),
     "auto-without-target": (_quickstart_with(promotion={"policy": "auto"}), "policy auto needs targetPipelineRef"),
     "mirror-without-pipeline-ref": (
-        _quickstart_with(load={"source": "mirror"}),
+        # its own name: another test's quickstart in the namespace owns the load it would change
+        {**_quickstart_with(load={"source": "mirror"}), "metadata": {"name": "mirror-without-ref"}},
         "load.source mirror copies the input of the baseline's pipelineRef, so it needs one",
     ),
     "repeated-query": (

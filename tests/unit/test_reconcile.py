@@ -94,12 +94,41 @@ def test_a_referenced_baseline_is_shadowed_and_never_receives_the_load() -> None
     # the production pipeline's spec, labelled as the experiment's, without its destinations
     assert shadow["parameters"]["batchTimeout"] == "5s" and shadow["collector"] == production.spec.collector.to_wire()
     assert "exporters" not in shadow and (shadow["experimentRef"], shadow["variant"]) == ("exp", "baseline")
-    # the candidate runs on the same collector
+    # the candidate runs on the same collector, as a change to the production pipeline: what it leaves at its
+    # defaults, here the batch timeout, is the production pipeline's
     assert candidate["collector"] == production.spec.collector.to_wire() and candidate["template"] == "candidate"
+    assert candidate["parameters"]["batchTimeout"] == "5s"
     assert load["targets"] == [{"pipelineRef": "exp-baseline"}, {"pipelineRef": "exp-candidate"}]
     # offline, without the production pipeline at hand, only the candidate can be rendered
     offline = reconcile_experiment.children(obj)
     assert [c["metadata"]["name"] for c in offline] == ["exp-candidate", "exp-load"]
+
+
+def test_the_candidate_is_a_change_to_the_pipeline_it_tests_and_promotes_as_one() -> None:
+    production = {
+        "template": "candidate",
+        "parameters": {"memoryLimitMib": 2048, "batchTimeout": "5s", "dropMetrics": ["process.memory.virtual"]},
+    }
+    obj = _experiment(
+        baseline={"pipelineRef": "production"},
+        candidate={"template": "candidate", "parameters": {"aggregateAwayAttributes": ["process.pid"],
+                                                           "batchTimeout": "2s"}},
+    )  # fmt: skip
+    tested = promotion.candidate_on(obj.spec.candidate, production["parameters"])
+    # what it says wins; what it leaves at the defaults is the running pipeline's, drops included
+    assert tested["parameters"] == {
+        **pipeline.CandidateParameters().to_wire(),
+        "memoryLimitMib": 2048,
+        "batchTimeout": "2s",
+        "dropMetrics": ["process.memory.virtual"],
+        "aggregateAwayAttributes": ["process.pid"],
+    }
+    target = {"metadata": {"name": "production", "namespace": "ns"}, "spec": production}
+    assert promotion.promoted_pipeline(obj, target)["spec"]["parameters"] == tested["parameters"]
+    # another template takes only what it has too: a baseline has no drops
+    onto_baseline = promotion.candidate_on(pipeline.BaselineVariant(template="baseline"), production["parameters"])
+    assert onto_baseline["parameters"] == {**pipeline.BaselineParameters().to_wire(), "memoryLimitMib": 2048,
+                                           "batchTimeout": "5s"}  # fmt: skip
 
 
 def test_a_missing_referenced_baseline_fails_at_once_and_creates_nothing() -> None:

@@ -126,7 +126,8 @@ def children(
 
     A `pipelineRef` baseline is `referenced`, the pipeline already running:
     the experiment deploys a shadow of its spec, without its extra exporters,
-    and runs the candidate with its collector settings, so the synthetic load
+    and runs the candidate as a change to it (its collector settings, and the
+    parameters the candidate leaves at their defaults), so the synthetic load
     never reaches that pipeline or its backends. Offline, without it, the
     shadow is left out.
     """
@@ -140,7 +141,8 @@ def children(
     elif referenced is not None:
         shadow = {k: v for k, v in referenced.spec.to_wire().items() if k not in SHADOW_DROPS}
         variants["baseline"] = shadow
-        variants["candidate"] = {**variants["candidate"], "collector": referenced.spec.collector.to_wire()}
+        inherited = promotion.candidate_on(spec.candidate, referenced.spec.parameters.to_wire())
+        variants["candidate"] = {**inherited, "collector": referenced.spec.collector.to_wire()}
     created: list[dict[str, Any]] = []
     for variant in pipeline.VARIANTS:
         if variant not in variants:

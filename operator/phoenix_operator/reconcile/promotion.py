@@ -12,17 +12,36 @@ from datetime import datetime
 from typing import Any
 
 from phoenix_operator import API_VERSION
-from phoenix_operator.models import experiment, kinds
+from phoenix_operator.models import experiment, kinds, pipeline
 
 # Fields the API server or controllers own; a manifest for Git leaves them out.
 SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "ownerReferences")
 SERVER_ANNOTATION_PREFIXES = ("kubectl.kubernetes.io/", "phoenix.io/", "mirror.phoenix.io/", "kopf.zalando.org/")
 
 
-def promoted_spec(obj: kinds.PhoenixExperiment) -> dict[str, Any]:
-    """The candidate's template and parameters, which replace the target's."""
-    candidate = obj.spec.candidate.to_wire()
-    return {"template": candidate["template"], "parameters": candidate.get("parameters", {})}
+def candidate_on(candidate: pipeline.PipelineVariant, base: dict[str, Any] | None) -> dict[str, Any]:
+    """The candidate's template and parameters, as a change to `base`, the parameters of the pipeline it changes.
+
+    A parameter the candidate leaves at its default, and that its template
+    has too, keeps the base's value: an experiment against a running pipeline
+    says only what it changes (a larger `memoryLimitMib` or the drops the
+    pipeline already makes stay as they are).
+    """
+    wire = candidate.to_wire()
+    parameters: dict[str, Any] = dict(candidate.parameters.to_wire())
+    kind = type(candidate.parameters)
+    required = {f.alias or n for n, f in kind.model_fields.items() if f.is_required()}
+    defaults = kind.model_validate({k: v for k, v in parameters.items() if k in required}).to_wire()
+    accepted = {f.alias or n for n, f in kind.model_fields.items()}
+    for key, value in (base or {}).items():
+        if key in accepted and key not in required and parameters.get(key) == defaults.get(key):
+            parameters[key] = value
+    return {"template": wire["template"], "parameters": parameters}
+
+
+def promoted_spec(obj: kinds.PhoenixExperiment, target: dict[str, Any] | None) -> dict[str, Any]:
+    """The candidate's template and parameters, as a change to the target's, which they replace."""
+    return candidate_on(obj.spec.candidate, ((target or {}).get("spec") or {}).get("parameters"))
 
 
 def _merge_patch(old: Any, new: Any) -> Any:
@@ -40,7 +59,7 @@ def spec_patch(obj: kinds.PhoenixExperiment, target: dict[str, Any]) -> dict[str
     would differ from the manifest `--dry-run` prints; these are set to null.
     """
     old = target.get("spec") or {}
-    promoted = promoted_spec(obj)
+    promoted = promoted_spec(obj, target)
     return {
         "template": promoted["template"],
         "parameters": _merge_patch(old.get("parameters") or {}, promoted["parameters"]),
@@ -103,5 +122,5 @@ def promoted_pipeline(obj: kinds.PhoenixExperiment, target: dict[str, Any] | Non
         "apiVersion": API_VERSION,
         "kind": "PhoenixProcessPipeline",
         "metadata": metadata,
-        "spec": spec | promoted_spec(obj),
+        "spec": spec | promoted_spec(obj, target),
     }
