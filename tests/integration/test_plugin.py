@@ -348,3 +348,54 @@ def test_status_and_report_set_the_estimate_beside_the_measured_series(
         code, out, err = _plugin(command, "quickstart", "-n", namespace)
         assert code == 0, err
         assert "candidate series estimated" in out and row in out, out
+
+
+def _finished(plane: controlplane.ControlPlane, namespace: str, name: str, status: dict[str, Any]) -> None:
+    manifest = _example("experiment.yaml")
+    manifest["metadata"]["name"] = name
+    harness.apply(plane, namespace, manifest)
+    _write_status(plane, namespace, name, status)
+
+
+def test_history_lists_verdicts_in_time_and_what_the_promotions_in_effect_save(
+    control_plane: controlplane.ControlPlane, namespace: str, kubeconfig: Path, tmp_path: Path
+) -> None:
+    """A Reject, a watched Promote, one promoted and rolled back, and an unwatched Promote."""
+
+    def decided(day: int, decision: str, **extra: Any) -> dict[str, Any]:
+        verdict = {**COMPLETED["verdict"], "decision": decision, "decidedAt": f"2026-01-0{day}T00:00:00Z"}
+        return {**COMPLETED, "verdict": verdict, **extra}
+
+    def promoted(day: int, **record: Any) -> dict[str, Any]:
+        return {"target": "process-metrics", "previousSpec": "{}", "promotedAt": f"2026-01-0{day}T06:00:00Z", **record}
+
+    # listed out of order, so that the order shown is the decisions'
+    _finished(control_plane, namespace, "watched", decided(2, "Promote", promotion=promoted(2),
+              drift={"keptRatio": 0.2, "checkedAt": "2026-01-05T00:00:00Z"}))  # fmt: skip
+    _finished(control_plane, namespace, "rejected", decided(1, "Reject"))
+    _finished(control_plane, namespace, "unwatched", decided(4, "Promote", promotion=promoted(4)))
+    _finished(control_plane, namespace, "undone", decided(3, "Promote",
+              promotion=promoted(3, rolledBackAt="2026-01-03T12:00:00Z")))  # fmt: skip
+    page = tmp_path / "history.html"
+    code, out, err = _plugin("history", "-n", namespace, "-o", "json", "--html", str(page))
+    assert code == 0, err
+    shown = json.loads(out)
+    assert [e["name"] for e in shown["experiments"]] == ["rejected", "watched", "undone", "unwatched"]
+    by_name = {e["name"]: e for e in shown["experiments"]}
+    # the watched promotion removes 80% of its input now, against 82.7% measured: it saves that share of the verdict's
+    assert by_name["watched"]["realizedMonthlySavingsUsd"] == pytest.approx(325.96 * 0.8 / 0.827)
+    assert by_name["unwatched"]["realizedMonthlySavingsUsd"] == pytest.approx(325.96)
+    assert by_name["undone"]["realizedMonthlySavingsUsd"] is None and by_name["undone"]["rolledBackAt"]
+    assert by_name["rejected"]["realizedMonthlySavingsUsd"] is None and by_name["rejected"]["target"] is None
+    assert shown["promotedMonthlySavingsUsd"] == pytest.approx(325.96 * 0.8 / 0.827 + 325.96)
+    code, table, err = _plugin("history", "-n", namespace)
+    assert code == 0, err
+    assert [line.split()[3] for line in table.splitlines()[1:5]] == ["rejected", "watched", "undone", "unwatched"]
+    assert (
+        "rolled back" in table and f"2 promotions in effect save ${325.96 * 0.8 / 0.827 + 325.96:,.2f} a month" in table
+    )
+    html = page.read_text()
+    assert "<svg" in html and "polyline" in html and "promoted, in effect" in html
+    assert "watched: Promote" in html and "rolled back 2026-01-03 12:00" in html
+    code, _, err = _plugin("history", "-n", "nothing-here")
+    assert code == 0 and "No experiment has a verdict in namespace nothing-here." in err

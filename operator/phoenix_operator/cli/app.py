@@ -9,6 +9,7 @@ from phoenix_operator.cli import (
     crds_cmd,
     estimate_cmd,
     experiment_cmds,
+    history_cmd,
     loadsim_cmd,
     manifest_cmds,
     operator_cmd,
@@ -39,6 +40,7 @@ app.command("report")(experiment_cmds.report_cmd)
 app.command("promote")(experiment_cmds.promote)
 app.command("rollback")(experiment_cmds.rollback)
 app.command("abort")(experiment_cmds.abort)
+app.command("history")(history_cmd.history_cmd)
 crds_app.command("generate")(crds_cmd.generate)
 app.add_typer(crds_app, name="crds")
 loadsim_app = typer.Typer(help="Synthetic per-process metrics, the same for every target.", no_args_is_help=True)

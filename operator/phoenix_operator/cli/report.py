@@ -17,15 +17,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from phoenix_analysis import contract
-from phoenix_operator.cli import output
+from phoenix_operator.cli import history, output
 from phoenix_operator.measure import base as measure_base
 from phoenix_operator.models import experiment
 from phoenix_operator.render import sandbox
 
 TEMPLATE = "report/experiment.html.j2"
 WIDTH, HEIGHT, PAD = 640, 220, 44
-COLOURS = {"baseline": "#6b7280", "candidate": "#2563eb", "band": "#bfdbfe", "objective": "#dc2626"}
-BANNER = {"Promote": "#15803d", "Reject": "#b91c1c", "Inconclusive": "#a16207"}
+COLOURS = {
+    "baseline": "#6b7280",
+    "candidate": "#2563eb",
+    "band": "#bfdbfe",
+    "objective": "#dc2626",
+    "each verdict's savings": "#2563eb",
+    "promoted, in effect": "#15803d",
+}
+BANNER = {"Promote": "#15803d", "Reject": "#b91c1c", "Inconclusive": "#a16207", "History": "#1e3a8a"}
 Line = Sequence[float | None]
 
 
@@ -59,6 +66,7 @@ def _chart(
     band: tuple[Line, Line] | None = None,
     objective: float | None = None,
     percent: bool = False,
+    unit: str = "s",
 ) -> dict[str, Any]:
     everything = [*(v for line in lines.values() for v in line), *(band[0] if band else ()), *(band[1] if band else ())]
     finite = [v for v in everything if v is not None and math.isfinite(v)] + (
@@ -82,7 +90,8 @@ def _chart(
             {"y": f"{frame.y(value) + 4:.1f}", "text": f"{value:.0%}" if percent else f"{value:,.4g}"}
             for value in (min(finite), max(finite))
         ],
-        "span": f"{xs[-1] - xs[0]:.0f} s",
+        "unit": unit,
+        "span": f"{xs[-1] - xs[0]:.3g} {unit}",
     }
 
 
@@ -175,4 +184,46 @@ def from_status(name: str, spec: experiment.ExperimentSpec, status: experiment.E
         _summary(results.series_reduction, results.monthly_savings_usd, fidelity.passed, fidelity.checked),
         [],
         f"{results.samples_used} samples, {spec.analysis.mode} mode; {spec.describe_load()}.",
+    )
+
+
+def from_history(scope: str, found: Sequence[history.Entry], steps: Sequence[tuple[datetime, float]]) -> str:
+    """Every verdict's monthly savings with its interval, and the savings of the promotions in effect, over days."""
+    moments = sorted({e.decided_at for e in found} | {at for at, _ in steps})
+    charts = []
+    if moments:
+        first = moments[0]
+        xs = [(m - first).total_seconds() / 86400 for m in moments]
+        by_time = {e.decided_at: e.savings for e in found if e.savings is not None}
+        in_effect: list[float | None] = []
+        total = 0.0
+        changes = dict(steps)
+        for moment in moments:
+            total = changes.get(moment, total)
+            in_effect.append(total)
+        lines: dict[str, Line] = {
+            "each verdict's savings": [by_time[m].estimate if m in by_time else None for m in moments],
+            "promoted, in effect": in_effect,
+        }
+        band = (
+            [by_time[m].ci_low if m in by_time else None for m in moments],
+            [by_time[m].ci_high if m in by_time else None for m in moments],
+        )
+        charts.append(_chart("Monthly savings in USD: each verdict (band: its interval) and the promotions in effect",
+                             xs, lines, band, unit="days"))  # fmt: skip
+    promoted = [e for e in found if e.realized is not None]
+    saved = history.promoted_total(found)
+    return _page(
+        scope,
+        "History",
+        [
+            f"{e.decided_at:%Y-%m-%d %H:%M} {e.namespace}/{e.name}: {e.decision}, savings "
+            f"{output.interval(e.savings, money=True)}"
+            + (f", promoted into {e.target}, saving ${e.realized:,.2f}/month now" if e.realized is not None else "")
+            + (f", rolled back {e.rolled_back_at:%Y-%m-%d %H:%M}" if e.rolled_back_at else "")
+            for e in found
+        ],
+        f"{len(found)} verdicts; {len(promoted)} promotions in effect save ${saved:,.2f} a month",
+        charts,
+        "from the experiments' status.",
     )
