@@ -29,13 +29,13 @@ def experiment(
     sd: float = 0.05,
     query_error: float = 0.0,
     cpu_increase: float = 0.0,
-    memory_increase: float | None = None,
+    memory_increase: float = 0.0,
     refused_points_ratio: float | None = None,
 ) -> dict[str, Any]:
     """An analyze() input whose true mean reduction, query error and CPU increase are known.
 
-    With `memory_increase`, both variants also report memory and the
-    objectives carry the memory guardrail. With `refused_points_ratio`, the
+    Both variants report CPU and memory, which a Promote needs; the memory
+    guardrail is at 10%. With `refused_points_ratio`, the
     candidate refuses that mean share of its points, in lognormal bursts,
     and the baseline none.
     """
@@ -65,11 +65,10 @@ def experiment(
             "max_cpu_increase": 0.1,
         },
     }
-    if memory_increase is not None:
-        memory = 2e8 * (1 + ar1(rng, n, 0.9, 0.02))
-        data["baseline"]["memory_bytes"] = memory.tolist()
-        data["candidate"]["memory_bytes"] = (memory * (1 + memory_increase) * (1 + ar1(rng, n, phi, 0.05))).tolist()
-        data["objectives"]["max_memory_increase"] = 0.1
+    memory = 2e8 * (1 + ar1(rng, n, 0.9, 0.02))
+    data["baseline"]["memory_bytes"] = memory.tolist()
+    data["candidate"]["memory_bytes"] = (memory * (1 + memory_increase) * (1 + ar1(rng, n, phi, 0.05))).tolist()
+    data["objectives"]["max_memory_increase"] = 0.1
     if refused_points_ratio is not None:
         spread = 0.5
         bursts = np.exp(ar1(rng, n, phi, spread) - spread**2 / 2)  # mean 1

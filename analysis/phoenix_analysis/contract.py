@@ -125,6 +125,7 @@ class ReasonKind(enum.StrEnum):
     QUERIES_AGREE = "queries-agree"
     GUARDRAIL_BREACHED = "guardrail-breached"
     GUARDRAIL_UNDETERMINED = "guardrail-undetermined"
+    GUARDRAIL_NOT_MEASURED = "guardrail-not-measured"
 
 
 # The kinds that prove a Reject; the undetermined ones never stand in a final verdict.

@@ -8,7 +8,8 @@ mean of that paired series (see `intervals`).
 Decision rule (Kayenta-like, critical objectives veto):
 - Promote only when the series reduction's lower bound clears
   minSeriesReduction, every critical query's error is bounded below
-  maxQueryError, and no measured guardrail can exceed its limit.
+  maxQueryError, the collector's CPU and memory were measured on both
+  variants, and no guardrail can exceed its limit.
 - Reject when the reduction's upper bound is below the objective, a query's
   error is bounded above maxQueryError, or a guardrail is bounded above its
   limit.
@@ -41,6 +42,9 @@ from phoenix_analysis import anomalies, contract, cost, fidelity, intervals
 Floats = npt.NDArray[np.float64]
 Bounds = tuple[Floats, Floats, Floats]
 MIN_SAMPLES = 10
+# Guardrails whose figures must be measured for a Promote: a candidate is not proven light on a collector
+# nobody watched. A candidate's refused points, when not reported, are judged by nothing else.
+MUST_MEASURE = ("cpu_cores", "memory_bytes")
 # The figures a guardrail watches, with its name
 GUARDED = {
     "cpu_cores": "collector cpu cores increase",
@@ -170,8 +174,9 @@ def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
     vetoes = [*query_checks, *guard_checks]
     promote = series.passed() & np.all([c.passed() for c in vetoes], axis=0) if vetoes else series.passed()
     reject = series.failed() | np.any([c.failed() for c in vetoes], axis=0) if vetoes else series.failed()
-    if query_problems:
-        promote = np.zeros_like(promote)  # a query without data can never be proven equal
+    unmeasured = [key for key in MUST_MEASURE if _guarded_series(arrays, key) is None]
+    if query_problems or unmeasured:
+        promote = np.zeros_like(promote)  # a query without data, or an unwatched collector, can never be proven
 
     decided_at = _decision_index(promote, reject, spec.mode, last)
     # The first final decision stands, so every figure is reported as it was then.
@@ -182,7 +187,8 @@ def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
     used = slice(0, at + 1)
     return contract.Result(
         decision=decision,
-        reasons=_reasons(decision, series, query_checks, query_problems, guard_checks, at, spec),
+        reasons=_reasons(decision, series, query_checks, query_problems, guard_checks, at, spec)
+        + _unmeasured_reasons(decision, unmeasured, spec),
         series_reduction=_contract_interval(series.at(at)),
         datapoint_reduction=_interval_at(dpm, at),
         monthly_savings_usd=_interval_at(savings, at),
@@ -210,6 +216,20 @@ def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
             name: values.tolist() for name, values in zip(("estimate", "ci_low", "ci_high"), series.bounds, strict=True)
         },
     )
+
+
+def _unmeasured_reasons(decision: str, unmeasured: list[str], spec: contract.AnalysisInput) -> list[contract.Reason]:
+    if decision == "Reject":
+        return []  # a Reject stands on what was measured
+    limits = {"cpu_cores": spec.objectives.max_cpu_increase, "memory_bytes": spec.objectives.max_memory_increase}
+    return [
+        contract.Reason(
+            kind=contract.ReasonKind.GUARDRAIL_NOT_MEASURED,
+            text=f"{GUARDED[key]} was not measured on both variants, so its {limits[key]:.0%} guardrail cannot"
+            " be shown: no Promote without it",
+        )
+        for key in unmeasured
+    ]
 
 
 def _constant_bounds(value: intervals.Interval, n: int) -> Bounds:

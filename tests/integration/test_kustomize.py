@@ -80,6 +80,16 @@ def test_the_manager_runs_restricted_with_probes_and_resources(control_plane: co
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz" and container["readinessProbe"]
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
     assert container["args"][:2] == ["operator", "run"] and "--log-format=plain" in container["args"]
+    # one image setting: no --image, the operator reads its own pod's; the Prometheus is the overlay's setting
+    assert not [a for a in container["args"] if a.startswith(("--image", "--prometheus-url"))]
+    env = {e["name"]: e["valueFrom"] for e in container["env"]}
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    setting = env["PHOENIX_PROMETHEUS_URL"]["configMapKeyRef"]
+    settings = _one(docs, "ConfigMap", setting["name"])
+    assert settings["data"]["prometheusUrl"] == "http://prometheus-operated.monitoring.svc:9090"
+    base = _one(_build(control_plane, "base"), "Deployment", "phoenix-operator")
+    assert not [d for d in _build(control_plane, "base") if d["kind"] == "ConfigMap"], "no Prometheus in the base"
+    assert base["spec"]["template"]["spec"]["containers"][0]["image"] == "phoenix-operator:0.1.0"
     production = _one(_build(control_plane, "overlays/production"), "Deployment", "phoenix-operator")
     assert production["spec"]["replicas"] == 2
     assert "--peering=phoenix" in production["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -121,6 +131,47 @@ def test_the_operator_works_with_only_its_role(control_plane: controlplane.Contr
         assert "Forbidden" not in log and " 403" not in log, log
 
 
+def test_load_jobs_run_the_image_the_operator_reads_from_its_own_pod(
+    control_plane: controlplane.ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Set once, by kustomize's `images:` on the operator's Deployment: no --image, and only the operator's role."""
+    kubeconfig = harness.operator_kubeconfig(control_plane, tmp_path / "operator.kubeconfig")
+    own = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "phoenix-operator-own", "namespace": "phoenix-system"},
+        "spec": {
+            # the namespace enforces the restricted Pod Security Standard
+            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [
+                {
+                    "name": "operator",
+                    "image": "registry.example/team/phoenix-operator:1.2.3",
+                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                }
+            ],
+        },
+    }
+    control_plane.kubectl("apply", "-f", "-", input_text=json.dumps(own))
+    monkeypatch.setenv("POD_NAME", "phoenix-operator-own")
+    monkeypatch.setenv("POD_NAMESPACE", "phoenix-system")
+    namespace = harness.namespace(control_plane)
+    load = {
+        "apiVersion": "phoenix.io/v1alpha1",
+        "kind": "LoadSim",
+        "metadata": {"name": "imaged"},
+        "spec": {"targets": [{"endpoint": "http://collector:4318"}], "duration": "3s"},
+    }
+    harness.apply(control_plane, namespace, load)
+    with harness.running(control_plane, namespace, tmp_path, "--measure-step", "1s", kubeconfig=kubeconfig) as operator:
+        job = harness.wait_for(
+            "the load's Job", lambda: harness.get(control_plane, namespace, "job", "imaged-load"), 30, operator.log
+        )
+        assert "LoadSim Jobs run the image registry.example/team/phoenix-operator:1.2.3" in operator.log()
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "registry.example/team/phoenix-operator:1.2.3"
+
+
 def test_production_passes_a_server_side_dry_run(control_plane: controlplane.ControlPlane, tmp_path: Path) -> None:
     # a dry run creates nothing, so what the rest needs to exist is applied first, as on a second install
     docs = _build(control_plane, "overlays/production")
@@ -155,7 +206,7 @@ def test_the_monitored_overlay_scrapes_alerts_and_ships_dashboards(
         "__meta_kubernetes_service_label_phoenix_io_variant",
     }
     dashboards = [
-        d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["labels"].get("grafana_dashboard") == "1"
+        d for d in docs if d["kind"] == "ConfigMap" and d["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
     ]
     assert len(dashboards) == 3
     for dashboard in dashboards:
@@ -208,6 +259,8 @@ def test_the_operator_may_do_exactly_what_it_needs(control_plane: controlplane.C
     assert not _can_i(control_plane, "get", "secret/other", "-n", namespace)
     assert not _can_i(control_plane, "list", "secrets", "-n", namespace)
     assert not _can_i(control_plane, "get", "secret/prometheus-token", "-n", "kube-system")
+    # its own pod, for its image: in its own namespace only
+    assert _can_i(control_plane, "get", "pods", "-n", "phoenix-system")
     for unrelated in ("get pods", "delete deployments", "create clusterrolebindings", "update phoenixexperiments"):
         verb, resource = unrelated.split()
         assert not _can_i(control_plane, verb, resource, "-n", namespace), unrelated

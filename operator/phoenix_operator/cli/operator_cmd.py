@@ -11,8 +11,6 @@ import typer
 from phoenix_operator.cli import output
 from phoenix_operator.models import common
 
-DEFAULT_IMAGE = "phoenix-operator:0.1.0"
-
 
 class RuntimeChoice(enum.StrEnum):
     kubernetes = "kubernetes"
@@ -35,9 +33,18 @@ def run(
     ] = RuntimeChoice.kubernetes,
     prometheus_url: Annotated[
         str | None,
-        typer.Option(help="Prometheus that scrapes the collectors, for experiments that name none."),
+        typer.Option(
+            envvar="PHOENIX_PROMETHEUS_URL",
+            help="Prometheus that scrapes the collectors, for experiments that name none.",
+        ),
     ] = None,
-    image: Annotated[str, typer.Option(help="Image of LoadSim Jobs (this operator's own image).")] = DEFAULT_IMAGE,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            help="Image of LoadSim Jobs. Default: the operator's own, read from its pod (POD_NAME and"
+            " POD_NAMESPACE, which kustomize/base sets), so one image setting serves both."
+        ),
+    ] = None,
     measure_step: Annotated[
         str,
         typer.Option(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -34,7 +35,7 @@ class Options:
     all_namespaces: bool
     local: bool  # collectors and loads as processes on this machine, not workloads
     prometheus_url: str | None
-    image: str
+    image: str | None  # None: the operator's own, from its pod
     # pipelines-ready timeout, Prometheus-unreachable timeout, measure step
     limits_seconds: tuple[float, float, float]
     deploy_rate: float
@@ -79,7 +80,9 @@ def run(options: Options) -> None:
         prometheus_url = prometheus_url or local.prometheus_url
         logging.getLogger("phoenix").info("the local runtime's Prometheus serves %s", local.prometheus_url)
     else:
-        chosen = runtime_kubernetes.KubernetesRuntime(api, options.image)
+        image = options.image or runtime_kubernetes.own_image(api, os.environ)
+        logging.getLogger("phoenix").info("LoadSim Jobs run the image %s", image)
+        chosen = runtime_kubernetes.KubernetesRuntime(api, image)
     pipelines.watch_readiness(chosen)
     loadsims.watch_deletions(chosen)
     if options.metrics_port:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -194,6 +194,27 @@ class Api:
         if key not in data:
             raise base.SecretUnreadable(f"Secret {namespace}/{name} has no key {key!r}")
         return base64.b64decode(data[key]).decode()
+
+
+# The image a LoadSim Job runs when the operator cannot read its own: outside a pod, as in development.
+DEFAULT_IMAGE = "phoenix-operator:0.1.0"
+OPERATOR_CONTAINER = "operator"
+
+
+def own_image(api: Api, environ: Mapping[str, str]) -> str:
+    """The operator container's image, read from its own pod, whose name and namespace the downward API
+    gives it; DEFAULT_IMAGE when it runs outside a pod. A LoadSim Job runs `phoenix loadsim`, which that
+    image holds, so an `images:` override in kustomize moves both."""
+    name, namespace = environ.get("POD_NAME"), environ.get("POD_NAMESPACE")
+    if not name or not namespace:
+        return DEFAULT_IMAGE
+    pod = api.get("v1", "Pod", namespace, name)
+    if pod is None:
+        raise base.StoreError(f"the operator's own pod {namespace}/{name} (POD_NAME, POD_NAMESPACE) does not exist")
+    containers = pod["spec"]["containers"]
+    chosen = next((c for c in containers if c["name"] == OPERATOR_CONTAINER), containers[0])
+    image: str = chosen["image"]
+    return image
 
 
 class KubernetesRuntime:
