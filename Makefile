@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PHOENIX_TOOLS_DIR ?= $(HOME)/.cache/phoenix/tools
 
-.PHONY: help venv tools lint test unit integration e2e demo crds bench calibrate clean
+.PHONY: help venv tools lint test unit integration e2e demo crds bench calibrate fuzz clean
 
 help:
 	@echo "make demo   set everything up and run the quickstart experiment locally"
@@ -15,6 +15,7 @@ help:
 	@echo "make tools  build or install otelcol-phoenix, etcd, kube-apiserver, telemetrygen, prometheus"
 	@echo "make crds   regenerate crds/ from the models"
 	@echo "make calibrate  the verdict's calibration with 5,000 simulations per rate (minutes)"
+	@echo "make fuzz   the fuzz tests with 20,000 random inputs each instead of the suite's seeded few (minutes)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +65,10 @@ bench: venv tools
 # that the Monte-Carlo tolerance is under 0.01, and prints each measured rate.
 calibrate: venv
 	PHOENIX_CALIBRATION_SIMULATIONS=5000 $(BIN)/pytest -s -q -p no:cacheprovider tests/unit/analysis/test_calibration.py
+
+# make test runs the fuzz tests short and seeded; this runs them long, with fresh random inputs.
+fuzz: venv tools
+	PHOENIX_FUZZ_EXAMPLES=$${PHOENIX_FUZZ_EXAMPLES:-20000} $(BIN)/pytest -s -q -p no:cacheprovider tests/unit/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

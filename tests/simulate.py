@@ -31,6 +31,9 @@ def experiment(
     cpu_increase: float = 0.0,
     memory_increase: float = 0.0,
     refused_points_ratio: float | None = None,
+    reduction_at_end: float | None = None,
+    candidate_restart_at: int | None = None,
+    candidate_input_shortfall: float = 0.0,
 ) -> dict[str, Any]:
     """An analyze() input whose true mean reduction, query error and CPU increase are known.
 
@@ -38,9 +41,19 @@ def experiment(
     guardrail is at 10%. With `refused_points_ratio`, the
     candidate refuses that mean share of its points, in lognormal bursts,
     and the baseline none.
+
+    Each variant's collector counts the points it accepted, read a random
+    moment within each 15 s sample, and its uptime. `reduction_at_end` makes
+    the true reduction fall linearly from `reduction` to it. A restart of the
+    candidate's collector at a sample loses two samples (a scrape gap), then
+    resets its counters, and its series fill in again over two samples. An
+    input shortfall gives the candidate that share less input: fewer points
+    accepted, and fewer series and points out.
     """
     baseline = 10_000 * (1 + ar1(rng, n, 0.9, 0.05))
-    candidate = baseline * (1 - reduction) * (1 + ar1(rng, n, phi, sd))
+    true_reduction = np.linspace(reduction, reduction if reduction_at_end is None else reduction_at_end, n)
+    received = 1 - candidate_input_shortfall
+    candidate = baseline * (1 - true_reduction) * received * (1 + ar1(rng, n, phi, sd))
     # candidate = baseline x (1 - r)(1 + e) gives a per-sample reduction r - (1 - r) e, mean r
     query_base = {"a": (baseline / 3).tolist(), "b": (baseline / 7).tolist()}
     wobble = 1 + query_error * (1 + ar1(rng, n, phi, 0.3).clip(-0.99, None))
@@ -69,6 +82,24 @@ def experiment(
     data["baseline"]["memory_bytes"] = memory.tolist()
     data["candidate"]["memory_bytes"] = (memory * (1 + memory_increase) * (1 + ar1(rng, n, phi, 0.05))).tolist()
     data["objectives"]["max_memory_increase"] = 0.1
+    points_per_sample = 3_000.0
+    for variant, share in (("baseline", 1.0), ("candidate", received)):
+        read_at = np.arange(n) + rng.uniform(0, 0.3, n)
+        data[variant]["accepted_points"] = (points_per_sample * share * read_at).tolist()
+        data[variant]["uptime_seconds"] = (15 * read_at + 60).tolist()
+    if candidate_restart_at is not None:
+        restart = candidate_restart_at
+        cand = data["candidate"]
+        for key in ("active_series", "datapoints_per_minute", "cpu_cores", "memory_bytes"):
+            cand[key][restart : restart + 2] = [None, None]
+        for key in ("accepted_points", "uptime_seconds"):
+            cand[key][restart : restart + 2] = [None, None]
+            offset = cand[key][restart + 2 - 3]  # what the counter had counted before the restart
+            cand[key][restart + 2 :] = [value - offset for value in cand[key][restart + 2 :]]
+        for i, fill in ((restart + 2, 0.5), (restart + 3, 0.8)):
+            cand["active_series"][i] *= fill
+            cand["datapoints_per_minute"][i] *= fill
+    data["planned_samples"] = n
     if refused_points_ratio is not None:
         spread = 0.5
         bursts = np.exp(ar1(rng, n, phi, spread) - spread**2 / 2)  # mean 1
@@ -92,3 +123,15 @@ def prefix(data: dict[str, Any], n: int) -> dict[str, Any]:
 
     result: dict[str, Any] = cut(data)
     return result
+
+
+def query_errors(rng: np.random.Generator, n: int, mean: float, cv: float, phi: float, repeats: int = 1) -> Floats:
+    """A critical query's per-sample error: never negative, lognormal with AR(1) log-noise, true mean `mean`.
+
+    `repeats` holds each value that many samples, as when the analysis step is
+    shorter than the scrape interval and Prometheus answers the same scrape again.
+    """
+    spread = np.sqrt(np.log(1 + cv**2))
+    distinct = -(-n // repeats)
+    values = mean * np.exp(ar1(rng, distinct, phi, spread) - spread**2 / 2)
+    return np.repeat(values, repeats)[:n]

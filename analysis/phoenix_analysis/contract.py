@@ -28,13 +28,14 @@ Price = Annotated[float, pydantic.Field(ge=0)]
 
 
 class _Strict(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class _Shared(pydantic.BaseModel):
     """A part of the contract the CRD embeds: camelCase there, snake_case in `analyze`'s JSON."""
 
     model_config = pydantic.ConfigDict(
+        use_attribute_docstrings=True,
         extra="forbid",
         frozen=True,
         alias_generator=alias_generators.to_camel,
@@ -44,47 +45,84 @@ class _Shared(pydantic.BaseModel):
 
 
 class Variant(_Strict):
+    """One variant's figures, one value per sample, null where a sample is missing."""
+
     active_series: Samples
+    """Series the variant exported."""
     datapoints_per_minute: Samples
+    """Datapoints it exported per minute."""
     cpu_cores: Samples | None = None
+    """Its collectors' CPU, in cores; a Promote needs it on both variants."""
     memory_bytes: Samples | None = None
-    # of the points the collector received, the fraction it refused or failed to export
+    """Its collectors' memory (RSS), in bytes; a Promote needs it on both variants."""
     refused_points_ratio: Samples | None = None
+    """Of the points the collector received, the fraction it refused or failed to export."""
+    accepted_points: Samples | None = None
+    """The collector's count of points its receivers accepted, as read at each sample: the pairing check."""
+    uptime_seconds: Samples | None = None
+    """The collector process's uptime: it falls when the collector restarts."""
 
 
 class CriticalQuery(_Strict):
     """A query's values per variant: one series, or one series per label set."""
 
     name: Annotated[str, pydantic.StringConstraints(min_length=1)]
+    """The query's name, as reasons give it."""
     baseline: Samples | LabelledSamples
+    """Its answer on the baseline: one list of samples, or one per label set keyed like a=x,b=y."""
     candidate: Samples | LabelledSamples
+    """Its answer on the candidate, in the same shape."""
 
 
 class Objectives(_Shared):
     min_series_reduction: Fraction = 0.5
+    """The share of series the candidate must remove: Promote needs the reduction's lower bound above it."""
     max_query_error: Fraction = 0.01
+    """The most a critical query's answer may differ on the candidate, relative to the baseline's."""
     max_cpu_increase: Fraction = 0.1
+    """The most the candidate's collector CPU may exceed the baseline's, relative."""
     max_memory_increase: Fraction = 0.1
-    # a candidate that refuses or fails to export more of its points than this sheds data
+    """The most the candidate's collector memory may exceed the baseline's, relative."""
     max_refused_points_ratio: Fraction = 0.001
+    """The most of its received points the candidate may refuse or fail to export."""
+    max_input_difference: Fraction = 0.005
+    """How far the variants' accepted input may differ before a Promote is refused."""
+    max_anomaly_share: Fraction = 0.05
+    """The share of samples flagged as anomalies (restarts, gaps, pauses, spikes) above which there is no verdict."""
 
 
 class CostModel(_Shared):
     usd_per_million_datapoints: Price = 0.10
+    """The backend's price per million datapoints ingested."""
     usd_per_active_series_month: Price = 0.005
+    """The backend's price per active series per month."""
     usd_per_cpu_core_month: Price = 25.0
+    """What a collector CPU core costs per month."""
     usd_per_gib_month: Price = 3.5
+    """What a GiB of collector memory costs per month."""
 
 
 class AnalysisInput(_Strict):
+    """What `phoenix analyze` and the operator give the engine."""
+
     interval_seconds: Annotated[float, pydantic.Field(gt=0)]
+    """Seconds between two samples."""
     baseline: Variant
+    """The baseline's figures."""
     candidate: Variant
+    """The candidate's figures, sample for sample with the baseline's."""
     critical_queries: list[CriticalQuery] = pydantic.Field(default_factory=list)
+    """Each critical query's answers on both variants."""
     objectives: Objectives = pydantic.Field(default_factory=Objectives)
+    """What the candidate must show for a Promote."""
     cost_model: CostModel = pydantic.Field(default_factory=CostModel)
+    """The prices that turn the figures into monthly dollars."""
     alpha: Annotated[float, pydantic.Field(gt=0, lt=0.5)] = 0.05
+    """The error rate the verdict allows."""
     mode: Literal["sequential", "fixed"] = "sequential"
+    """sequential: decide at the first sample that can; fixed: one test at the last."""
+    planned_samples: Annotated[int, pydantic.Field(gt=0)] | None = None
+    """The samples the run is planned to take: the reduction's trend is projected to its end (default: those given)."""
 
 
 class InvalidInput(ValueError):
@@ -126,6 +164,10 @@ class ReasonKind(enum.StrEnum):
     GUARDRAIL_BREACHED = "guardrail-breached"
     GUARDRAIL_UNDETERMINED = "guardrail-undetermined"
     GUARDRAIL_NOT_MEASURED = "guardrail-not-measured"
+    TREND_NOT_SHOWN = "trend-not-shown"
+    INPUTS_DIFFER = "inputs-differ"
+    TOO_MANY_ANOMALIES = "too-many-anomalies"
+    TIME_TO_DECIDE = "time-to-decide"
 
 
 # The kinds that prove a Reject; the undetermined ones never stand in a final verdict.
@@ -133,7 +175,12 @@ REJECTING = frozenset(
     {ReasonKind.SERIES_BELOW, ReasonKind.QUERY_DIFFERS, ReasonKind.QUERY_LOST_LABELS, ReasonKind.GUARDRAIL_BREACHED}
 )
 UNDETERMINED = frozenset(
-    {ReasonKind.SERIES_UNDETERMINED, ReasonKind.QUERY_UNDETERMINED, ReasonKind.GUARDRAIL_UNDETERMINED}
+    {
+        ReasonKind.SERIES_UNDETERMINED,
+        ReasonKind.QUERY_UNDETERMINED,
+        ReasonKind.GUARDRAIL_UNDETERMINED,
+        ReasonKind.TREND_NOT_SHOWN,
+    }
 )
 
 
@@ -173,6 +220,40 @@ class Guardrail(_Strict):
     limit: float
 
 
+class Trend(_Strict):
+    """The series reduction's straight-line fit at the decision."""
+
+    slope_per_hour: Interval
+    # the fitted line at the run's planned end; Promote needs its lower bound above the objective
+    projected_at_end: Interval
+    # from the decision, when a falling reduction's line reaches the objective (None: it does not fall onto it)
+    crosses_objective_in_seconds: float | None
+    adverse: bool  # the reduction falls, significantly
+
+
+class InputAgreement(_Strict):
+    """The points each variant's collector accepted over the samples used."""
+
+    baseline_points: float
+    candidate_points: float
+    difference: float  # the candidate's input rate over the baseline's, less 1 (fitted, see `pairing`)
+    tolerance: float
+    agrees: bool  # no difference shown beyond the tolerance
+
+
+class AnomalousSample(_Strict):
+    index: int
+    variant: Literal["baseline", "candidate"]
+    pattern: Literal["collector restart", "scrape gap", "load pause", "spike"]
+
+
+class Anomalies(_Strict):
+    samples: list[AnomalousSample] = pydantic.Field(default_factory=list)
+    share: float = 0.0  # of the samples used, the share flagged
+    limit: float = 0.05
+    excluded: int = 0  # gap samples, which leave the analysis; the others stay in
+
+
 class VariantSummary(_Strict):
     active_series: float
     datapoints_per_minute: float
@@ -191,7 +272,11 @@ class Result(_Strict):
     fidelity: Fidelity = pydantic.Field(default_factory=Fidelity)
     guardrails: list[Guardrail] = pydantic.Field(default_factory=list)
     variants: dict[str, VariantSummary] = pydantic.Field(default_factory=dict)
-    anomalies: dict[str, list[int]] = pydantic.Field(default_factory=dict)
+    series_trend: Trend | None = None
+    input_agreement: InputAgreement | None = None
+    anomalies: Anomalies = pydantic.Field(default_factory=Anomalies)
+    # an Inconclusive's estimate of the time its intervals still need, at the current means and variances
+    seconds_to_decide: float | None = None
     samples_used: int = 0
     decided_at_index: int | None = None
     mode: Literal["sequential", "fixed"] = "sequential"

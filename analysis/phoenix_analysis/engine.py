@@ -22,8 +22,9 @@ Requiring every query to pass is an intersection-union test, so it keeps the
 level alpha without a multiplicity correction. In sequential mode the rule is
 checked at every sample against confidence sequences and the first final
 decision stands (anytime-valid early stopping). In fixed mode it is checked
-once, at the last sample. The engine fails closed: missing, NaN, mismatched or
-too few samples give Inconclusive with a reason, never Promote.
+once, at the last sample. The engine fails closed: missing, NaN, infinite, absurdly
+large (beyond 1e100), mismatched or too few samples give Inconclusive with a
+reason, never Promote.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy import stats
 
-from phoenix_analysis import anomalies, contract, cost, fidelity, intervals
+from phoenix_analysis import anomalies, contract, cost, fidelity, intervals, pairing, trend
 
 Floats = npt.NDArray[np.float64]
 Bounds = tuple[Floats, Floats, Floats]
@@ -51,6 +53,11 @@ GUARDED = {
     "memory_bytes": "collector memory bytes increase",
     "refused_points_ratio": "candidate points refused or failed",
 }
+# Figures that tell what happened to a variant (its input, its restarts) and are not compared themselves
+DIAGNOSTIC = ("accepted_points", "uptime_seconds")
+VARIANT_NAMES: tuple[anomalies.VariantName, ...] = ("baseline", "candidate")
+# how far ahead the time to a decision is looked for, in multiples of the samples so far
+MAX_GROWTH = 100
 
 
 @dataclass
@@ -92,7 +99,7 @@ def _input_problems(spec: contract.AnalysisInput) -> tuple[dict[str, Floats], li
     arrays: dict[str, Floats] = {}
     for variant_name in ("baseline", "candidate"):
         variant = getattr(spec, variant_name)
-        for key in ("active_series", "datapoints_per_minute", *GUARDED):
+        for key in ("active_series", "datapoints_per_minute", *GUARDED, *DIAGNOSTIC):
             values = getattr(variant, key)
             if values is not None:
                 arrays[f"{variant_name}.{key}"] = _array(values)
@@ -102,20 +109,65 @@ def _input_problems(spec: contract.AnalysisInput) -> tuple[dict[str, Floats], li
     mismatched = [f"{k} has {length}" for k, length in lengths.items() if length != n]
     if mismatched:
         problems.append(f"mismatched lengths: baseline.active_series has {n}, " + ", ".join(mismatched))
-    for key in ("cpu_cores", "memory_bytes"):
+    for key in ("cpu_cores", "memory_bytes", *DIAGNOSTIC):
         # refused points are the candidate's alone; the baseline's are reported only
         if (f"baseline.{key}" in arrays) != (f"candidate.{key}" in arrays):
             problems.append(f"{key} is given for one variant only")
-    for key, values in arrays.items():
-        missing = int(np.isnan(values).sum())
-        if missing:
-            problems.append(f"{key} has {missing} missing or NaN samples")
+    problems.extend(
+        f"{key} has infinite samples or samples beyond {fidelity.MAX_MAGNITUDE:g}"
+        for key, values in arrays.items()
+        if np.any(np.abs(values) > fidelity.MAX_MAGNITUDE)
+    )
     for key in ("baseline.active_series", "baseline.datapoints_per_minute"):
         if key in arrays and np.any(arrays[key][~np.isnan(arrays[key])] <= 0):
             problems.append(f"{key} has samples <= 0, so no reduction can be computed")
-    if not problems and n < MIN_SAMPLES:
-        problems.append(f"too few samples: {n} (at least {MIN_SAMPLES} are needed)")
+    if not problems:
+        kept = int(np.sum(~_gaps(arrays)))
+        if kept < MIN_SAMPLES:
+            missing = [
+                f"{key} has {int(np.isnan(values).sum())} missing or NaN samples"
+                for key, values in arrays.items()
+                if key.split(".")[1] not in DIAGNOSTIC and np.isnan(values).any()
+            ]
+            problems.append(
+                f"too few samples with every figure measured: {kept} of {n} (at least {MIN_SAMPLES} are needed)"
+                + "".join(f"; {m}" for m in missing)
+            )
     return arrays, problems
+
+
+def _gaps(arrays: dict[str, Floats]) -> npt.NDArray[np.bool_]:
+    """Samples where a figure the verdict uses has no value on either variant."""
+    judged = [values for key, values in arrays.items() if key.split(".")[1] not in DIAGNOSTIC]
+    gaps: npt.NDArray[np.bool_] = np.any(np.isnan(np.vstack(judged)), axis=0)
+    return gaps
+
+
+def _without_gaps(spec: contract.AnalysisInput, kept: npt.NDArray[np.int64]) -> contract.AnalysisInput:
+    """The input with only the kept samples, in every series of the right length."""
+    n = len(spec.baseline.active_series)
+
+    def cut(values: contract.Samples) -> contract.Samples:
+        return [values[i] for i in kept] if len(values) == n else values
+
+    def cut_variant(variant: contract.Variant) -> contract.Variant:
+        fields = {key: cut(value) for key, value in variant if isinstance(value, list)}
+        return variant.model_copy(update=fields)
+
+    def cut_answer(answer: contract.Samples | contract.LabelledSamples) -> contract.Samples | contract.LabelledSamples:
+        return {key: cut(values) for key, values in answer.items()} if isinstance(answer, dict) else cut(answer)
+
+    queries = [
+        query.model_copy(update={"baseline": cut_answer(query.baseline), "candidate": cut_answer(query.candidate)})
+        for query in spec.critical_queries
+    ]
+    return spec.model_copy(
+        update={
+            "baseline": cut_variant(spec.baseline),
+            "candidate": cut_variant(spec.candidate),
+            "critical_queries": queries,
+        }
+    )
 
 
 def _fmt(value: intervals.Interval, digits: int = 1) -> str:
@@ -134,13 +186,32 @@ def _interval_at(bounds: Bounds, index: int) -> contract.Interval:
 
 def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
     """The verdict on typed input; see the module docstring for the rule."""
-    arrays, problems = _input_problems(spec)
+    full, problems = _input_problems(spec)
     if problems:
         return contract.Result(
             mode=spec.mode,
-            samples_used=len(arrays["baseline.active_series"]),
+            samples_used=len(full["baseline.active_series"]),
             reasons=[contract.Reason(kind=contract.ReasonKind.NO_DECISION, text="no decision: " + p) for p in problems],
         )
+    n = len(full["baseline.active_series"])
+    kept = np.flatnonzero(~_gaps(full))
+    flags = anomalies.detect(
+        {
+            v: anomalies.VariantSeries(
+                figures={
+                    k.split(".")[1]: x
+                    for k, x in full.items()
+                    if k.startswith(f"{v}.") and k.split(".")[1] not in DIAGNOSTIC
+                },
+                accepted_points=full.get(f"{v}.accepted_points"),
+                uptime_seconds=full.get(f"{v}.uptime_seconds"),
+            )
+            for v in VARIANT_NAMES
+        },
+        n,
+    )
+    spec = _without_gaps(spec, kept) if len(kept) < n else spec
+    arrays = {k: v[kept] for k, v in full.items()}
     bound: Callable[[Floats, float], Bounds] = (
         intervals.running_confidence_sequence if spec.mode == "sequential" else intervals.running_fixed_interval
     )
@@ -155,6 +226,9 @@ def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
     else:
         series_bounds = bound(series_reduction, alpha)
     series = _Check("series reduction", series_bounds, objective, False)
+    planned_end = float(max(spec.planned_samples or n, n) - 1)
+    fits = trend.fits(series_reduction, kept.astype(np.float64), planned_end, alpha)
+    projection_clears = fits.projected_low > objective
     dpm = bound(1 - a["candidate.datapoints_per_minute"] / a["baseline.datapoints_per_minute"], alpha)
     costs = {
         v: cost.monthly_cost(
@@ -177,18 +251,71 @@ def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
     unmeasured = [key for key in MUST_MEASURE if _guarded_series(arrays, key) is None]
     if query_problems or unmeasured:
         promote = np.zeros_like(promote)  # a query without data, or an unwatched collector, can never be proven
-
-    decided_at = _decision_index(promote, reject, spec.mode, last)
+    inputs = None
+    if "baseline.accepted_points" in full:
+        inputs = pairing.agreement(
+            full["baseline.accepted_points"],
+            full["candidate.accepted_points"],
+            spec.objectives.max_input_difference,
+            alpha,
+        )
+    flagged_so_far = np.cumsum(np.isin(np.arange(n), [f.index for f in flags]))[kept]
+    share = flagged_so_far / (kept + 1)
+    too_many_anomalies = share > spec.objectives.max_anomaly_share
+    blocked_promote = ~projection_clears | too_many_anomalies
+    if inputs is not None:
+        blocked_promote |= inputs.differs[kept]
+    decided_at = _decision_index(promote & ~blocked_promote, reject & ~too_many_anomalies, spec.mode, last)
     # The first final decision stands, so every figure is reported as it was then.
     at = last if decided_at is None else decided_at
     decision: contract.Decision = "Inconclusive"
     if decided_at is not None:
-        decision = "Promote" if promote[decided_at] else "Reject"
+        decision = "Promote" if promote[decided_at] and not blocked_promote[decided_at] else "Reject"
     used = slice(0, at + 1)
+    sample_at = int(kept[at])  # the decision's sample in the input, gaps included
+    trend_report = _trend_report(fits, at, objective, spec.interval_seconds, planned_end, sample_at)
+    input_report = None
+    if inputs is not None:
+        input_report = contract.InputAgreement(
+            baseline_points=float(inputs.baseline[sample_at]),
+            candidate_points=float(inputs.candidate[sample_at]),
+            difference=float(inputs.difference[sample_at]),
+            tolerance=spec.objectives.max_input_difference,
+            agrees=not bool(inputs.differs[sample_at]),
+        )
+    anomaly_report = contract.Anomalies(
+        samples=[
+            contract.AnomalousSample(index=f.index, variant=f.variant, pattern=f.pattern)
+            for f in flags
+            if f.index <= sample_at
+        ],
+        share=float(share[at]),
+        limit=spec.objectives.max_anomaly_share,
+        excluded=int(sample_at + 1 - (at + 1)),
+    )
+    reasons = _reasons(decision, series, query_checks, query_problems, guard_checks, at, spec)
+    seconds_to_decide = None
+    more = None
+    if decision == "Inconclusive" and not (query_problems or unmeasured):
+        blocking = _interval(trend_report.projected_at_end) if not projection_clears[at] else None
+        more = _samples_to_decide(
+            [series, *vetoes], blocking, objective, at, planned_end, _critical_values(spec.mode, alpha)
+        )
+    if more is not None:
+        seconds_to_decide = more * spec.interval_seconds
+        reasons.append(_time_to_decide_reason(seconds_to_decide, at + more > planned_end))
+    if decision != "Reject":
+        reasons += _trust_reasons(
+            bool(series.passed()[at]),
+            bool(projection_clears[at]),
+            trend_report,
+            input_report,
+            anomaly_report,
+            objective,
+        )
     return contract.Result(
         decision=decision,
-        reasons=_reasons(decision, series, query_checks, query_problems, guard_checks, at, spec)
-        + _unmeasured_reasons(decision, unmeasured, spec),
+        reasons=reasons + _unmeasured_reasons(decision, unmeasured, spec),
         series_reduction=_contract_interval(series.at(at)),
         datapoint_reduction=_interval_at(dpm, at),
         monthly_savings_usd=_interval_at(savings, at),
@@ -207,15 +334,99 @@ def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
             )
             for v in ("baseline", "candidate")
         },
-        anomalies={"series_reduction": anomalies.flagged(series_reduction)},
-        samples_used=at + 1,
-        decided_at_index=decided_at if spec.mode == "sequential" else None,
+        series_trend=trend_report,
+        input_agreement=input_report,
+        anomalies=anomaly_report,
+        seconds_to_decide=seconds_to_decide,
+        samples_used=sample_at + 1,
+        decided_at_index=sample_at if decided_at is not None and spec.mode == "sequential" else None,
         mode=spec.mode,
         wilcoxon_p_value=wilcoxon_p_value,
         series_reduction_sequence={
             name: values.tolist() for name, values in zip(("estimate", "ci_low", "ci_high"), series.bounds, strict=True)
         },
     )
+
+
+def _trend_report(
+    fits: trend.Fits, index: int, objective: float, interval_seconds: float, planned_end: float, sample: int
+) -> contract.Trend:
+    slope, level_now, projected = fits.at(index)
+    per_hour = 3600 / interval_seconds
+    crosses = None
+    if slope.estimate < 0 and level_now > objective:
+        crosses = (level_now - objective) / -slope.estimate * interval_seconds
+    return contract.Trend(
+        slope_per_hour=contract.Interval(
+            estimate=slope.estimate * per_hour, ci_low=slope.low * per_hour, ci_high=slope.high * per_hour
+        ),
+        projected_at_end=_contract_interval(projected),
+        crosses_objective_in_seconds=crosses,
+        adverse=slope.high < 0,
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _trust_reasons(
+    series_clears: bool,
+    projection_clears: bool,
+    trend_report: contract.Trend,
+    inputs: contract.InputAgreement | None,
+    anomaly_report: contract.Anomalies,
+    objective: float,
+) -> list[contract.Reason]:
+    """What else stands between an Inconclusive and a Promote: the trend, unequal input, anomalies."""
+    kinds = contract.ReasonKind
+    reasons = []
+    blocks = series_clears and not projection_clears
+    if blocks or trend_report.adverse:
+        slope = trend_report.slope_per_hour
+        text = (
+            f"series reduction's trend {slope.estimate:+.1%}/h [{slope.ci_low:+.1%}, {slope.ci_high:+.1%}] projects"
+            f" it at {_fmt(_interval(trend_report.projected_at_end))} by the run's end"
+        )
+        text += f", not shown above the objective {objective:.0%}" if blocks else ""
+        if trend_report.crosses_objective_in_seconds is not None:
+            crossing = _duration(trend_report.crosses_objective_in_seconds)
+            text += f"; at this rate it falls through the objective in about {crossing}"
+        elif trend_report.adverse:
+            text += "; its line is already below the objective"
+        reasons.append(contract.Reason(kind=kinds.TREND_NOT_SHOWN, text=text))
+    if inputs is not None and not inputs.agrees:
+        short = "candidate" if inputs.difference < 0 else "baseline"
+        reasons.append(
+            contract.Reason(
+                kind=kinds.INPUTS_DIFFER,
+                text=f"the variants' inputs differ by {abs(inputs.difference):.1%} (the {short} received less:"
+                f" {inputs.baseline_points:.0f} points on the baseline, {inputs.candidate_points:.0f} on the"
+                f" candidate), beyond the {inputs.tolerance:.1%} allowed: no Promote on unequal input",
+            )
+        )
+    if anomaly_report.share > anomaly_report.limit:
+        counts: dict[str, int] = {}
+        for sample in anomaly_report.samples:
+            label = f"{sample.pattern} on the {sample.variant}"
+            counts[label] = counts.get(label, 0) + 1
+        told = ", ".join(f"{count} {label}" for label, count in counts.items())
+        reasons.append(
+            contract.Reason(
+                kind=kinds.TOO_MANY_ANOMALIES,
+                text=f"{anomaly_report.share:.1%} of the samples are anomalous ({told}), above the"
+                f" {anomaly_report.limit:.0%} allowed: the paired difference is not trusted",
+            )
+        )
+    return reasons
+
+
+def _interval(value: contract.Interval) -> intervals.Interval:
+    return intervals.Interval(value.estimate, value.ci_low, value.ci_high)
 
 
 def _unmeasured_reasons(decision: str, unmeasured: list[str], spec: contract.AnalysisInput) -> list[contract.Reason]:
@@ -234,6 +445,77 @@ def _unmeasured_reasons(decision: str, unmeasured: list[str], spec: contract.Ana
 
 def _constant_bounds(value: intervals.Interval, n: int) -> Bounds:
     return (np.full(n, value.estimate), np.full(n, value.low), np.full(n, value.high))
+
+
+def _critical_values(mode: str, alpha: float) -> Callable[[Floats], Floats]:
+    """The margin in standard errors at k samples: the sequence's, which grows slowly, or the fixed z."""
+    if mode == "sequential":
+        return lambda k: intervals.sequence_critical_value(k, alpha)
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    return lambda k: np.full(len(k), z)
+
+
+def _samples_to_decide(
+    checks: list[_Check],
+    projection: intervals.Interval | None,
+    objective: float,
+    index: int,
+    planned_end: float,
+    critical: Callable[[Floats], Floats],
+) -> int | None:
+    """About how many more samples the undecided checks need, if their means and variances stay as they are.
+
+    A mean's margin shrinks as critical(k) / sqrt(k); the trend's projection
+    (given while it still blocks a Promote) as its standard error does, the
+    planned end held. A check whose mean lies on the failing side can only
+    end in a Reject, and the first of those to cross decides; otherwise a
+    Promote waits for the last one to clear. None when a mean sits on its
+    limit, or the answer is over MAX_GROWTH times away.
+    """
+    k = index + 1
+    ahead = np.arange(k + 1, k * MAX_GROWTH + 2, dtype=np.float64)
+    by_critical = critical(ahead) / critical(np.array([float(k)]))[0]
+    shrink = by_critical * np.sqrt(k / ahead)
+
+    def first(margin: float, distance: float, shrinking: Floats) -> int | None:
+        reached = np.nonzero(margin * shrinking < distance)[0]
+        return int(ahead[reached[0]]) - k if len(reached) else None
+
+    to_pass: list[int | None] = []
+    to_fail: list[int | None] = []
+    for check in checks:
+        if check.passed()[index] or check.failed()[index]:
+            continue
+        now = check.at(index)
+        passing_side = now.estimate < check.limit if check.passes_below else now.estimate > check.limit
+        margin = (now.high - now.estimate) if passing_side == check.passes_below else (now.estimate - now.low)
+        samples = first(margin, abs(check.limit - now.estimate), shrink)
+        if passing_side and check.unproven is not None and check.unproven[index]:
+            samples = None  # no time clears a limit already reached
+        (to_pass if passing_side else to_fail).append(samples)
+    if to_fail:
+        known = [samples for samples in to_fail if samples is not None]
+        return min(known) if known else None
+    if projection is not None:
+        if projection.estimate <= objective:
+            return None
+
+        def projection_se(samples: Floats) -> Floats:
+            end = np.maximum(planned_end, samples - 1)
+            spread = samples * (samples**2 - 1) / 12
+            return np.asarray(np.sqrt(1 / samples + (end - (samples - 1) / 2) ** 2 / spread), dtype=np.float64)
+
+        now_se = projection_se(np.array([float(k)]))[0]
+        to_pass.append(first(projection.estimate - projection.low, projection.estimate - objective,
+                             by_critical * projection_se(ahead) / now_se))  # fmt: skip
+    return None if not to_pass or None in to_pass else max(s for s in to_pass if s is not None)
+
+
+def _time_to_decide_reason(seconds: float, beyond_the_plan: bool) -> contract.Reason:
+    text = f"at the current variance, about {_duration(seconds)} more would decide it"
+    if beyond_the_plan:
+        text += ", longer than the run plans"
+    return contract.Reason(kind=contract.ReasonKind.TIME_TO_DECIDE, text=text)
 
 
 def _decision_index(promote: npt.NDArray[np.bool_], reject: npt.NDArray[np.bool_], mode: str, last: int) -> int | None:

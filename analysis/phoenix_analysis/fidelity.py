@@ -28,6 +28,8 @@ Floats = npt.NDArray[np.float64]
 # A topk boundary swap costs a few percent of coverage at most; a lost label costs all of it.
 MIN_COVERAGE = 0.9
 TOP_K = 5
+# Far beyond any real count, rate or size; the sums and squares of larger values overflow a float.
+MAX_MAGNITUDE = 1e100
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ def query_errors(
         return QueryErrors(None, None, None, f"has {b.shape[1]}/{c.shape[1]} samples, expected {samples}")
     if b.shape[0] == 0:
         return QueryErrors(None, None, None, "returned no series on either variant")
+    if np.any(np.abs(b) > MAX_MAGNITUDE) or np.any(np.abs(c) > MAX_MAGNITUDE):
+        return QueryErrors(None, None, None, f"has infinite values or values beyond {MAX_MAGNITUDE:g}")
     both_missing = np.isnan(b) & np.isnan(c)
     if np.all(both_missing.all(axis=0)):
         return QueryErrors(None, None, None, "returned no data on either variant")

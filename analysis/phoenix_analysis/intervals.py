@@ -54,7 +54,13 @@ MAX_AR_COEFFICIENT = 0.95
 
 
 def running_mean_and_long_run_variance(x: Floats) -> tuple[Floats, Floats, Floats]:
-    """Mean, long-run variance and effective sample count of x[:k] for every k = 1..n."""
+    """Mean, long-run variance and that variance's degrees of freedom, of x[:k] for every k = 1..n.
+
+    The degrees of freedom are those of whichever estimate is used: 3k/2(L+1)
+    for the Bartlett one (Priestley 1981), and for the AR(1) one k(1-phi^2)/(3+phi^2),
+    from the delta method on log gamma0 (1+phi)/(1-phi) with var(log gamma0)
+    about 2(1+phi^2)/k(1-phi^2) and var(phi) about (1-phi^2)/k.
+    """
     n = len(x)
     centre = float(np.mean(x))
     y = x - centre  # variance is shift-invariant; centring avoids cancellation
@@ -66,6 +72,7 @@ def running_mean_and_long_run_variance(x: Floats) -> tuple[Floats, Floats, Float
     gamma0 = (np.cumsum(y * y) - 2 * mean * prefix[1:] + k * mean**2) / k
     variance = gamma0.copy()
     ar_implied = gamma0.copy()
+    ar_degrees = k.copy()
     for j in range(1, max_lag + 1):
         if j >= n:
             break
@@ -85,22 +92,21 @@ def running_mean_and_long_run_variance(x: Floats) -> tuple[Floats, Floats, Float
             phi = np.clip(phi + (1 + 3 * phi) / k, 0.0, MAX_AR_COEFFICIENT)
             factor = (1 + phi) / (1 - phi)
             ar_implied = gamma0 * factor / np.maximum(1 - factor / k, 0.25)
+            ar_degrees = k * (1 - phi**2) / (3 + phi**2)
     long_run = np.maximum(np.maximum(variance, ar_implied), 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        effective = np.where(long_run > 0, k * gamma0 / long_run, k)
-    return mean + centre, long_run, effective
+    degrees = np.where(ar_implied >= variance, ar_degrees, 1.5 * k / (lags + 1))
+    return mean + centre, long_run, degrees
 
 
-def _bounded(mean: Floats, margin: Floats, effective: Floats, alpha: float) -> tuple[Floats, Floats, Floats]:
+def _bounded(mean: Floats, margin: Floats, degrees: Floats, alpha: float) -> tuple[Floats, Floats, Floats]:
     """Widen the margin for small samples.
 
-    The variance is estimated from the data, so a Student-t correction with
-    (effective samples - 1) degrees of freedom, effective samples being
-    k x gamma0 / long-run variance, widens the margin where few independent-
-    equivalent samples back it, and vanishes as they grow.
+    The variance is estimated from the data, so a Student-t correction on
+    the long-run variance's degrees of freedom widens the margin where few
+    samples back it, and vanishes as they grow.
     """
-    # whole degrees of freedom, capped where t and normal agree, so ppf runs on few values
-    degrees = np.clip(np.floor(effective - 1), 1, 1000)
+    # tenths of a degree of freedom, capped where t and normal agree, so ppf runs on few values
+    degrees = np.clip(np.round(degrees, 1), 1, 1000)
     unique, positions = np.unique(degrees, return_inverse=True)
     t_over_normal = np.asarray(stats.t.ppf(1 - alpha / 2, unique), dtype=np.float64) / float(
         stats.norm.ppf(1 - alpha / 2)
@@ -115,19 +121,27 @@ def _cs_margin(k: Floats, alpha: float) -> Floats:
     return np.asarray(margin, dtype=np.float64)
 
 
+def sequence_critical_value(k: Floats, alpha: float) -> Floats:
+    """The confidence sequence's margin in standard errors at k samples: its anytime-valid z."""
+    return _cs_margin(k, alpha) * np.sqrt(k)
+
+
 def running_confidence_sequence(x: Floats, alpha: float) -> tuple[Floats, Floats, Floats]:
     """(mean, low, high) at every prefix; with probability >= 1 - alpha (asymptotically)
     the true mean lies inside the bounds at every prefix simultaneously."""
-    mean, variance, effective = running_mean_and_long_run_variance(x)
     k = np.arange(1, len(x) + 1, dtype=np.float64)
-    return _bounded(mean, np.sqrt(variance) * _cs_margin(k, alpha), effective, alpha)
+    return _running_bounds(x, alpha, sequence_critical_value(k, alpha))
 
 
 def running_fixed_interval(x: Floats, alpha: float) -> tuple[Floats, Floats, Floats]:
     """(mean, low, high) at every prefix, each valid only if it is the one looked at."""
-    mean, variance, effective = running_mean_and_long_run_variance(x)
+    return _running_bounds(x, alpha, np.full(len(x), float(stats.norm.ppf(1 - alpha / 2))))
+
+
+def _running_bounds(x: Floats, alpha: float, critical: Floats) -> tuple[Floats, Floats, Floats]:
+    mean, variance, degrees = running_mean_and_long_run_variance(x)
     k = np.arange(1, len(x) + 1, dtype=np.float64)
-    return _bounded(mean, stats.norm.ppf(1 - alpha / 2) * np.sqrt(variance / k), effective, alpha)
+    return _bounded(mean, critical * np.sqrt(variance / k), degrees, alpha)
 
 
 def hodges_lehmann_interval(x: Floats, alpha: float, threshold: float) -> tuple[Interval, float]:

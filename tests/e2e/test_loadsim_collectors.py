@@ -276,6 +276,6 @@ def test_the_local_runtime_reports_what_a_finished_load_delivered_to_each_target
         runtime.stop()
     assert observed.succeeded, observed.message
     assert observed.delivery == reconcile_loadsim.Delivery(
-        points_sent=3 * 2 * 3 * fleet.POINTS_PER_PROCESS, failed_batches={endpoint: 0}
+        points_sent=3 * 2 * 3 * fleet.POINTS_PER_PROCESS, sent_batches={endpoint: 3 * 2}, failed_batches={endpoint: 0}
     )
     assert observed.delivery.points_sent == accepted

@@ -340,3 +340,51 @@ def test_an_overloaded_collector_refuses_survives_and_the_guardrail_sees_it(
 
     ratio = harness.wait_for("the collector's refused points in Prometheus", refused, 30)
     assert ratio > contract.Objectives().max_refused_points_ratio, ratio
+
+
+def test_the_pairing_counters_read_what_each_real_collector_accepted(
+    otelcol: conftest.StartCollector, prometheus: conftest.StartPrometheus
+) -> None:
+    """The pairing check's counter and the restart detector's uptime, on two real collectors given unequal input."""
+    collectors = {
+        variant: otelcol(
+            lambda listen, v=variant: (
+                render_pipeline.render(
+                    pipeline.BaselineVariant(template="baseline"), experiment="pairs", variant=v, listen=listen
+                ).text
+            ),
+            variant,
+        )
+        for variant in pipeline.VARIANTS
+    }
+    server = prometheus(
+        [
+            local_components.ScrapeTarget(
+                f"{v}-telemetry", c.telemetry_address, labels.of_scrape("pairs", v, labels.TELEMETRY)
+            )
+            for v, c in collectors.items()
+        ]
+    )
+    sent = {"baseline": 20, "candidate": 15}
+    for variant, requests in sent.items():
+        for i in range(requests):
+            otlp.post(
+                collectors[variant].otlp_http_url, otlp.gauge_request("phoenix.pairs", float(i), {"host.name": "h1"})
+            )
+    client = prom.Client(server.url)
+
+    def counters() -> dict[str, dict[str, float]] | None:
+        now = int(time.time())
+        window = reconcile_experiment.Window(now, now, 1)
+        read = {}
+        for variant in collectors:
+            queries = prom.variant_queries("pairs", variant, 1)
+            answers = {f: client.range_query(queries[f], window) for f in ("accepted_points", "uptime_seconds")}
+            if not all(answers.values()):
+                return None
+            read[variant] = {f: float(next(iter(a.values()))[0]) for f, a in answers.items()}
+        accepted = {v: figures["accepted_points"] for v, figures in read.items()}
+        return read if accepted == {v: float(n) for v, n in sent.items()} else None
+
+    measured = harness.wait_for("both collectors' accepted points in Prometheus", counters, 60)
+    assert all(figures["uptime_seconds"] > 0 for figures in measured.values())

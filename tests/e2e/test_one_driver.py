@@ -46,7 +46,7 @@ PAUSE_SECONDS = 25
 TIMEOUT = 330
 
 
-def _base() -> dict[str, Any]:
+def small_quickstart() -> dict[str, Any]:
     manifest: dict[str, Any] = yaml.safe_load(QUICKSTART.read_text())
     spec = manifest["spec"]
     spec["load"]["loadSim"].update(hosts=5, processesPerHost=40, churnPerMinute=0, intervalSeconds=5)
@@ -95,12 +95,14 @@ class Scenario:
     # Collector CPU drifts slowly, and the engine rightly counts a persistent
     # series as few independent samples: a driver may end before its interval
     # clears the limit. Such a driver ends Inconclusive with the guardrail
-    # undetermined, never otherwise; at least one of the two decides.
+    # undetermined, never otherwise; at least one of the two decides. A Promote
+    # needs CPU shown within its guardrail too, and the trend's projection makes
+    # it wait for more samples, so the promote scenario may stay undecided as well.
     may_stay_undecided: bool = False
 
 
 SCENARIOS = {
-    "promote": Scenario(lambda spec: None, "Completed", "Promote", "Promote"),
+    "promote": Scenario(lambda spec: None, "Completed", "Promote", "Promote", may_stay_undecided=True),
     "trap": Scenario(_trap, "Completed", "Reject", "Reject"),
     "guardrail": Scenario(_costly, "Failed", "GuardrailBreached", "Reject", may_stay_undecided=True),
     "no-data": Scenario(_drops_everything, "Completed", "Inconclusive", "Inconclusive"),
@@ -110,7 +112,7 @@ SCENARIOS = {
 
 
 def _manifest(name: str) -> dict[str, Any]:
-    manifest = copy.deepcopy(_base())
+    manifest = copy.deepcopy(small_quickstart())
     manifest["metadata"] = {"name": name}
     SCENARIOS[name].edit(manifest["spec"])
     return manifest
@@ -287,7 +289,8 @@ def test_both_drivers_end_every_scenario_alike(name: str, endings: dict[str, dic
         for ending in (local, operator):
             expected = (scenario.phase, scenario.reason, scenario.decision)
             assert (ending.phase, ending.reason, ending.decision) in (expected, undecided), ending
-            assert any("collector cpu cores increase" in r for r in ending.reasons), ending
+            if (ending.phase, ending.reason, ending.decision) == undecided:
+                assert any("collector cpu cores increase" in r for r in ending.reasons), ending
         decided = [e for e in (local, operator) if e.phase == scenario.phase]
         assert decided, f"neither driver decided\nrun --local: {local}\noperator: {operator}"
         if len(decided) == 2:

@@ -198,6 +198,27 @@ def test_a_non_monotonic_plant_where_kept_executables_cost_more_than_expected_st
     assert loop.changes - settled <= 1, loop.history
 
 
+def test_one_collapsed_reading_adds_nothing_while_one_far_over_the_budget_cuts_at_once() -> None:
+    """A settled loop reads a tenth of its series once (the load stalled and the exporter expired
+    the rest): it waits for the next reading, which is back to normal, and nothing changes. A
+    reading far over the budget is cost, and is cut on first sight."""
+    plant = Plant(zipf_fleet())
+    loop = Loop(parameters(plant.full_detail // 3, maxK=40, maxStep=10), plant)
+    loop.run_until_within(most=5)
+    assert loop.status is not None
+    keep = list(loop.status.keep_executables)
+    stalled = adaptive.Observation(loop.status.current_series // 10, plant.observe(keep).executables)  # type: ignore[operator]
+    decision = adaptive.decide(loop.parameters, loop.status, loop.conditions, stalled, 1, loop.now)
+    met = next(c for c in decision.conditions if c.type == adaptive.CONDITION)
+    assert not decision.changed and met.reason == "Confirming", met.message
+    loop.status, loop.conditions, loop.now = decision.status, decision.conditions, loop.now + timedelta(seconds=60)
+    assert not loop.turn().changed
+
+    flood = adaptive.Observation(3 * loop.parameters.series_budget, plant.observe(keep).executables)
+    decision = adaptive.decide(loop.parameters, loop.status, loop.conditions, flood, 1, loop.now)
+    assert decision.changed and decision.status.k < len(keep)
+
+
 def test_without_a_measurement_the_keep_list_stays_and_the_condition_says_why() -> None:
     kept = pipeline.AdaptiveStatus(series_budget=100, keep_executables=["java"], k=1)
     decision = adaptive.decide(

@@ -196,13 +196,15 @@ def test_a_cut_or_foreign_termination_message_is_no_delivery() -> None:
     summary = json.dumps(
         {
             "targets": [
-                {"target": "http://a:4318", "points_sent": 120, "send_errors": 0, "batches_dropped": 0},
-                {"target": "http://b:4318", "points_sent": 80, "send_errors": 2, "batches_dropped": 1},
+                {"target": "http://a:4318", "points_sent": 120, "requests": 3, "send_errors": 0, "batches_dropped": 0},
+                {"target": "http://b:4318", "points_sent": 80, "requests": 2, "send_errors": 2, "batches_dropped": 1},
             ]
         }
     )
     assert reconcile_loadsim.delivery(summary) == reconcile_loadsim.Delivery(
-        points_sent=200, failed_batches={"http://a:4318": 0, "http://b:4318": 3}
+        points_sent=200,
+        sent_batches={"http://a:4318": 3, "http://b:4318": 2},
+        failed_batches={"http://a:4318": 0, "http://b:4318": 3},
     )
     assert reconcile_loadsim.delivery(summary[:-10]) is None
     assert reconcile_loadsim.delivery("Traceback (most recent call last):") is None

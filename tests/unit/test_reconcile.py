@@ -12,7 +12,7 @@ import pytest
 from phoenix_analysis import contract, engine
 from phoenix_operator.controllers import experiment as experiment_controller
 from phoenix_operator.models import experiment, kinds, loadsim, pipeline
-from phoenix_operator.reconcile import conditions, promotion
+from phoenix_operator.reconcile import conditions, promotion, verdict
 from phoenix_operator.reconcile import experiment as reconcile_experiment
 from phoenix_operator.reconcile import loadsim as reconcile_loadsim
 from phoenix_operator.reconcile import pipeline as reconcile_pipeline
@@ -550,3 +550,29 @@ def test_a_week_long_experiment_with_fifty_failing_queries_keeps_its_status_smal
     status = _step(obj, reconcile_experiment.Observed(analysis=analysis), T0).status
     assert status.phase == "Completed"
     assert len(json.dumps(status.to_wire())) < 32 * 1024
+
+
+def test_the_status_holds_the_trend_the_input_agreement_and_the_anomalies() -> None:
+    data = simulate.experiment(np.random.default_rng(8), 200, 0.8, candidate_restart_at=30)
+    data["mode"] = "fixed"
+    results = verdict.results(engine.analyze_input(contract.parse(data)))
+    assert results.trend is not None and results.trend.slope_per_hour.ci_low < results.trend.slope_per_hour.ci_high
+    assert results.input_agreement is not None and results.input_agreement.agrees
+    assert results.anomalies is not None and results.anomalies.excluded == 2
+    assert {s.pattern for s in results.anomalies.samples} == {"collector restart"}
+    written = experiment.ExperimentStatus(phase="Completed", results=results).model_dump(by_alias=True, mode="json")
+    assert written["results"]["inputAgreement"]["agrees"] is True
+    assert written["results"]["anomalies"]["samples"][0] == {
+        "index": 30,
+        "variant": "candidate",
+        "pattern": "collector restart",
+    }
+
+
+def test_the_engine_is_told_the_samples_the_run_plans() -> None:
+    spec = _experiment().spec.model_copy(update={"duration": "4m", "warmup": "2m"})
+    assert reconcile_experiment.planned_samples(spec, 5.0) == 25  # 120 s after the warmup, both ends
+    data = simulate.experiment(np.random.default_rng(9), 20, 0.8)
+    variants = contract.parse(data)
+    built = reconcile_experiment.analysis_input(spec, variants.baseline, variants.candidate, [], 5.0)
+    assert built.planned_samples == 25

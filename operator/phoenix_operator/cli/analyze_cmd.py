@@ -22,6 +22,9 @@ def summary_rows(result: contract.Result) -> list[tuple[str, str]]:
     ]
     rows += [(f"query {q.name}", f"{q.status}: {output.interval(q.error)}") for q in result.fidelity.queries]
     rows += [(g.name, f"{g.status}: {output.interval(g.increase)}") for g in result.guardrails]
+    rows += output.trust_rows(
+        result.series_trend, result.input_agreement, result.anomalies, seconds_to_decide=result.seconds_to_decide
+    )
     rows += [("reason", reason) for reason in result.reason_texts]
     return rows
 
@@ -36,8 +39,10 @@ def analyze(
     """Decide Promote, Reject or Inconclusive from paired measurements.
 
     The input holds per-sample active series and datapoints per minute of both
-    variants, optional collector CPU and memory, critical query values,
-    objectives, a cost model, alpha and the mode (sequential or fixed).
+    variants, optional collector CPU and memory, optional accepted-points and
+    uptime counters (the pairing check and the restart detector), critical
+    query values, objectives, a cost model, alpha, the mode (sequential or
+    fixed) and the planned number of samples (the trend is projected to it).
     """
     from phoenix_analysis import engine  # scipy: loaded by the commands that analyse, not at every start
 

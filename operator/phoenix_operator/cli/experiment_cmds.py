@@ -137,6 +137,10 @@ def _summary_rows(obj: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("fidelity", f"{results.fidelity.passed}/{results.fidelity.checked} critical queries agree"))
     rows += [(g.name, "pass" if g.passed else "breached") for g in results.guardrails]
     rows.append(("samples", str(results.samples_used)))
+    flagged = results.anomalies.count if results.anomalies else None
+    rows += output.trust_rows(
+        results.trend, results.input_agreement, results.anomalies, flagged, results.seconds_to_decide
+    )
     rows += _prediction(obj, results.candidate.active_series)
     rows += [("reason", reason) for reason in (status.verdict.reasons if status.verdict else [])]
     if status.promotion is not None:

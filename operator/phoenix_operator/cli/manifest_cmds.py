@@ -27,11 +27,18 @@ FileOption = Annotated[
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-def _label(obj: object, index: int) -> str:
+def document_label(obj: object, index: int) -> str:
+    """KIND/name as the document gives them; what could not name anything on one line is not used."""
     if isinstance(obj, dict):
-        name = (obj.get("metadata") or {}).get("name", "?") if isinstance(obj.get("metadata"), dict) else "?"
-        return f"{obj.get('kind', 'document')}/{name}"
+        kind = obj.get("kind")
+        metadata = obj.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        return f"{kind if _nameable(kind) else 'document'}/{name if _nameable(name) else '?'}"
     return f"document {index + 1}"
+
+
+def _nameable(value: object) -> bool:
+    return isinstance(value, str) and value.isprintable() and bool(value) and not any(c.isspace() for c in value)
 
 
 Parsed = kinds.PhoenixExperiment | kinds.PhoenixProcessPipeline | kinds.LoadSim
@@ -62,15 +69,23 @@ def _render(obj: Parsed, siblings: list[Parsed]) -> list[render_pipeline.Rendere
     return []
 
 
-def _documents(path: str) -> list[tuple[str, object]]:
-    """Each document with the file it came from: one file, stdin, or every manifest under a directory."""
+def _documents(path: str) -> tuple[list[tuple[str, object]], list[str]]:
+    """Each document with the file it came from (one file, stdin, or every manifest under a directory),
+    and a line for each that does not parse."""
     directory = Path(path)
     if path == "-" or not directory.is_dir():
-        return [(path, document) for document in files.load_documents(path)]
-    found = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix in MANIFEST_SUFFIXES)
-    if not found:
-        output.fail(f"error: {path}: no {', '.join(MANIFEST_SUFFIXES)} files in this directory")
-    return [(str(file), document) for file in found for document in files.load_documents(str(file))]
+        sources = [path]
+    else:
+        sources = [str(p) for p in sorted(directory.rglob("*")) if p.is_file() and p.suffix in MANIFEST_SUFFIXES]
+        if not sources:
+            output.fail(f"error: {path}: no {', '.join(MANIFEST_SUFFIXES)} files in this directory")
+    found: list[tuple[str, object]] = []
+    problems: list[str] = []
+    for source in sources:
+        documents = files.read_documents(source)
+        found.extend((source, document) for document in documents.parsed)
+        problems.extend(documents.problems)
+    return found, problems
 
 
 def _phoenix_kind(document: object) -> bool:
@@ -79,12 +94,15 @@ def _phoenix_kind(document: object) -> bool:
     return not isinstance(api_version, str) or api_version.split("/")[0] == GROUP
 
 
-def _parse_all(path: str) -> list[tuple[str, str, Parsed]]:
-    """(file, KIND/name, object) for every Phoenix document; other kinds are skipped with a note."""
-    problems: list[str] = []
+def _parse_all(path: str) -> tuple[list[tuple[str, str, Parsed]], list[str]]:
+    """(file, KIND/name, object) for every Phoenix document that parses, and a line for each problem.
+
+    Other kinds are skipped with a note; a bad document spoils none of the others.
+    """
+    documents, problems = _documents(path)
     parsed = []
-    for index, (file, document) in enumerate(_documents(path)):
-        label = _label(document, index)
+    for index, (file, document) in enumerate(documents):
+        label = document_label(document, index)
         if not _phoenix_kind(document):
             typer.echo(f"note: {file}: {label}: not a Phoenix kind, skipped", err=True)
             continue
@@ -92,11 +110,9 @@ def _parse_all(path: str) -> list[tuple[str, str, Parsed]]:
             parsed.append((file, label, manifests.parse_object(document)))
         except manifests.InvalidManifest as error:
             problems.extend(f"{file}: {label}: {problem}" for problem in error.problems)
-    if problems:
-        output.fail(*problems)
-    if not parsed:
-        output.fail(f"error: {path}: no PhoenixExperiment, PhoenixProcessPipeline or LoadSim found")
-    return parsed
+    if not parsed and not problems:
+        problems.append(f"error: {path}: no PhoenixExperiment, PhoenixProcessPipeline or LoadSim found")
+    return parsed, problems
 
 
 def _reference_note(file: str, label: str, obj: Parsed, siblings: list[Parsed]) -> None:
@@ -116,15 +132,16 @@ def validate(filename: FileOption) -> None:
 
     When the collector (otelcol-phoenix, see PHOENIX_OTELCOL) is installed, it
     validates each rendered config too, as the operator does before deploying.
-    Every problem is printed on stderr as FILE: KIND/NAME: FIELD.PATH: MESSAGE,
-    and the exit code is 1 if there is any.
+    Every problem is printed on stderr as FILE: KIND/NAME: FIELD.PATH: MESSAGE;
+    the documents that pass are still listed as valid, and the exit code is 1
+    if there is any problem.
 
     Example: phoenix validate -f deploy/   (every manifest under deploy/, Roles and Secrets skipped)
     """
-    problems = []
-    objects = _parse_all(filename)
+    objects, problems = _parse_all(filename)
     siblings = [o for _, _, o in objects]
     judge = collector.installed()
+    valid = []
     for file, label, obj in objects:
         try:
             rendered = _render(obj, siblings)
@@ -133,12 +150,14 @@ def validate(filename: FileOption) -> None:
             continue
         refusals = [refusal for config in rendered if judge and (refusal := collector.refusal(config))]
         problems.extend(f"{file}: {label}: rejected by the collector: {refusal}" for refusal in refusals)
-    if problems:
-        output.fail(*problems)
+        if not refusals:
+            valid.append(f"{file}: {label}: valid")
     if not judge:
         typer.echo("note: no collector binary (PHOENIX_OTELCOL) to validate the rendered configs with", err=True)
-    for file, label, _ in objects:
-        typer.echo(f"{file}: {label}: valid")
+    for line in valid:
+        typer.echo(line)
+    if problems:
+        output.fail(*problems)
 
 
 def render(filename: FileOption) -> None:
@@ -150,7 +169,9 @@ def render(filename: FileOption) -> None:
     the candidate renders, and a note on stderr says so.
     """
     texts: list[str] = []
-    objects = _parse_all(filename)
+    objects, problems = _parse_all(filename)
+    if problems:
+        output.fail(*problems)
     siblings = [o for _, _, o in objects]
     for file, label, obj in objects:
         _reference_note(file, label, obj, siblings)

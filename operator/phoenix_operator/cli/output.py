@@ -34,6 +34,104 @@ class Bounded(Protocol):
     def ci_high(self) -> float: ...
 
 
+class Trend(Protocol):
+    @property
+    def slope_per_hour(self) -> Bounded: ...
+
+    @property
+    def projected_at_end(self) -> Bounded: ...
+
+    @property
+    def crosses_objective_in_seconds(self) -> float | None: ...
+
+
+class InputAgreement(Protocol):
+    @property
+    def difference(self) -> float: ...
+
+    @property
+    def tolerance(self) -> float: ...
+
+    @property
+    def agrees(self) -> bool: ...
+
+
+class Flagged(Protocol):
+    @property
+    def variant(self) -> str: ...
+
+    @property
+    def pattern(self) -> str: ...
+
+
+class Anomalies(Protocol):
+    @property
+    def samples(self) -> Sequence[Flagged]: ...
+
+    @property
+    def share(self) -> float: ...
+
+    @property
+    def limit(self) -> float: ...
+
+    @property
+    def excluded(self) -> int: ...
+
+
+def trust_rows(
+    trend: Trend | None,
+    inputs: InputAgreement | None,
+    anomalies: Anomalies | None,
+    flagged: int | None = None,
+    seconds_to_decide: float | None = None,
+) -> list[tuple[str, str]]:
+    """The rows that say whether the data can be trusted: the trend, the input agreement, the anomalies,
+    and for an Inconclusive how much longer its intervals would need.
+
+    `flagged` counts every flagged sample where the list is cut short, as in a status."""
+    rows = []
+    if seconds_to_decide is not None:
+        rows.append(("to decide", f"about {seconds_to_decide / 60:,.1f} more minutes at the current variance"))
+    if trend is not None:
+        slope = trend.slope_per_hour
+        text = f"{slope.estimate:+.1%}/h [{slope.ci_low:+.1%}, {slope.ci_high:+.1%}]"
+        text += f", at the run's end {interval(trend.projected_at_end)}"
+        if trend.crosses_objective_in_seconds is not None:
+            text += f", reaches the objective in {trend.crosses_objective_in_seconds / 60:,.0f} min"
+        rows.append(("trend", text))
+    if inputs is not None:
+        verdict = "agree" if inputs.agrees else "DIFFER"
+        rows.append(
+            (
+                "input",
+                f"{verdict}: candidate {inputs.difference:+.2%} of the baseline (tolerance {inputs.tolerance:.1%})",
+            )
+        )
+    if anomalies is not None:
+        count = len(anomalies.samples) if flagged is None else flagged
+        if count == 0:
+            rows.append(("anomalies", "none"))
+        else:
+            patterns: dict[str, int] = {}
+            for sample in anomalies.samples:
+                patterns[f"{sample.pattern} ({sample.variant})"] = (
+                    patterns.get(f"{sample.pattern} ({sample.variant})", 0) + 1
+                )
+            kept = (
+                "; gaps left the analysis, the others stay in"
+                if anomalies.share <= anomalies.limit
+                else ", above the limit"
+            )
+            told = ", ".join(f"{n} {label}" for label, n in patterns.items())
+            rows.append(
+                (
+                    "anomalies",
+                    f"{count} samples, {anomalies.share:.1%} of them (limit {anomalies.limit:.0%}){kept}: {told}",
+                )
+            )
+    return rows
+
+
 def interval(value: Bounded | None, money: bool = False, missing: str = "-") -> str:
     """An estimate with its confidence interval: 83.0% [82.8%, 83.2%], or in dollars."""
     if value is None:

@@ -63,6 +63,9 @@ VARIANT_QUERIES = {
             ),
         ),
     ),
+    # the counters the pairing check and the restart detector read, as they stand at each sample
+    "accepted_points": (labels.TELEMETRY, "sum(otelcol_receiver_accepted_metric_points)"),
+    "uptime_seconds": (labels.TELEMETRY, "max(otelcol_process_uptime)"),
 }
 # Of the points a collector received over `{window}`, the share its prometheus exporter sent on: what a
 # promoted pipeline keeps of its input, whatever the input's volume.
@@ -80,7 +83,9 @@ CPU_PER_POINT = (
 )
 MEMORY = (labels.TELEMETRY, "sum(otelcol_process_memory_rss)")
 # Figures from the collector's own telemetry: absent together when it is not scraped
-TELEMETRY_FIGURES = ("cpu_cores", "memory_bytes", "refused_points_ratio")
+TELEMETRY_FIGURES = ("cpu_cores", "memory_bytes", "refused_points_ratio", "accepted_points", "uptime_seconds")
+# Figures that describe a variant's input and restarts: a sample without them is not cut from the span
+DIAGNOSTIC_FIGURES = ("accepted_points", "uptime_seconds")
 Samples = list[float | None]
 # Prometheus refuses a range query of more than 11,000 points per series.
 MAX_POINTS_PER_QUERY = 10_000
@@ -312,12 +317,18 @@ class Provider:
 
 
 def _measured_span(variants: dict[str, Series]) -> tuple[int, int] | None:
-    """The span from the first to the last timestamp where every figure has a value.
+    """The span from the first to the last timestamp where every compared figure has a value.
 
     Figures start at different moments (a rate needs two scrapes), so the
-    window's edges are trimmed; a gap inside the span stays and fails closed.
+    window's edges are trimmed; a gap inside the span stays, for the engine
+    to flag as a scrape gap.
     """
-    arrays = [values for figures in variants.values() for values in figures.values()]
+    arrays = [
+        values
+        for figures in variants.values()
+        for figure, values in figures.items()
+        if figure not in DIAGNOSTIC_FIGURES
+    ]
     complete = np.flatnonzero(~np.any(np.isnan(np.vstack(arrays)), axis=0))
     if len(complete) == 0:
         return None

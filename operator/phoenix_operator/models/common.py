@@ -25,11 +25,8 @@ EXECUTABLE_NAME_PATTERN = r"^[A-Za-z0-9_.+@:\-]+$"
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 
-Duration = Annotated[
-    str,
-    pydantic.StringConstraints(pattern=DURATION_PATTERN),
-    pydantic.Field(description="A duration such as 90s, 5m or 1h30m."),
-]
+# a duration such as 90s, 5m or 1h30m; each field that takes one says what it times
+Duration = Annotated[str, pydantic.StringConstraints(pattern=DURATION_PATTERN)]
 Fraction = Annotated[float, pydantic.Field(ge=0.0, le=1.0)]
 DnsLabel = Annotated[str, pydantic.StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=63)]
 MetricName = Annotated[str, pydantic.StringConstraints(pattern=METRIC_NAME_PATTERN, max_length=255)]
@@ -74,6 +71,8 @@ class Model(pydantic.BaseModel):
         populate_by_name=True,
         extra="forbid",
         frozen=True,
+        # a string under a field is its description, in the CRDs and docs/reference.md
+        use_attribute_docstrings=True,
     )
 
     def to_wire(self) -> dict[str, object]:
@@ -83,20 +82,30 @@ class Model(pydantic.BaseModel):
 
 class SecretKeyRef(Model):
     name: DnsLabel
+    """The Secret, in the object's own namespace."""
     key: Annotated[str, pydantic.StringConstraints(pattern=r"^[-._a-zA-Z0-9]+$")]
+    """The key within the Secret whose value is used."""
 
 
 class Condition(Model):
     """A Kubernetes API convention condition."""
 
     type: str
+    """What the condition is about, e.g. Ready or Succeeded."""
     status: Literal["True", "False", "Unknown"]
+    """True, False or Unknown."""
     reason: Annotated[str, pydantic.StringConstraints(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")]
+    """A CamelCase word a program can match on."""
     message: str = ""
+    """What happened, for a person."""
     observed_generation: int | None = None
+    """The spec generation the condition was set for."""
     last_transition_time: datetime
+    """When the status last changed."""
 
 
 class StatusBase(Model):
     observed_generation: int | None = None
+    """The spec generation the operator last acted on."""
     conditions: list[Condition] = pydantic.Field(default_factory=list)
+    """The object's conditions, one per type."""

@@ -22,15 +22,16 @@ _MISSING = object()
 CEL = "x-kubernetes-validations"
 
 
-def _inline(node: Any, defs: Schema) -> Any:
+def inline(node: Any, defs: Schema) -> Any:
+    """A JSON schema with every $ref replaced by its definition."""
     if isinstance(node, dict):
         if "$ref" in node:
             target = defs[node["$ref"].rsplit("/", 1)[-1]]
             extra = {k: v for k, v in node.items() if k != "$ref"}
-            return _inline({**target, **extra}, defs)
-        return {k: _inline(v, defs) for k, v in node.items() if k not in _DROPPED_KEYS}
+            return inline({**target, **extra}, defs)
+        return {k: inline(v, defs) for k, v in node.items() if k not in _DROPPED_KEYS}
     if isinstance(node, list):
-        return [_inline(v, defs) for v in node]
+        return [inline(v, defs) for v in node]
     return node
 
 
@@ -49,6 +50,9 @@ def _merge_objects(branches: list[Schema]) -> Schema:
     }
     if required:
         merged["required"] = sorted(required)
+    descriptions = {branch.get("description") for branch in branches}
+    if len(descriptions) == 1 and None not in descriptions:
+        merged["description"] = descriptions.pop()
     # each branch's rules hold for the merged object too: they guard the fields only some branches have
     rules = [rule for branch in branches for rule in branch.get(CEL, [])]
     if rules:
@@ -116,7 +120,7 @@ def _structural(node: Any) -> Any:
 def openapi_schema(model: Any) -> Schema:
     """A structural openAPIV3Schema for a pydantic model or annotated union."""
     raw = pydantic.TypeAdapter(model).json_schema(by_alias=True)
-    schema: Schema = _structural(_inline(raw, raw.get("$defs", {})))
+    schema: Schema = _structural(inline(raw, raw.get("$defs", {})))
     return schema
 
 
@@ -155,13 +159,18 @@ def definition(kind: kinds.Kind) -> Schema:
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",
+                            "description": kind.description,
                             "required": ["spec"],
                             "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
+                                "apiVersion": {"type": "string", "description": f"{GROUP}/{VERSION}"},
+                                "kind": {"type": "string", "description": kind.kind},
+                                # the API server allows nothing but a type here
                                 "metadata": {"type": "object"},
-                                "spec": openapi_schema(kind.spec_type),
-                                "status": openapi_schema(kind.status_type),
+                                "spec": {**openapi_schema(kind.spec_type), "description": "What you ask for."},
+                                "status": {
+                                    **openapi_schema(kind.status_type),
+                                    "description": "What the operator observed and did; written by it alone.",
+                                },
                             },
                         }
                     },

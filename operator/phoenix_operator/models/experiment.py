@@ -79,11 +79,14 @@ class LoadSpec(common.Model):
         " pipelineRef's own input, sent to both for the experiment's duration.",
     )
     load_sim: loadsim.LoadProfileSpec = pydantic.Field(default_factory=loadsim.LoadProfileSpec)
+    """The synthetic load sent to both variants when source is loadSim."""
     mirror: MirrorSpec = pydantic.Field(default_factory=MirrorSpec)
+    """Which share of the real input is copied when source is mirror."""
 
 
 class PrometheusSpec(common.Model):
     url: Annotated[str, pydantic.StringConstraints(pattern=r"^https?://\S+$")]
+    """The Prometheus HTTP API base URL, e.g. http://prometheus-operated.monitoring:9090."""
     secret_ref: common.SecretKeyRef | None = pydantic.Field(
         default=None, description="A Secret key holding a bearer token for Prometheus."
     )
@@ -91,7 +94,9 @@ class PrometheusSpec(common.Model):
 
 class CriticalQuery(common.Model):
     name: common.DnsLabel
+    """A short name for the query, unique in the experiment; reasons and status use it."""
     query: Annotated[str, pydantic.StringConstraints(min_length=1, max_length=4096)]
+    """PromQL whose answer must stay the same on the candidate; it is run once per variant."""
 
     @pydantic.model_validator(mode="after")
     def _parses(self) -> CriticalQuery:
@@ -105,15 +110,21 @@ class CriticalQuery(common.Model):
 
 class AnalysisSpec(common.Model):
     prometheus: PrometheusSpec | None = None
+    """Where both variants' metrics are read; by default the operator's PHOENIX_PROMETHEUS_URL."""
     alpha: Annotated[float, pydantic.Field(gt=0.0, lt=0.5)] = 0.05
+    """The error rate the verdict allows: a false Promote happens at most alpha/2 of the time."""
     mode: Literal["sequential", "fixed"] = "sequential"
+    """sequential: checked at every interval, may stop early. fixed: one test at the end."""
     objectives: contract.Objectives = pydantic.Field(default_factory=contract.Objectives)
+    """What the candidate must show for a Promote."""
     critical_queries: list[CriticalQuery] = pydantic.Field(
         default_factory=list,
         # names are unique: the API server keys the list by them
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
+    """Queries people rely on; any that disagrees on the candidate vetoes a Promote."""
     cost_model: contract.CostModel = pydantic.Field(default_factory=contract.CostModel)
+    """The prices that turn series, datapoints, CPU and memory into monthly dollars."""
 
     @pydantic.model_validator(mode="after")
     def _unique_query_names(self) -> AnalysisSpec:
@@ -126,6 +137,7 @@ class AnalysisSpec(common.Model):
 
 class PromotionSpec(common.Model):
     policy: Literal["manual", "auto"] = "manual"
+    """manual: print or apply the promotion with kubectl phoenix promote. auto: the operator applies it."""
     target_pipeline_ref: common.DnsLabel | None = pydantic.Field(
         default=None, description="The pipeline to promote into; by default the baseline's pipelineRef."
     )
@@ -194,18 +206,27 @@ class ExperimentSpec(common.Model):
     )
 
     baseline: BaselineSource
+    """The pipeline as it is: a pipelineRef to a running one, or a template with its parameters."""
     candidate: pipeline.PipelineVariant
+    """The pipeline to try: a template (usually candidate) with its parameters."""
     load: LoadSpec = pydantic.Field(default_factory=LoadSpec)
+    """What both variants receive: a LoadSim, or a mirror of the baseline pipelineRef's real input."""
     duration: common.Duration = "10m"
+    """How long the experiment runs from the moment its load starts."""
     warmup: common.Duration = "30s"
+    """The first part of the duration, not analysed, while both pipelines settle."""
     analysis_interval: common.Duration = "30s"
+    """How often the operator measures and re-evaluates the verdict."""
     analysis: AnalysisSpec = pydantic.Field(default_factory=AnalysisSpec)
+    """How the verdict is reached: Prometheus, alpha, mode, objectives, critical queries, prices."""
     promotion: PromotionSpec = pydantic.Field(default_factory=PromotionSpec)
+    """What happens after a Promote."""
     drift_watch: DriftWatchSpec | None = pydantic.Field(
         default=None,
         description="After a promotion, watch the promoted pipeline for drift; may be added or edited at any time.",
     )
     abort: bool = False
+    """Set true to stop the experiment: it ends Aborted and removes what it created."""
     ttl_seconds_after_finished: int | None = pydantic.Field(
         default=None,
         ge=0,
@@ -259,50 +280,137 @@ class ExperimentSpec(common.Model):
         )
 
 
+# Status stays bounded however many samples misbehave
+MAX_ANOMALIES_IN_STATUS = 20
+
+
 class Interval(common.Model):
     estimate: float
+    """The point estimate."""
     ci_low: float
+    """The lower bound of its confidence interval at the experiment's alpha."""
     ci_high: float
+    """The upper bound of its confidence interval."""
 
 
 class VariantFigures(common.Model):
     active_series: float | None = None
+    """Series the variant exported, on average over the samples used."""
     datapoints_per_minute: float | None = None
+    """Datapoints the variant exported per minute, on average."""
     cpu_cores: float | None = None
+    """The variant's collector CPU, in cores, on average."""
     memory_bytes: float | None = None
-    # of the points the variant's collector received, the share it refused or failed to export
+    """The variant's collector memory (RSS), in bytes, on average."""
     refused_points_ratio: float | None = None
+    """Of the points the variant's collector received, the share it refused or failed to export."""
 
 
 class Fidelity(common.Model):
     checked: int
+    """How many critical queries were compared."""
     passed: int
+    """How many of them were shown to agree within maxQueryError."""
     worst_query: str | None = None
+    """The query with the largest mean error."""
     worst_error: float | None = None
+    """Its mean relative error."""
 
 
 class Guardrail(common.Model):
     name: str
+    """What the guardrail watches, e.g. collector cpu cores increase."""
     passed: bool
+    """Shown within its limit."""
     estimate: float | None = None
+    """The candidate's increase over the baseline (or, for refused points, its ratio)."""
     limit: float | None = None
+    """The objective it is held to."""
+
+
+class Trend(common.Model):
+    """The series reduction's straight-line fit when the verdict was taken."""
+
+    slope_per_hour: Interval = pydantic.Field(description="How fast the reduction moves, per hour, with its interval.")
+    projected_at_end: Interval = pydantic.Field(
+        description="The fitted line at the run's planned end; a Promote needs its lower bound above the objective."
+    )
+    crosses_objective_in_seconds: float | None = pydantic.Field(
+        default=None, description="When a falling reduction's line reaches the objective, from the verdict's sample."
+    )
+    adverse: bool = pydantic.Field(description="The reduction falls, significantly.")
+
+
+class InputAgreement(common.Model):
+    """Whether both variants received the same input: the points each collector accepted over the samples used."""
+
+    baseline_points: float
+    """Points the baseline's collectors accepted over the samples used."""
+    candidate_points: float
+    """Points the candidate's collectors accepted over the samples used."""
+    difference: float = pydantic.Field(description="The candidate's input rate over the baseline's, less 1.")
+    tolerance: float = pydantic.Field(description="maxInputDifference.")
+    agrees: bool = pydantic.Field(description="No difference shown beyond the tolerance; false refuses a Promote.")
+
+
+class AnomalousSample(common.Model):
+    index: int = pydantic.Field(description="The sample's position from the warmup's end.")
+    variant: Literal["baseline", "candidate"]
+    """The variant that misbehaved."""
+    pattern: Literal["collector restart", "scrape gap", "load pause", "spike"]
+    """What it looked like: collector restart, scrape gap, load pause or spike."""
+
+
+class Anomalies(common.Model):
+    """Samples where one variant misbehaved and the other did not."""
+
+    samples: list[AnomalousSample] = pydantic.Field(
+        default_factory=list, description=f"The first {MAX_ANOMALIES_IN_STATUS} flagged samples."
+    )
+    count: int = pydantic.Field(default=0, description="All flagged samples.")
+    share: float = pydantic.Field(default=0.0, description="Of the samples used, the share flagged.")
+    limit: float = pydantic.Field(default=0.05, description="maxAnomalyShare: above it there is no verdict.")
+    excluded: int = pydantic.Field(
+        default=0, description="Scrape gaps, which have no value and leave the analysis; the others stay in."
+    )
 
 
 class Results(common.Model):
     baseline: VariantFigures = pydantic.Field(default_factory=VariantFigures)
+    """The baseline's measured figures."""
     candidate: VariantFigures = pydantic.Field(default_factory=VariantFigures)
+    """The candidate's measured figures."""
     series_reduction: Interval | None = None
+    """1 - candidate series / baseline series, with its interval: the figure the objective judges."""
     datapoint_reduction: Interval | None = None
+    """1 - candidate datapoints / baseline datapoints, with its interval."""
     monthly_savings_usd: Interval | None = None
+    """The baseline's monthly cost less the candidate's, at the costModel's prices."""
     fidelity: Fidelity | None = None
+    """How the critical queries compared."""
     guardrails: list[Guardrail] = pydantic.Field(default_factory=list)
+    """The collector CPU, memory and refused-points guardrails that were measured."""
     samples_used: int = 0
+    """The samples the figures come from; at a decision, those up to it."""
+    trend: Trend | None = None
+    """The series reduction's straight-line fit: is it drifting?"""
+    input_agreement: InputAgreement | None = None
+    """Whether both variants received the same input."""
+    anomalies: Anomalies | None = None
+    """Samples where one variant misbehaved and the other did not."""
+    seconds_to_decide: float | None = pydantic.Field(
+        default=None,
+        description="While Inconclusive: about how much longer the intervals need at the current means and variances.",
+    )
 
 
 class Verdict(common.Model):
     decision: Decision
+    """Promote, Reject or Inconclusive."""
     reasons: list[str] = pydantic.Field(default_factory=list)
+    """Why, one sentence each, with the figures."""
     decided_at: datetime
+    """When the verdict was reached."""
 
 
 class PromotionRecord(common.Model):
@@ -314,12 +422,16 @@ class PromotionRecord(common.Model):
         description="The target's spec before the promotion, as JSON; absent when the promotion created the target.",
     )
     promoted_at: datetime
+    """When the candidate was promoted."""
     rolled_back_at: datetime | None = None
+    """When the promotion was undone, if it was."""
 
 
 class Range(common.Model):
     low: float
+    """The lower end."""
     high: float
+    """The upper end."""
 
 
 class DriftStatus(common.Model):
@@ -350,21 +462,30 @@ class DriftStatus(common.Model):
         default=None, description="The promoted pipeline's collector memory (RSS) at the last check."
     )
     checked_at: datetime | None = None
+    """When the promoted pipeline was last checked."""
 
 
 class ExperimentStatus(common.StatusBase):
     phase: Phase = "Pending"
+    """Pending, Initializing, Running, Analyzing, then Completed, Failed or Aborted."""
     started_at: datetime | None = pydantic.Field(default=None, description="When the load started.")
     analyzing_since: datetime | None = pydantic.Field(
         default=None, description="When the final analysis began; the verdict waits for the last samples."
     )
     results: Results | None = None
+    """The latest measured figures; after a verdict, those it was reached on."""
     verdict: Verdict | None = None
+    """The decision, once there is one."""
     baseline_pipeline: str | None = None
+    """The PhoenixProcessPipeline the experiment created as its baseline."""
     candidate_pipeline: str | None = None
+    """The PhoenixProcessPipeline the experiment created as its candidate."""
     load_sim: str | None = None
+    """The LoadSim the experiment created, when its load is a LoadSim."""
     load_source: Literal["loadSim", "mirror"] | None = pydantic.Field(
         default=None, description="What both variants received: a LoadSim's synthetic load, or mirrored real input."
     )
     promotion: PromotionRecord | None = None
+    """What a promotion changed, so that kubectl phoenix rollback can undo it."""
     drift: DriftStatus | None = None
+    """Where the drift watch of the promoted pipeline stands."""

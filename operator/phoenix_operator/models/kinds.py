@@ -73,6 +73,7 @@ class Kind:
     spec_type: Any
     status_type: type[common.StatusBase]
     columns: tuple[PrinterColumn, ...]
+    description: str
 
     @property
     def crd_name(self) -> str:
@@ -95,6 +96,8 @@ KINDS: tuple[Kind, ...] = (
             PrinterColumn("Savings/mo", ".status.results.monthlySavingsUsd.estimate", "number"),
             _AGE,
         ),
+        "An A/B test of a baseline and a candidate collector pipeline on the same input, ending in a verdict:"
+        " Promote, Reject or Inconclusive.",
     ),
     Kind(
         "PhoenixProcessPipeline",
@@ -112,6 +115,7 @@ KINDS: tuple[Kind, ...] = (
             PrinterColumn("K", ".status.adaptive.k", "integer"),
             _AGE,
         ),
+        "One OpenTelemetry Collector pipeline for process metrics, rendered from a template and run by the operator.",
     ),
     Kind(
         "LoadSim",
@@ -125,6 +129,7 @@ KINDS: tuple[Kind, ...] = (
             PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status'),
             _AGE,
         ),
+        "A synthetic process-metrics load: the same OTLP batches sent to every target.",
     ),
 )
 

@@ -8,6 +8,7 @@ dropped.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -52,18 +53,34 @@ def _user_path(data: Any, loc: tuple[int | str, ...]) -> str:
             parts[-1:] = [f"{parts[-1]}[{step}]" if parts else f"[{step}]"]
             node = node[step]
         elif isinstance(node, dict) and step in node:
-            parts.append(str(step))
+            _append_key(parts, step)
             node = node[step]
         elif isinstance(node, dict) and isinstance(step, str) and _is_union_tag(node, step):
             continue
         else:
-            parts.append(str(step))
+            _append_key(parts, step)
             node = None
     return ".".join(parts)
 
 
+def _append_key(parts: list[str], key: object) -> None:
+    """A key as a path step; one a dotted path cannot show (empty, or with dots or spaces) is quoted."""
+    text = str(key)
+    if text and not re.search(r"[\s.\[\]]", text):
+        parts.append(text)
+    elif parts:
+        parts[-1] += f"[{text!r}]"
+    else:
+        parts.append(f"[{text!r}]")
+
+
 def _is_union_tag(node: dict[str, Any], step: str) -> bool:
-    return step in {"ref", node.get("template"), node.get("kind")} or "[" in step
+    """A step pydantic adds for a union's member: its tag, or the member model's class name.
+
+    Users' keys are in the node, so only a step that is not there can be a tag;
+    Phoenix's own fields are camelCase, so a capitalized step is a class name.
+    """
+    return step in {"ref", node.get("template"), node.get("kind")} or "[" in step or step[:1].isupper()
 
 
 def _message(error: Any, value_present: bool) -> str:

@@ -33,6 +33,7 @@ class CommonParameters(common.Model):
         "A pipeline's collector.resources.limits.memory lowers it to 80% of that limit.",
     )
     batch_timeout: common.Duration = "1s"
+    """How long the batch processor waits before it sends a batch that is not full."""
     metric_expiration: common.Duration = pydantic.Field(
         default="30s",
         description="How long the prometheus exporter keeps a series after its last point; "
@@ -55,8 +56,11 @@ class CandidateParameters(CommonParameters):
     """A candidate drops metrics and aggregates away per-process attributes."""
 
     drop_metrics: list[common.MetricName] = pydantic.Field(default_factory=list)
+    """Metrics the candidate drops entirely, e.g. process.memory.virtual."""
     aggregate_away_attributes: list[common.AttributeName] = pydantic.Field(default_factory=list)
+    """Process attributes removed, so that the processes that then share labels are summed."""
     keep_processes: KeepProcesses | None = None
+    """Executables whose processes keep every attribute, whatever is aggregated away."""
 
 
 class AdaptiveParameters(CommonParameters):
@@ -101,17 +105,23 @@ class AdaptiveParameters(CommonParameters):
 
 class BaselineVariant(common.Model):
     template: Literal["baseline"]
+    """baseline: forwards everything it receives."""
     parameters: BaselineParameters = pydantic.Field(default_factory=BaselineParameters)
+    """The template's parameters: each template has its own (docs/reference.md lists them)."""
 
 
 class CandidateVariant(common.Model):
     template: Literal["candidate"]
+    """candidate: drops metrics and aggregates away per-process attributes."""
     parameters: CandidateParameters = pydantic.Field(default_factory=CandidateParameters)
+    """The template's parameters: each template has its own (docs/reference.md lists them)."""
 
 
 class AdaptiveVariant(common.Model):
     template: Literal["adaptive"]
+    """adaptive: keeps per-process detail for as many executables as a series budget affords."""
     parameters: AdaptiveParameters
+    """The template's parameters: each template has its own (docs/reference.md lists them)."""
 
 
 PipelineVariant = Annotated[
@@ -122,23 +132,33 @@ PipelineVariant = Annotated[
 
 class Toleration(common.Model):
     key: str | None = None
+    """The taint key the toleration matches; empty with Exists matches every taint."""
     operator: Literal["Exists", "Equal"] | None = None
+    """Exists or Equal (the default)."""
     value: str | None = None
+    """The taint value, with Equal."""
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """The taint effect matched; empty matches all."""
     toleration_seconds: int | None = None
+    """With NoExecute, how long the pod stays after the taint appears."""
 
 
 class ResourceRequirements(common.Model):
     requests: dict[str, common.Quantity] = pydantic.Field(default_factory=dict)
+    """CPU and memory the collector container requests, e.g. cpu: 100m."""
     limits: dict[str, common.Quantity] = pydantic.Field(default_factory=dict)
+    """CPU and memory it may not exceed; a memory limit also lowers memoryLimitMib to 80% of it."""
 
 
 class Autoscaling(common.Model):
     model_config = common.cel_rules(("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas"))
 
     min_replicas: Annotated[int, pydantic.Field(ge=1, le=100)] = 1
+    """The fewest collector replicas."""
     max_replicas: Annotated[int, pydantic.Field(ge=1, le=100)]
+    """The most collector replicas."""
     target_cpu_utilization: Annotated[int, pydantic.Field(ge=1, le=100)] = 80
+    """The average CPU use, in percent of the request, the autoscaler aims at."""
 
     @pydantic.model_validator(mode="after")
     def _ordered(self) -> Autoscaling:
@@ -153,8 +173,11 @@ class CollectorSpec(common.Model):
     )
 
     image: str = DEFAULT_COLLECTOR_IMAGE
+    """The collector image; it must contain every component the templates use."""
     mode: Literal["deployment", "daemonset"] = "deployment"
+    """deployment: replicas behind a Service agents send to. daemonset: one collector per node."""
     replicas: Annotated[int, pydantic.Field(ge=1, le=100)] = 1
+    """Collector replicas, in deployment mode."""
     autoscaling: Autoscaling | None = pydantic.Field(
         default=None,
         description="A HorizontalPodAutoscaler scales the collector Deployment on CPU; replicas is then only its"
@@ -165,8 +188,11 @@ class CollectorSpec(common.Model):
             requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "1Gi"}
         )
     )
+    """The collector container's resource requests and limits."""
     node_selector: dict[str, str] = pydantic.Field(default_factory=dict)
+    """Node labels the collector pods must run on."""
     tolerations: list[Toleration] = pydantic.Field(default_factory=list)
+    """Taints the collector pods tolerate."""
 
     @pydantic.model_validator(mode="after")
     def _autoscaled_deployment(self) -> CollectorSpec:
@@ -177,13 +203,16 @@ class CollectorSpec(common.Model):
 
 class HeaderValueFrom(common.Model):
     secret_key_ref: common.SecretKeyRef
+    """The Secret key holding the header's value; it reaches the collector as an environment variable."""
 
 
 class ExporterHeader(common.Model):
     """A header on an extra exporter; its value comes only from a Secret key."""
 
     name: Annotated[str, pydantic.StringConstraints(pattern=r"^[A-Za-z0-9-]+$", max_length=128)]
+    """The HTTP or gRPC header name, e.g. api-key."""
     value_from: HeaderValueFrom
+    """Where its value comes from: a Secret key only."""
 
 
 # New Relic's OTLP endpoint (US); EU accounts set https://otlp.eu01.nr-data.net
@@ -208,7 +237,9 @@ class ExtraExporter(common.Model):
     )
 
     name: common.DnsLabel
+    """A name unique in the pipeline; the exporter's component id derives from it."""
     type: Literal["otlphttp", "otlp", "newrelic"]
+    """otlphttp, otlp (gRPC) or newrelic (OTLP/HTTP to New Relic)."""
     endpoint: (
         Annotated[
             str,
@@ -218,6 +249,7 @@ class ExtraExporter(common.Model):
     ) = pydantic.Field(default=None, description="Required, except for newrelic (default " + NEW_RELIC_ENDPOINT + ").")
     # bounded, so that the API server can bound the cost of the rules above
     headers: list[ExporterHeader] = pydantic.Field(default_factory=list, max_length=16)
+    """Headers sent with every export, each from a Secret key."""
 
     @pydantic.model_validator(mode="after")
     def _destination(self) -> ExtraExporter:
@@ -234,9 +266,13 @@ class ExtraExporter(common.Model):
 
 class PipelineSpecBase(common.Model):
     collector: CollectorSpec = pydantic.Field(default_factory=CollectorSpec)
+    """How the collectors run: image, mode, replicas, resources, scheduling."""
     exporters: list[ExtraExporter] = pydantic.Field(default_factory=list, max_length=8)
+    """Destinations besides the prometheus exporter the operator measures."""
     experiment_ref: common.DnsLabel | None = None
+    """The experiment that created this pipeline, if one did."""
     variant: VariantName | None = None
+    """baseline or candidate, in that experiment."""
 
     @pydantic.model_validator(mode="after")
     def _unique_exporter_names(self) -> PipelineSpecBase:
@@ -267,32 +303,46 @@ PipelineSpec = Annotated[
 
 class Adjustment(common.Model):
     at: datetime.datetime
+    """When the keep list changed."""
     from_k: int
+    """Executables keeping detail before."""
     to_k: int
+    """Executables keeping detail after."""
     reason: str
+    """Why, with the figures the loop saw."""
 
 
 class AdaptiveStatus(common.Model):
     """What the control loop last saw and chose; the keep list is what the pipeline renders with."""
 
     series_budget: int
+    """The budget the loop held the pipeline to."""
     current_series: int | None = None
+    """Series the pipeline exported at the last reading."""
     k: int = 0
+    """How many executables keep per-process detail."""
     keep_executables: list[str] = pydantic.Field(default_factory=list)
-    # process attributes the critical queries of the pipeline's experiment group by: never summed away
+    """The executables that keep per-process detail, in the order they joined."""
     protected_attributes: list[str] = pydantic.Field(default_factory=list)
-    # series one process of each executable exported when it was last kept: what keeping it again costs
+    """Process attributes the critical queries of the pipeline's experiment group by: never summed away."""
     series_per_process: dict[str, float] = pydantic.Field(default_factory=dict)
+    """Series one process of each executable exported when it was last kept: what keeping it again costs."""
     observed_at: datetime.datetime | None = None
+    """When the loop last read the pipeline's series."""
     last_adjustment: Adjustment | None = None
+    """The last change of the keep list."""
 
 
 class PipelineStatus(common.StatusBase):
     config_hash: str | None = None
+    """A hash of the rendered collector config the collectors run."""
     mirrors: list[str] = pydantic.Field(
         default_factory=list,
         description="Experiments whose mirror exporter the deployed config has: each gets a copy of the input.",
     )
     adaptive: AdaptiveStatus | None = None
+    """The adaptive loop's state, for an adaptive pipeline."""
     ready_replicas: int | None = None
+    """Collector replicas ready to receive."""
     endpoints: dict[str, str] = pydantic.Field(default_factory=dict)
+    """Where agents send: OTLP/gRPC and OTLP/HTTP addresses of the pipeline's Service."""

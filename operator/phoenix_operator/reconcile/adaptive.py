@@ -19,8 +19,11 @@ price.
 Five guards keep the loop from oscillating on a steady load:
 - a hysteresis band: nothing changes while the exported series lie within
   [budget x (1 - band), budget], and a change aims at the band's middle;
-- a reading that misses the band by less than half its width is acted on
-  only when the reading before missed on the same side too;
+- a reading is acted on only when the reading before missed the band on
+  the same side too, unless it is over the budget by more than half the
+  band's width: cutting cost is urgent, adding detail can wait a turn, so a
+  single low reading (the load stalled, a scrape came back short) adds
+  nothing;
 - a bounded step: at most `maxStep` executables join or leave at once;
 - a minimum time between changes: one adjust interval, longer than the
   measurement window, so no observation after a change sees the old config;
@@ -223,12 +226,11 @@ def _confirmed(
 ) -> bool:
     """Whether a reading outside the band is worth a change.
 
-    One that misses the band by more than half its width is. A nearer one is
+    One over the budget by more than half the band's width is. Any other is
     only acted on when the reading before it, taken with the same keep list,
     missed on the same side too: a steady load's noise rarely does that twice.
     """
-    margin = band * budget / 2
-    if series > budget + margin or series < lower - margin:
+    if series > budget + band * budget / 2:
         return True
     if previous is None or previous.current_series is None or previous.observed_at is None:
         return False

@@ -371,7 +371,14 @@ def analysis_input(
         cost_model=spec.analysis.cost_model,
         alpha=spec.analysis.alpha,
         mode=spec.analysis.mode,
+        planned_samples=planned_samples(spec, step_seconds),
     )
+
+
+def planned_samples(spec: experiment.ExperimentSpec, step_seconds: float) -> int:
+    """The samples from the warmup's end to the duration's, as `measurement_window` takes them."""
+    span = common.duration_seconds(spec.duration) - common.duration_seconds(spec.warmup)
+    return max(int(span // step_seconds) + 1, 1)
 
 
 def advance(obj: kinds.PhoenixExperiment, observed: Observed, now: datetime, limits: Limits = Limits()) -> Step:

@@ -26,7 +26,8 @@ class Delivery:
     """What a finished run says it delivered."""
 
     points_sent: int
-    # per target: batches it never accepted
+    # per target: batches it accepted, and batches it never accepted
+    sent_batches: dict[str, int] = field(default_factory=dict)
     failed_batches: dict[str, int] = field(default_factory=dict)
 
 
@@ -50,6 +51,7 @@ def delivery(summary: str) -> Delivery | None:
         targets = json.loads(summary)["targets"]
         return Delivery(
             points_sent=sum(int(t["points_sent"]) for t in targets),
+            sent_batches={str(t["target"]): int(t["requests"]) for t in targets},
             failed_batches={str(t["target"]): int(t["send_errors"]) + int(t["batches_dropped"]) for t in targets},
         )
     except (ValueError, TypeError, KeyError):
@@ -181,4 +183,8 @@ def status(
 
 
 def _delivered(delivery: Delivery) -> dict[str, Any]:
-    return {"points_sent": delivery.points_sent, "failed_batches": dict(delivery.failed_batches)}
+    return {
+        "points_sent": delivery.points_sent,
+        "sent_batches": dict(delivery.sent_batches),
+        "failed_batches": dict(delivery.failed_batches),
+    }

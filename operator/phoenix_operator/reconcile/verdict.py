@@ -51,6 +51,36 @@ def results(analysis: contract.Result) -> experiment.Results:
             if g.status != "not-measured"
         ],
         samples_used=analysis.samples_used,
+        trend=_trend(analysis.series_trend),
+        input_agreement=(
+            experiment.InputAgreement.model_validate(analysis.input_agreement.model_dump())
+            if analysis.input_agreement
+            else None
+        ),
+        anomalies=experiment.Anomalies(
+            samples=[
+                experiment.AnomalousSample.model_validate(sample.model_dump())
+                for sample in analysis.anomalies.samples[: experiment.MAX_ANOMALIES_IN_STATUS]
+            ],
+            count=len(analysis.anomalies.samples),
+            share=analysis.anomalies.share,
+            limit=analysis.anomalies.limit,
+            excluded=analysis.anomalies.excluded,
+        ),
+        seconds_to_decide=analysis.seconds_to_decide,
+    )
+
+
+def _trend(trend: contract.Trend | None) -> experiment.Trend | None:
+    if trend is None:
+        return None
+    slope, projected = _interval(trend.slope_per_hour), _interval(trend.projected_at_end)
+    assert slope is not None and projected is not None
+    return experiment.Trend(
+        slope_per_hour=slope,
+        projected_at_end=projected,
+        crosses_objective_in_seconds=trend.crosses_objective_in_seconds,
+        adverse=trend.adverse,
     )
 
 

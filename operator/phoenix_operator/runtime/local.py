@@ -92,6 +92,7 @@ class LocalRuntime:
     started: dict[str, str] = field(default_factory=dict)  # pid -> argv[0], for the next operator's _reap
     # where an exporter header's Secret is read from: the operator's API server, or run --local's store
     secrets: runtime_base.Store | None = None
+    stopping: bool = False
 
     @classmethod
     def start(
@@ -240,7 +241,18 @@ class LocalRuntime:
     def observe_pipeline(self, obj: kinds.PhoenixProcessPipeline) -> reconcile_pipeline.Observed | None:
         with self.lock:
             running = self.collectors.get(_key(obj))
-            return self._observed(running) if running else reconcile_pipeline.Observed(1, 0, {}, None)
+            if running is None:
+                return reconcile_pipeline.Observed(1, 0, {}, None)
+            collector = running.collector
+            if not self.stopping and running.failure is None and collector.process and not collector.process.running():
+                # a collector that exited is started again on its ports, as a pod's container restarts
+                try:
+                    collector.restart()
+                except process.StartupError as error:
+                    collector.stop()
+                    running.failure = f"collector failed to restart: {error}"
+                self._record(collector.process)
+            return self._observed(running)
 
     def delete_pipeline(self, obj: kinds.PhoenixProcessPipeline) -> None:
         with self.lock:
@@ -298,6 +310,7 @@ class LocalRuntime:
 
     def stop(self) -> None:
         with self.lock:
+            self.stopping = True
             for load in self.loads.values():
                 load.stop()
             for running in self.collectors.values():

@@ -120,12 +120,9 @@ def _mutate(path: str, value: Any) -> dict[str, Any]:
             [None] * 240,
             "candidate.active_series has 240 missing or NaN samples",
         ),
-        (
-            "baseline.active_series",
-            [float("nan")] + [1.0] * 239,
-            "baseline.active_series has 1 missing",
-        ),
         ("baseline.active_series", [0.0] * 240, "samples <= 0"),
+        ("candidate.active_series", [float("inf")] * 240, "candidate.active_series has infinite samples"),
+        ("baseline.memory_bytes", [1e101] * 240, "samples beyond 1e+100"),
         ("candidate.cpu_cores", None, "cpu_cores is given for one variant only"),
     ],
 )
@@ -139,7 +136,81 @@ def test_too_few_samples_is_inconclusive() -> None:
     data = simulate.experiment(np.random.default_rng(1), 5, reduction=0.9)
     result = engine.analyze(data)
     assert result["decision"] == "Inconclusive"
-    assert "too few samples: 5" in result["reasons"][0]
+    assert "too few samples with every figure measured: 5 of 5" in result["reasons"][0]
+
+
+def test_a_scrape_gap_leaves_the_analysis_and_is_told() -> None:
+    data = _clear_win()
+    data["mode"] = "fixed"
+    data["candidate"]["active_series"][100] = None
+    result = engine.analyze(data)
+    assert result["decision"] == "Promote"
+    assert {"index": 100, "variant": "candidate", "pattern": "scrape gap"} in result["anomalies"]["samples"]
+    assert result["anomalies"]["excluded"] == 1
+    assert result["samples_used"] == 240
+
+
+def test_too_many_anomalies_give_no_verdict_and_say_which() -> None:
+    data = _clear_win()
+    data["mode"] = "fixed"
+    for i in range(100, 120):
+        data["candidate"]["datapoints_per_minute"][i] = None
+    result = engine.analyze(data)
+    assert result["decision"] == "Inconclusive"
+    assert result["anomalies"]["share"] > 0.05
+    told = [r for r in result["reasons"] if "of the samples are anomalous" in r]
+    assert told and "20 scrape gap on the candidate" in told[0], result["reasons"]
+
+
+def test_a_restart_is_flagged_with_its_pattern() -> None:
+    data = _clear_win(candidate_restart_at=100)
+    data["mode"] = "fixed"
+    result = engine.analyze(data)
+    restarts = [s for s in result["anomalies"]["samples"] if s["pattern"] == "collector restart"]
+    assert [s["index"] for s in restarts][:3] == [100, 101, 102]
+    assert {s["variant"] for s in restarts} == {"candidate"}
+    assert result["decision"] == "Promote"
+
+
+def test_unequal_input_blocks_a_promotion_and_says_who_got_less() -> None:
+    data = _clear_win()
+    data["mode"] = "fixed"  # a 3% difference shows once it exceeds one sample's share of the input
+    data["candidate"]["accepted_points"] = [0.97 * x for x in data["candidate"]["accepted_points"]]
+    result = engine.analyze(data)
+    assert result["decision"] == "Inconclusive"
+    assert result["input_agreement"]["agrees"] is False
+    assert -0.04 < result["input_agreement"]["difference"] < -0.02
+    told = [r for r in result["reasons"] if r.startswith("the variants' inputs differ by")]
+    assert told and "the candidate received less" in told[0], result["reasons"]
+
+
+def test_input_agreement_is_reported_when_it_passes() -> None:
+    result = engine.analyze(_clear_win())
+    agreement = result["input_agreement"]
+    assert agreement["agrees"] is True
+    assert agreement["baseline_points"] > 0 and abs(agreement["difference"]) < 0.005
+
+
+def test_a_falling_reduction_is_not_promoted_and_the_reason_gives_the_slope() -> None:
+    data = _clear_win(reduction=0.9, reduction_at_end=0.3)
+    result = engine.analyze(data)
+    assert result["decision"] != "Promote"
+    trend = result["series_trend"]
+    assert trend["slope_per_hour"]["ci_high"] < 0 and trend["adverse"]
+    told = [r for r in result["reasons"] if r.startswith("series reduction's trend")]
+    assert told and "already below the objective" in told[0], result["reasons"]
+    earlier = engine.analyze(simulate.prefix(data, 60))  # the run planned for 240 samples, a quarter through
+    assert earlier["decision"] == "Inconclusive"
+    assert earlier["series_trend"]["crosses_objective_in_seconds"] > 0
+    told = [r for r in earlier["reasons"] if r.startswith("series reduction's trend")]
+    assert told and "falls through the objective in about" in told[0], earlier["reasons"]
+
+
+def test_a_steady_reduction_reports_a_flat_trend() -> None:
+    trend = engine.analyze(_clear_win())["series_trend"]
+    assert trend["slope_per_hour"]["ci_low"] < 0 < trend["slope_per_hour"]["ci_high"]
+    assert trend["projected_at_end"]["ci_low"] > 0.5
+    assert not trend["adverse"]
 
 
 def test_a_query_without_data_never_promotes() -> None:
@@ -241,3 +312,28 @@ def test_lost_labels_fail_on_coverage_even_when_totals_agree() -> None:
     assert result["decision"] == "Reject"
     assert any("by-executable lost label sets" in r for r in result["reasons"])
     assert result["fidelity"]["queries"][0]["label_coverage"] == 0.0
+
+
+def test_the_input_and_anomaly_limits_are_the_objectives_given() -> None:
+    data = _clear_win()
+    data["mode"] = "fixed"
+    data["candidate"]["accepted_points"] = [0.97 * x for x in data["candidate"]["accepted_points"]]
+    data["objectives"]["max_input_difference"] = 0.05  # a 3% difference is now within the tolerance
+    assert engine.analyze(data)["input_agreement"]["agrees"] is True
+    for i in range(100, 110):
+        data["candidate"]["active_series"][i] = None
+    data["objectives"]["max_anomaly_share"] = 0.01
+    assert engine.analyze(data)["decision"] == "Inconclusive"
+    data["objectives"]["max_anomaly_share"] = 0.1
+    assert engine.analyze(data)["decision"] == "Promote"
+
+
+def test_an_inconclusive_says_about_how_much_longer_it_needs_and_a_verdict_does_not() -> None:
+    data = simulate.experiment(np.random.default_rng(6), 240, reduction=0.56)
+    early = engine.analyze_input(contract.parse(simulate.prefix(data, 20)))
+    assert early.decision == "Inconclusive"
+    assert early.seconds_to_decide is not None and early.seconds_to_decide > 0
+    told = [r.text for r in early.reasons if r.kind == contract.ReasonKind.TIME_TO_DECIDE]
+    assert told and told[0].startswith("at the current variance, about "), early.reason_texts
+    assert "more would decide it" in told[0]
+    assert engine.analyze(_clear_win())["seconds_to_decide"] is None
