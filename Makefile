@@ -12,7 +12,7 @@ export PHOENIX_TOOLS_DIR ?= $(HOME)/.cache/phoenix/tools
 help:
 	@echo "make demo   set everything up and run the quickstart experiment locally"
 	@echo "make test   set everything up and run lint, types, import contracts and every test"
-	@echo "make tools  build or install otelcol-phoenix, etcd, kube-apiserver, telemetrygen, prometheus"
+	@echo "make tools  build or install otelcol-phoenix, etcd, kube-apiserver and the test bed, telemetrygen, kube-score, prometheus"
 	@echo "make crds   regenerate crds/ from the models"
 	@echo "make calibrate  the verdict's calibration with 5,000 simulations per rate (minutes)"
 	@echo "make fuzz   the fuzz tests with 20,000 random inputs each instead of the suite's seeded few (minutes)"

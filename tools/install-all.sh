@@ -10,6 +10,7 @@ manager=$(bash "$TOOLS_SRC/envtest/build.sh" kube-controller-manager)
 scheduler=$(bash "$TOOLS_SRC/envtest/build.sh" kube-scheduler)
 kwok=$(bash "$TOOLS_SRC/kwok/build.sh")
 telemetrygen=$(bash "$TOOLS_SRC/telemetrygen/build.sh")
+kube_score=$(bash "$TOOLS_SRC/kube-score/build.sh")
 prometheus=$(bash "$TOOLS_SRC/prometheus/install.sh")
 promtool=$(command -v promtool)
 kubectl_bin=$(command -v kubectl || true)
@@ -23,6 +24,7 @@ printf '%-24s %-70s %s\n' kube-controller-manager "$manager" "$("$manager" --ver
 printf '%-24s %-70s %s\n' kube-scheduler "$scheduler" "$("$scheduler" --version | awk '{print $2}')"
 printf '%-24s %-70s %s\n' kwok "$kwok" "v$KWOK_VERSION"
 printf '%-24s %-70s %s\n' telemetrygen "$telemetrygen" "v$TELEMETRYGEN_VERSION"
+printf '%-24s %-70s %s\n' kube-score "$kube_score" "v$KUBE_SCORE_VERSION"
 printf '%-24s %-70s %s\n' prometheus "$prometheus" "$("$prometheus" --version 2>&1 | awk 'NR==1{print $3}')"
 printf '%-24s %-70s %s\n' promtool "$promtool" "$("$promtool" --version 2>&1 | awk 'NR==1{print $3}')"
 printf '%-24s %-70s %s\n' kubectl "$kubectl_bin" "$(kubectl version --client -o json | python3 -c 'import json,sys;print(json.load(sys.stdin)["clientVersion"]["gitVersion"])')"

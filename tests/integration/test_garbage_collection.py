@@ -22,7 +22,7 @@ EXPERIMENTS = 50
 # everything an experiment comes to own, directly or through its children
 OWNED_KINDS = (
     "phoenixprocesspipelines", "loadsims", "configmaps", "deployments", "replicasets", "pods", "services",
-    "endpointslices", "jobs",
+    "endpointslices", "jobs", "poddisruptionbudgets",
 )  # fmt: skip
 
 
@@ -70,8 +70,8 @@ def test_deleting_fifty_experiments_leaves_nothing_they_owned(
         owned = _owned(before, roots)
         kinds = {o["kind"] for o in owned}
         assert kinds >= {"PhoenixProcessPipeline", "LoadSim", "ConfigMap", "Deployment", "ReplicaSet", "Pod",
-                         "Service", "EndpointSlice", "Job"}, kinds  # fmt: skip
-        assert len(owned) >= 14 * EXPERIMENTS, len(owned)
+                         "Service", "EndpointSlice", "Job", "PodDisruptionBudget"}, kinds  # fmt: skip
+        assert len(owned) >= 16 * EXPERIMENTS, len(owned)
         print(f"\n{len(owned)} objects owned by {EXPERIMENTS} experiments ({len(_labelled(before, names))} labelled)")
 
         control_plane.kubectl("delete", "pexp", "-n", namespace, "--all", "--wait=false")

@@ -12,6 +12,9 @@ import pytest
 import yaml
 
 from phoenix_operator import binaries
+from phoenix_operator.models import kinds
+from phoenix_operator.reconcile import loadsim as reconcile_loadsim
+from phoenix_operator.reconcile import pipeline as reconcile_pipeline
 from tests.harness import controlplane
 from tests.harness import operator as harness
 
@@ -32,6 +35,7 @@ OPERATOR_NEEDS = {
     "deployments.apps": "create get list patch watch",
     "daemonsets.apps": "create get list patch watch",
     "horizontalpodautoscalers.autoscaling": "create get patch",
+    "poddisruptionbudgets.policy": "create get patch",
     "jobs.batch": "create get patch",
     "pods": "list",
     "endpointslices.discovery.k8s.io": "list watch",
@@ -183,6 +187,69 @@ def test_production_passes_a_server_side_dry_run(control_plane: controlplane.Con
         "apply", "--server-side", "--dry-run=server", "-k", str(KUSTOMIZE / "overlays/production")
     )
     assert "deployment.apps/phoenix-operator serverside-applied (server dry run)" in applied.stdout
+
+
+def _selects(selector: dict[str, Any], pod_template: dict[str, Any]) -> bool:
+    labels = pod_template["metadata"]["labels"]
+    return all(labels.get(key) == value for key, value in selector["matchLabels"].items())
+
+
+def _port_names(rules: list[dict[str, Any]]) -> set[str]:
+    return {port["port"] for rule in rules for port in rule["ports"] if isinstance(port["port"], str)}
+
+
+def test_the_network_policies_admit_only_scrapes_and_load_and_pass_a_dry_run(
+    control_plane: controlplane.ControlPlane,
+) -> None:
+    operator_policy = _one(_build(control_plane, "overlays/production"), "NetworkPolicy", "phoenix-operator")["spec"]
+    operator_pod = _one(_build(control_plane, "overlays/production"), "Deployment", "phoenix-operator")["spec"]
+    assert _selects(operator_policy["podSelector"], operator_pod["template"])
+    (scrape,) = operator_policy["ingress"]
+    assert scrape["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    assert scrape["ports"] == [{"port": "metrics"}]  # not healthz, not anything else
+    assert "metrics" in {p["name"] for p in operator_pod["template"]["spec"]["containers"][0]["ports"]}
+
+    namespace_policies = _build(control_plane, "components/network-policy/collectors")
+    pipeline = kinds.PhoenixProcessPipeline.model_validate(
+        {
+            "apiVersion": "phoenix.io/v1alpha1",
+            "kind": "PhoenixProcessPipeline",
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
+            "spec": {"template": "candidate"},
+        }
+    )
+    workload = reconcile_pipeline.manifests(pipeline, reconcile_pipeline.render(pipeline))[1]
+    load = kinds.LoadSim.model_validate(
+        {
+            "apiVersion": "phoenix.io/v1alpha1",
+            "kind": "LoadSim",
+            "metadata": {"name": "l", "namespace": "ns", "uid": "u"},
+            "spec": {"targets": [{"endpoint": "http://p-collector:4318"}]},
+        }
+    )
+    job = reconcile_loadsim.job(load, ["http://p-collector:4318"], "img")
+    policy = _one(namespace_policies, "NetworkPolicy", "phoenix-collectors")["spec"]
+    assert _selects(policy["podSelector"], workload["spec"]["template"])
+    otlp, scrapes = policy["ingress"]
+    senders = [peer["podSelector"] for peer in otlp["from"]]
+    assert any(_selects(s, job["spec"]["template"]) for s in senders), "the LoadSim's pods send"
+    assert any(_selects(s, workload["spec"]["template"]) for s in senders), "a mirrored pipeline's copies"
+    assert {"matchLabels": {"app.kubernetes.io/name": "otelcol"}} not in senders, "not every collector"
+    # every port named is one the collector listens on, so a renamed port fails here, not in a cluster
+    assert _port_names(policy["ingress"]) | _port_names(policy["egress"]) <= set(reconcile_pipeline.PORTS)
+    assert _port_names([otlp]) == {"otlp-grpc", "otlp-http"} and _port_names([scrapes]) == {"metrics", "telemetry"}
+    load_policy = _one(namespace_policies, "NetworkPolicy", "phoenix-loadsim")["spec"]
+    assert _selects(load_policy["podSelector"], job["spec"]["template"]) and "ingress" not in load_policy
+    (_, to_collectors) = load_policy["egress"]
+    assert _selects(to_collectors["to"][0]["podSelector"], workload["spec"]["template"])
+    assert _port_names([to_collectors]) == {"otlp-grpc", "otlp-http"}
+    namespace = harness.namespace(control_plane)
+    applied = control_plane.kubectl(
+        "apply", "--server-side", "--dry-run=server", "-n", namespace,
+        "-k", str(KUSTOMIZE / "components/network-policy/collectors"),
+    )  # fmt: skip
+    for name in ("phoenix-collectors", "phoenix-loadsim"):
+        assert f"networkpolicy.networking.k8s.io/{name} serverside-applied (server dry run)" in applied.stdout
 
 
 def test_the_monitored_overlay_scrapes_alerts_and_ships_dashboards(

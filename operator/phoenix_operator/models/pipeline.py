@@ -145,9 +145,10 @@ class Toleration(common.Model):
 
 class ResourceRequirements(common.Model):
     requests: dict[str, common.Quantity] = pydantic.Field(default_factory=dict)
-    """CPU and memory the collector container requests, e.g. cpu: 100m."""
+    """CPU, memory and ephemeral storage the collector container requests, e.g. cpu: 100m."""
     limits: dict[str, common.Quantity] = pydantic.Field(default_factory=dict)
-    """CPU and memory it may not exceed; a memory limit also lowers memoryLimitMib to 80% of it."""
+    """What it may not exceed; a memory limit also lowers memoryLimitMib to 80% of it. No CPU limit by default:
+    a throttled collector falls behind and refuses data."""
 
 
 class Autoscaling(common.Model):
@@ -185,7 +186,9 @@ class CollectorSpec(common.Model):
     )
     resources: ResourceRequirements = pydantic.Field(
         default_factory=lambda: ResourceRequirements(
-            requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "1Gi"}
+            # ephemeral storage: the container's logs
+            requests={"cpu": "100m", "memory": "256Mi", "ephemeral-storage": "64Mi"},
+            limits={"memory": "1Gi", "ephemeral-storage": "256Mi"},
         )
     )
     """The collector container's resource requests and limits."""

@@ -119,16 +119,21 @@ def job(obj: kinds.LoadSim, targets: Sequence[str], image: str) -> dict[str, Any
         "name": "loadsim",
         "image": image,
         "command": ["phoenix", *arguments(profile, targets, summary_file=JOB_SUMMARY_FILE)],
-        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        "resources": {
+            "requests": {"cpu": "250m", "memory": "256Mi", "ephemeral-storage": "64Mi"},
+            "limits": {"memory": "1Gi", "ephemeral-storage": "256Mi"},
+        },
         "securityContext": objects.restricted_security_context(),
     }
+    labels = {"app.kubernetes.io/name": "loadsim", "app.kubernetes.io/managed-by": "phoenix"}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
             "name": job_name(obj.metadata.name),
             "namespace": obj.metadata.namespace,
-            "labels": {"app.kubernetes.io/name": "loadsim", "app.kubernetes.io/managed-by": "phoenix"},
+            "labels": labels,
+            "annotations": dict(objects.CHOSEN_EXCEPTIONS),
             "ownerReferences": [objects.owner_reference(obj)],
         },
         "spec": {
@@ -136,7 +141,7 @@ def job(obj: kinds.LoadSim, targets: Sequence[str], image: str) -> dict[str, Any
             "backoffLimit": 0,
             "activeDeadlineSeconds": deadline,
             "template": {
-                "metadata": {"labels": {"app.kubernetes.io/name": "loadsim"}},
+                "metadata": {"labels": dict(labels)},  # a copy: YAML output has no aliases
                 "spec": {
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": False,

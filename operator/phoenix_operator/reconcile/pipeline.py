@@ -26,8 +26,6 @@ FINAL_READY_REASONS = (COLLECTOR_FAILED, CONFIG_REJECTED)
 PIPELINE_LABEL = "phoenix.io/pipeline"
 CONFIG_FILE = "config.yaml"
 CONFIG_DIR = "/etc/otelcol"
-# The non-root user of the upstream collector images.
-COLLECTOR_UID = 10001
 PORTS = {
     "otlp-grpc": int(render_pipeline.Listen.otlp_grpc.rsplit(":", 1)[1]),
     "otlp-http": int(render_pipeline.Listen.otlp_http.rsplit(":", 1)[1]),
@@ -93,10 +91,11 @@ def _container(spec: render_pipeline.AnyPipelineSpec, rendered: render_pipeline.
         "args": [f"--config={CONFIG_DIR}/{CONFIG_FILE}"],
         "ports": [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in PORTS.items()],
         "resources": collector.resources.to_wire(),
-        "securityContext": {**objects.restricted_security_context(), "runAsUser": COLLECTOR_UID},
+        "securityContext": objects.restricted_security_context(),
         "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
         "readinessProbe": {"httpGet": {"path": "/metrics", "port": "telemetry"}, "periodSeconds": 5},
-        "livenessProbe": {"httpGet": {"path": "/metrics", "port": "telemetry"}, "periodSeconds": 20},
+        # restarted only when it stops listening: a slow /metrics under load makes it unready, not dead
+        "livenessProbe": {"tcpSocket": {"port": "telemetry"}, "periodSeconds": 20},
     }
     if env:
         container["env"] = env
@@ -104,7 +103,8 @@ def _container(spec: render_pipeline.AnyPipelineSpec, rendered: render_pipeline.
 
 
 def manifests(obj: kinds.PhoenixProcessPipeline, rendered: render_pipeline.RenderedConfig) -> list[dict[str, Any]]:
-    """ConfigMap, Deployment or DaemonSet, Service, and the HPA when autoscaled; all owned by the pipeline."""
+    """ConfigMap, Deployment or DaemonSet, Service, the HPA when autoscaled and a Deployment's
+    PodDisruptionBudget; all owned by the pipeline."""
     spec = obj.spec
     name = obj.metadata.name
     labels = selector_labels(name)
@@ -121,7 +121,11 @@ def manifests(obj: kinds.PhoenixProcessPipeline, rendered: render_pipeline.Rende
     workload_spec: dict[str, Any] = {
         "selector": {"matchLabels": labels},
         "template": {
-            "metadata": {"labels": labels, "annotations": {CONFIG_HASH_ANNOTATION: rendered.config_hash}},
+            # managed-by lets the network-policy component tell Phoenix's collectors from others
+            "metadata": {
+                "labels": {**labels, "app.kubernetes.io/managed-by": "phoenix"},
+                "annotations": {CONFIG_HASH_ANNOTATION: rendered.config_hash},
+            },
             "spec": pod_spec,
         },
     }
@@ -135,6 +139,19 @@ def manifests(obj: kinds.PhoenixProcessPipeline, rendered: render_pipeline.Rende
         workload_spec["replicas"] = spec.collector.replicas
     workload_kind = "Deployment" if spec.collector.mode == "deployment" else "DaemonSet"
     autoscaler = [] if autoscaling is None else [_autoscaler(obj, autoscaling)]
+    # a node drain evicts one collector replica at a time, the rest keep receiving (a drain skips DaemonSets)
+    disruption_budget = (
+        [
+            {
+                "apiVersion": "policy/v1",
+                "kind": "PodDisruptionBudget",
+                "metadata": _metadata(obj),
+                "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels}},
+            }
+        ]
+        if workload_kind == "Deployment"
+        else []
+    )
     return [
         {
             "apiVersion": "v1",
@@ -142,7 +159,12 @@ def manifests(obj: kinds.PhoenixProcessPipeline, rendered: render_pipeline.Rende
             "metadata": _metadata(obj),
             "data": {CONFIG_FILE: rendered.text},
         },
-        {"apiVersion": "apps/v1", "kind": workload_kind, "metadata": _metadata(obj), "spec": workload_spec},
+        {
+            "apiVersion": "apps/v1",
+            "kind": workload_kind,
+            "metadata": {**_metadata(obj), "annotations": dict(objects.CHOSEN_EXCEPTIONS)},
+            "spec": workload_spec,
+        },
         {
             "apiVersion": "v1",
             "kind": "Service",
@@ -153,6 +175,7 @@ def manifests(obj: kinds.PhoenixProcessPipeline, rendered: render_pipeline.Rende
             },
         },
         *autoscaler,
+        *disruption_budget,
     ]
 
 

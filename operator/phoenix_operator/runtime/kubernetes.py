@@ -38,6 +38,7 @@ CHILD_KINDS = (
     ("apps/v1", "Deployment"),
     ("apps/v1", "DaemonSet"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("policy/v1", "PodDisruptionBudget"),
     ("batch/v1", "Job"),
     ("v1", "Pod"),  # read only: a finished load Job's pod holds the run's summary
 )
