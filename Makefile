@@ -7,12 +7,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PHOENIX_TOOLS_DIR ?= $(HOME)/.cache/phoenix/tools
 
-.PHONY: help venv tools lint test unit integration e2e demo crds bench calibrate fuzz clean
+.PHONY: help venv tools demo-tools lint test unit integration e2e demo crds bench calibrate fuzz clean
 
 help:
 	@echo "make demo   set everything up and run the quickstart experiment locally"
 	@echo "make test   set everything up and run lint, types, import contracts and every test"
 	@echo "make tools  build or install otelcol-phoenix, etcd, kube-apiserver and the test bed, telemetrygen, kube-score, prometheus"
+	@echo "make demo-tools  only what make demo runs: otelcol-phoenix and prometheus"
 	@echo "make crds   regenerate crds/ from the models"
 	@echo "make calibrate  the verdict's calibration with 5,000 simulations per rate (minutes)"
 	@echo "make fuzz   the fuzz tests with 20,000 random inputs each instead of the suite's seeded few (minutes)"
@@ -27,6 +28,10 @@ venv: $(VENV)/.installed
 
 tools:
 	bash tools/install-all.sh
+
+# the demo runs only the collector and Prometheus; the test bed's Kubernetes parts are for make test
+demo-tools:
+	bash tools/install-demo.sh
 
 crds: venv
 	$(BIN)/phoenix crds generate
@@ -54,7 +59,7 @@ e2e: venv tools
 test: venv tools lint
 	$(BIN)/pytest -n 2 --dist loadfile tests
 
-demo: venv tools
+demo: venv demo-tools
 	$(BIN)/phoenix run --local -f examples/quickstart/experiment.yaml --report phoenix-report.html
 
 bench: venv tools
