@@ -569,6 +569,14 @@ def test_the_status_holds_the_trend_the_input_agreement_and_the_anomalies() -> N
     }
 
 
+def test_an_undecided_status_says_how_long_it_still_needs() -> None:
+    data = simulate.experiment(np.random.default_rng(6), 240, reduction=0.56)
+    early = engine.analyze_input(contract.parse(simulate.prefix(data, 20)))
+    assert early.decision == "Inconclusive" and early.seconds_to_decide is not None
+    written = experiment.ExperimentStatus(phase="Running", results=verdict.results(early)).to_wire()
+    assert written["results"]["secondsToDecide"] == early.seconds_to_decide
+
+
 def test_the_engine_is_told_the_samples_the_run_plans() -> None:
     spec = _experiment().spec.model_copy(update={"duration": "4m", "warmup": "2m"})
     assert reconcile_experiment.planned_samples(spec, 5.0) == 25  # 120 s after the warmup, both ends
