@@ -110,6 +110,8 @@ def test_printer_columns() -> None:
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: str(p.relative_to(REPO)))
 def test_examples_match_their_crd_schema(example: Path) -> None:
     for document in _load_all(example):
+        if not str(document["apiVersion"]).startswith("phoenix.io/"):
+            continue  # the Secrets an example's exporters read
         jsonschema.Draft4Validator(_schema_for(document["kind"])).validate(document)
 
 

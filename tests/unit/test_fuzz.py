@@ -39,7 +39,6 @@ from phoenix_operator.cli import app, manifest_cmds
 from phoenix_operator.models import manifests
 
 REPO = Path(__file__).resolve().parents[2]
-GOLDEN = Path(__file__).with_name("golden")
 LONG = os.environ.get("PHOENIX_FUZZ_EXAMPLES")
 
 
@@ -196,7 +195,7 @@ def test_generated_manifests_are_accepted_or_refused_field_by_field(kind: str, m
         assert code == 0 and "no collector binary" not in err, err + text
 
 
-PROMOTED = json.loads((GOLDEN / "analyze-quickstart-input.json").read_text())
+PROMOTED = json.loads((REPO / "examples" / "analyze" / "quickstart-input.json").read_text())
 NUMBERS = st.none() | st.floats() | st.sampled_from([0.0, -1.0, 1e308, -1e308, 5e-324, 2**63, math.inf, math.nan])
 WRONG = st.text(max_size=4) | st.booleans() | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
 

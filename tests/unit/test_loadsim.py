@@ -127,6 +127,36 @@ def test_estimate_replays_exactly_what_a_run_generates() -> None:
     assert result.batches == 18
 
 
+def test_a_growing_worker_pool_adds_processes_that_stay_and_estimate_counts_them() -> None:
+    spec = _spec(profile="worker-growth", duration="3m")
+    population = fleet.Fleet(spec, START)
+    encoder = encode.FleetEncoder(population)
+    first = _decode(encoder.batch()[0])
+    first_pids = set(population.pids[0, :20].tolist())
+    points_sent = 0
+    for tick in range(population.ticks):
+        if tick:
+            encoder.advance()
+        last = _decode(encoder.batch()[0])
+        points_sent += spec.hosts * sum(
+            len(m.gauge.data_points) + len(m.sum.data_points)
+            for rm in last.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+        )
+    added = len(last.resource_metrics) - len(first.resource_metrics)
+    per_minute = profiles.PROFILES["worker-growth"].growth_fraction_per_minute * 20
+    # the load's last batch goes out (ticks - 1) intervals after its first
+    assert added == int(per_minute * (population.ticks - 1) * 10 / 60) > 0
+    resources = [{a.key: a.value for a in rm.resource.attributes} for rm in last.resource_metrics]
+    newcomers = [r for r in resources if r["process.pid"].int_value not in first_pids]
+    assert len(newcomers) == added
+    assert {r["process.executable.name"].string_value for r in newcomers} == {"php-fpm"}
+    result = fleet.estimate(spec)
+    assert result.active_series == spec.hosts * len(last.resource_metrics) * fleet.POINTS_PER_PROCESS
+    assert result.datapoints == points_sent
+
+
 def test_realistic_profile_is_long_tailed() -> None:
     population = fleet.Fleet(_spec(hosts=20, processesPerHost=200), START)
     per_host = [len(np.unique(population.executables[h])) for h in range(20)]

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from phoenix_operator.loadsim import run as loadsim_run
 from phoenix_operator.models import common, loadsim, manifests
 
-Profile = Annotated[str, typer.Option("--profile", help="realistic, high-cardinality or process-churn.")]
+Profile = Annotated[str, typer.Option("--profile", help="realistic, high-cardinality, process-churn or worker-growth.")]
 Hosts = Annotated[int, typer.Option("--hosts", help="Simulated hosts.")]
 Processes = Annotated[int, typer.Option("--processes-per-host", help="Processes on each host.")]
 Churn = Annotated[float, typer.Option("--churn-per-minute", help="Processes replaced per host per minute.")]

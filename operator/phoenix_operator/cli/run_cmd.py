@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -93,6 +94,13 @@ def run(
         Path | None,
         typer.Option("--workdir", help="Keep collector configs, logs and Prometheus data here (default: a temp dir)."),
     ] = None,
+    save_input: Annotated[
+        Path | None,
+        typer.Option(
+            "--save-input",
+            help="Also write what the verdict was computed from, as `phoenix analyze -f` reads it (JSON).",
+        ),
+    ] = None,
 ) -> None:
     """Run an experiment and print its verdict.
 
@@ -162,6 +170,11 @@ def run(
             )
         report_path.write_text(page, encoding="utf-8")
         console.print(f"phoenix: report written to {report_path}")
+    if save_input is not None and outcome.analysis_input is not None:
+        save_input.write_text(json.dumps(outcome.analysis_input.model_dump(mode="json"), indent=1) + "\n")
+        console.print(
+            f"phoenix: the verdict's input written to {save_input}; phoenix analyze -f {save_input} replays it"
+        )
     if outcome.interrupted:
         console.print("phoenix: interrupted; the results below are partial")
     elif final.phase != "Completed":

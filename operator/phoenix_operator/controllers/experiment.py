@@ -211,7 +211,10 @@ def _measure(
     analysis_input = reconcile_experiment.analysis_input(
         obj.spec, measurement.baseline, measurement.candidate, measurement.critical_queries, window.step
     )
-    return reconcile_experiment.Observed(analysis=engine.analyze_input(analysis_input)), measurement
+    observed = reconcile_experiment.Observed(
+        analysis=engine.analyze_input(analysis_input), analysis_input=analysis_input
+    )
+    return observed, measurement
 
 
 def _teardown(store: runtime_base.Store, obj: kinds.PhoenixExperiment, what: frozenset[str]) -> None:

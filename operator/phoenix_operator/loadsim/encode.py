@@ -172,7 +172,7 @@ class HostEncoder:
     def __init__(self, population: fleet.Fleet, host: int) -> None:
         self.population = population
         self.host = host
-        self._pieces = [_process(population, host, s) for s in range(population.spec.processes_per_host)]
+        self._pieces = [_process(population, host, s) for s in range(population.running)]
         self._assemble()
 
     def _assemble(self) -> None:
@@ -182,12 +182,17 @@ class HostEncoder:
         self._value_index = np.asarray(whole.value_offsets, dtype=np.int64)[:, None] + np.arange(8)
 
     def replace(self, slots: npt.NDArray[np.int64]) -> None:
+        """Encode the processes new in `slots` again: replaced ones, or added ones past the end (ascending)."""
         for slot in slots:
-            self._pieces[int(slot)] = _process(self.population, self.host, int(slot))
+            piece = _process(self.population, self.host, int(slot))
+            if slot < len(self._pieces):
+                self._pieces[int(slot)] = piece
+            else:
+                self._pieces.append(piece)
         self._assemble()
 
     def encode(self, now_nano: int, values: npt.NDArray[np.float64]) -> bytes:
-        """The request bytes for this tick; `values` is (processes, 7) for this host."""
+        """The request bytes for this tick; `values` is (running processes, 7) for this host."""
         self._buffer[self._time_index] = np.frombuffer(struct.pack("<Q", now_nano), dtype=np.uint8)
         self._buffer[self._value_index] = values.astype("<f8").reshape(-1, 1).view(np.uint8).reshape(-1, 8)
         return self._buffer.tobytes()

@@ -61,6 +61,9 @@ class Profile:
     unique_command_lines: bool
     default_churn_fraction_per_minute: float
     cpu_log_sigma: float
+    # Processes of one executable added per minute, as a share of processes_per_host; they never exit
+    growth_fraction_per_minute: float = 0.0
+    growth_executable: str = "php-fpm"
 
 
 PROFILES = {
@@ -84,5 +87,14 @@ PROFILES = {
         unique_command_lines=False,
         default_churn_fraction_per_minute=0.05,
         cpu_log_sigma=1.5,
+    ),
+    # A worker pool scaling up: a pipeline that keeps its executable's per-process detail grows with it.
+    "worker-growth": Profile(
+        executables=30,
+        zipf_exponent=1.3,
+        unique_command_lines=False,
+        default_churn_fraction_per_minute=0.0,
+        cpu_log_sigma=1.5,
+        growth_fraction_per_minute=0.25,
     ),
 }

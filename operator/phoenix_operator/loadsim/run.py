@@ -51,15 +51,15 @@ async def _run(
     encoder = encode.FleetEncoder(population)
     senders = [sender.TargetSender(t) for t in targets]
     workers = [asyncio.create_task(s.run()) for s in senders]
-    points_per_host = spec.processes_per_host * fleet.POINTS_PER_PROCESS
     loop = asyncio.get_running_loop()
     started = loop.time()
-    ticks_sent = 0
+    ticks_sent = points_sent = 0
     for tick in range(population.ticks):
         if stop.is_set():
             break
         if tick:
             encoder.advance()
+        points_per_host = population.running * fleet.POINTS_PER_PROCESS
         for host, body in enumerate(encoder.batch()):
             for target in senders:
                 if paced:
@@ -67,13 +67,14 @@ async def _run(
                 else:
                     await target.put(body, points_per_host, host)
         ticks_sent += 1
+        points_sent += spec.hosts * points_per_host
         unique = population.processes_started * fleet.POINTS_PER_PROCESS
         sender.UNIQUE_SERIES.set(unique)
         on_progress(
             Progress(
                 tick + 1,
                 population.ticks,
-                ticks_sent * spec.hosts * points_per_host,
+                points_sent,
                 unique,
                 sum(s.stats.send_errors for s in senders),
             )
@@ -87,9 +88,9 @@ async def _run(
     return Summary(
         profile=spec.profile,
         hosts=spec.hosts,
-        processes_per_host=spec.processes_per_host,
+        processes_per_host=population.running,
         batches=ticks_sent,
-        points_per_batch=spec.hosts * points_per_host,
+        points_per_batch=spec.hosts * population.running * fleet.POINTS_PER_PROCESS,
         unique_series=population.processes_started * fleet.POINTS_PER_PROCESS,
         elapsed_seconds=round(loop.time() - started, 3),
         targets=[s.stats for s in senders],

@@ -64,6 +64,7 @@ class Outcome:
     # the newest analysis, and the measurement it was made from
     analysis: contract.Result | None = None
     measurement: measure_base.Measurement | None = None
+    analysis_input: contract.AnalysisInput | None = None  # what the engine was given for `analysis`
     last_problem: str = ""
     interrupted: bool = False
     workdir: Path | None = None
@@ -152,6 +153,7 @@ def _drive(
             analysis = ticked.observed.analysis
             if analysis is not None:
                 outcome.analysis, outcome.measurement = analysis, measurement
+                outcome.analysis_input = ticked.observed.analysis_input
             outcome.last_problem = measurement.message or outcome.last_problem
             on_progress(Progress(elapsed(), measurement=measurement, analysis=analysis))
         _write_experiment(store, body, ticked)

@@ -8,7 +8,7 @@ import pydantic
 
 from phoenix_operator.models import common
 
-Profile = Literal["realistic", "high-cardinality", "process-churn"]
+Profile = Literal["realistic", "high-cardinality", "process-churn", "worker-growth"]
 
 
 class LoadProfileSpec(common.Model):
@@ -16,7 +16,8 @@ class LoadProfileSpec(common.Model):
 
     profile: Profile = "realistic"
     """realistic: 30 executables, Zipf-like. high-cardinality: 40 executables and unique command lines. process-churn:
-    processes replaced over time."""
+    processes replaced over time. worker-growth: realistic, plus php-fpm workers added at a quarter of
+    processesPerHost per minute that never exit."""
     hosts: Annotated[int, pydantic.Field(ge=1, le=100_000)] = 10
     """How many simulated hosts send."""
     processes_per_host: Annotated[int, pydantic.Field(ge=1, le=10_000)] = 100

@@ -110,8 +110,9 @@ def _analyze_section() -> str:
         "`phoenix analyze -f FILE` reads one JSON object: the samples of both variants,"
         " one value per sample (null where a sample is missing), the critical queries' answers and the"
         " objectives. Its keys are snake_case. The full JSON Schema is"
-        f" [`{ANALYZE_SCHEMA}`]({ANALYZE_SCHEMA}); `tests/unit/golden/analyze-quickstart-input.json` is a"
-        " recorded example.\n\n" + _table(inlined, "")
+        f" [`{ANALYZE_SCHEMA}`]({ANALYZE_SCHEMA}). `phoenix run --local --save-input FILE` writes one from a run;"
+        " [`examples/analyze/quickstart-input.json`](../examples/analyze/quickstart-input.json) was recorded"
+        " from a run of the quickstart.\n\n" + _table(inlined, "")
     )
 
 

@@ -129,7 +129,7 @@ def from_profile(spec: loadsim.LoadProfileSpec) -> SeriesCount:
     processes = [
         encode.resource_attributes(population, host, slot)
         for host in range(spec.hosts)
-        for slot in range(spec.processes_per_host)
+        for slot in range(population.running)
     ]
 
     def count(changes: Changes) -> int:

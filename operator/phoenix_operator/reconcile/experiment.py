@@ -75,6 +75,8 @@ class Observed:
     # why the load failed, once it has
     load_failure: str | None = None
     analysis: contract.Result | None = None
+    # what the engine was given for `analysis`, for `phoenix run --save-input`
+    analysis_input: contract.AnalysisInput | None = None
     measurement_problem: str | None = None
     prometheus_unreachable: bool = False
     # why the `pipelineRef` baseline cannot be copied: nothing was created

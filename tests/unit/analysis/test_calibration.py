@@ -185,7 +185,7 @@ def _recorded_error_noise() -> tuple[float, float]:
     """Coefficient of variation and lag-1 autocorrelation of a real run's query error: the quickstart's
     cpu-by-host-and-executable, as `phoenix run --local` recorded it."""
     recorded = json.loads(
-        (Path(__file__).resolve().parents[1] / "golden" / "analyze-quickstart-input.json").read_text()
+        (Path(__file__).resolve().parents[3] / "examples" / "analyze" / "quickstart-input.json").read_text()
     )
     query = next(q for q in recorded["critical_queries"] if q["name"] == "cpu-by-host-and-executable")
     errors = fidelity.query_errors(query["baseline"], query["candidate"], len(recorded["baseline"]["active_series"]))

@@ -7,14 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from phoenix_analysis import contract, engine
 from phoenix_operator.models import kinds
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-# measured by `phoenix run --local` on the quickstart; the output is what the engine said then
-QUICKSTART_INPUT = GOLDEN / "analyze-quickstart-input.json"
+REPO = Path(__file__).resolve().parents[3]
+GOLDEN = REPO / "tests" / "unit" / "golden"
+# recorded from `phoenix run --local` on the quickstart; the output is what the engine said then
+QUICKSTART_INPUT = REPO / "examples" / "analyze" / "quickstart-input.json"
 QUICKSTART_OUTPUT = GOLDEN / "analyze-quickstart-output.json"
 
 
@@ -31,6 +33,8 @@ def test_phoenix_analyze_answers_the_quickstart_exactly_as_pinned() -> None:
     assert printed == pinned
     assert list(printed) == list(pinned), "the keys keep their order"
     assert pinned["decision"] == "Promote"
+    schema = json.loads((REPO / "docs" / "analyze-input.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(json.loads(QUICKSTART_INPUT.read_text()))
 
 
 def test_each_reason_has_a_kind_and_the_json_keeps_only_the_text() -> None:
