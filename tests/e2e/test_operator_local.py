@@ -432,7 +432,7 @@ def test_a_pipeline_delivers_to_its_vendor_with_the_header_from_its_secret(
     # the operator reads only the Secrets it is granted by name, as docs/prometheus-token-access.yaml shows
     grant = TOKEN_ACCESS.read_text().replace("prometheus-token", "vendor-credentials")
     control_plane.kubectl("apply", "-n", namespace, "-f", "-", input_text=grant)
-    manifest: dict[str, Any] = yaml.safe_load(PIPELINE_EXAMPLE.read_text())
+    (manifest,) = [d for d in yaml.safe_load_all(PIPELINE_EXAMPLE.read_text()) if d["kind"] == "PhoenixProcessPipeline"]
     manifest["spec"]["exporters"][0]["endpoint"] = vendor.otlp_http_url
     harness.apply(control_plane, namespace, manifest)
     name = manifest["metadata"]["name"]

@@ -58,8 +58,10 @@ def operator(control_plane: controlplane.ControlPlane, namespace: str, tmp_path:
 
 
 def _example(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((EXAMPLES / name).read_text())
-    return loaded
+    """The example's Phoenix object, without the Secret its exporter reads."""
+    documents = yaml.safe_load_all((EXAMPLES / name).read_text())
+    (loaded,) = [d for d in documents if str(d["apiVersion"]).startswith("phoenix.io/")]
+    return dict(loaded)
 
 
 def _container(workload: dict[str, Any]) -> dict[str, Any]:

@@ -224,7 +224,8 @@ def test_structure_check_names_undefined_and_unused_components() -> None:
 
 def test_the_newrelic_preset_is_otlp_http_to_new_relic_with_the_license_key_header() -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "newrelic" / "pipeline.yaml"
-    manifest = yaml.YAML(typ="safe", pure=True).load(example.read_text())
+    documents = yaml.YAML(typ="safe", pure=True).load_all(example.read_text())
+    (manifest,) = [d for d in documents if d["kind"] == "PhoenixProcessPipeline"]  # beside the key's Secret
     obj = kinds.PhoenixProcessPipeline.model_validate(manifest)
     result = render_pipeline.render(obj.spec, experiment="nr", variant="candidate")
     assert result.config["exporters"]["otlp_http/newrelic"] == {
