@@ -81,7 +81,7 @@ def test_quickstart_promotes_with_the_reduction_it_promises(tmp_path: Path) -> N
     result = _run("-f", str(QUICKSTART), "-o", "json", "--report", str(report))
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
-    assert status["verdict"]["decision"] == "Promote", status
+    assert status["verdict"]["decision"] == "Promote", (status["verdict"]["reasons"], status["results"])
     results = status["results"]
     assert results["seriesReduction"]["estimate"] >= 0.8
     assert results["seriesReduction"]["ciLow"] > 0.5
