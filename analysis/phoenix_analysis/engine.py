@@ -306,8 +306,8 @@ def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
         reasons.append(_time_to_decide_reason(seconds_to_decide, at + more > planned_end))
     if decision != "Reject":
         reasons += _trust_reasons(
-            bool(series.passed()[at]),
-            bool(projection_clears[at]),
+            decision,
+            bool(series.passed()[at]) and not bool(projection_clears[at]),
             trend_report,
             input_report,
             anomaly_report,
@@ -375,24 +375,27 @@ def _duration(seconds: float) -> str:
 
 
 def _trust_reasons(
-    series_clears: bool,
-    projection_clears: bool,
+    decision: contract.Decision,
+    trend_blocks: bool,
     trend_report: contract.Trend,
     inputs: contract.InputAgreement | None,
     anomaly_report: contract.Anomalies,
     objective: float,
 ) -> list[contract.Reason]:
-    """What else stands between an Inconclusive and a Promote: the trend, unequal input, anomalies."""
+    """What else stands between an Inconclusive and a Promote: the trend, unequal input, anomalies.
+
+    An adverse trend that still projects above the objective is told only while undecided: a Promote's
+    reasons are what it rests on, and its trend is in the result whatever its sign.
+    """
     kinds = contract.ReasonKind
     reasons = []
-    blocks = series_clears and not projection_clears
-    if blocks or trend_report.adverse:
+    if trend_blocks or (trend_report.adverse and decision == "Inconclusive"):
         slope = trend_report.slope_per_hour
         text = (
             f"series reduction's trend {slope.estimate:+.1%}/h [{slope.ci_low:+.1%}, {slope.ci_high:+.1%}] projects"
             f" it at {_fmt(_interval(trend_report.projected_at_end))} by the run's end"
         )
-        text += f", not shown above the objective {objective:.0%}" if blocks else ""
+        text += f", not shown above the objective {objective:.0%}" if trend_blocks else ""
         if trend_report.crosses_objective_in_seconds is not None:
             crossing = _duration(trend_report.crosses_objective_in_seconds)
             text += f"; at this rate it falls through the objective in about {crossing}"

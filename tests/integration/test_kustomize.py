@@ -4,6 +4,7 @@ operator works with exactly the permissions its role grants."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -291,6 +292,48 @@ def test_the_monitored_overlay_scrapes_alerts_and_ships_dashboards(
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"SUCCESS: {sum(len(g['rules']) for g in groups)} rules found" in checked.stdout
+
+
+def _readme_overlays() -> list[str]:
+    """The Kustomizations the README shows, as a reader would save them."""
+    readme = (controlplane.REPO / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```yaml\n(.*?)^```", readme, flags=re.MULTILINE | re.DOTALL)
+    return [block for block in blocks if "kind: Kustomization" in block]
+
+
+@pytest.mark.parametrize("overlay", _readme_overlays(), ids=lambda text: text.splitlines()[0])
+def test_every_overlay_the_readme_shows_builds_on_a_checkout(
+    control_plane: controlplane.ControlPlane, tmp_path: Path, overlay: str
+) -> None:
+    # `../phoenix` is the reader's checkout, beside their overlay
+    (tmp_path / "phoenix").symlink_to(controlplane.REPO)
+    (tmp_path / "your-overlay").mkdir()
+    (tmp_path / "your-overlay" / "kustomization.yaml").write_text(overlay, encoding="utf-8")
+    built = [
+        doc
+        for doc in yaml.safe_load_all(control_plane.kubectl("kustomize", str(tmp_path / "your-overlay")).stdout)
+        if doc
+    ]
+    spec = yaml.safe_load(overlay)
+    deployment = _one(built, "Deployment", "phoenix-operator")
+    for image in spec.get("images", []):
+        assert (
+            deployment["spec"]["template"]["spec"]["containers"][0]["image"] == f"{image['newName']}:{image['newTag']}"
+        )
+    for generator in spec.get("configMapGenerator", []):
+        (generated,) = [
+            d for d in built if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith(generator["name"])
+        ]
+        for literal in generator["literals"]:
+            key, value = literal.split("=", 1)
+            assert generated["data"][key] == value
+    for pairs in (label["pairs"] for label in spec.get("labels", [])):
+        for kind in ("ServiceMonitor", "PrometheusRule"):
+            for doc in (d for d in built if d["kind"] == kind):
+                assert pairs.items() <= doc["metadata"]["labels"].items(), doc["metadata"]
+    if "trackTimestampsStaleness" in overlay:
+        export = _one(built, "ServiceMonitor", "phoenix-collectors")["spec"]["endpoints"][0]
+        assert (export["port"], export["trackTimestampsStaleness"]) == ("metrics", True)
 
 
 def test_the_argocd_health_checks_merge_into_argocd_cm(control_plane: controlplane.ControlPlane) -> None:

@@ -7,7 +7,7 @@ use is heavy-tailed (log-normal), so a handful of processes dominate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 EXECUTABLES = (
     "java",
@@ -66,14 +66,15 @@ class Profile:
     growth_executable: str = "php-fpm"
 
 
+REALISTIC = Profile(
+    executables=30,
+    zipf_exponent=1.3,
+    unique_command_lines=False,
+    default_churn_fraction_per_minute=0.0,
+    cpu_log_sigma=1.5,
+)
 PROFILES = {
-    "realistic": Profile(
-        executables=30,
-        zipf_exponent=1.3,
-        unique_command_lines=False,
-        default_churn_fraction_per_minute=0.0,
-        cpu_log_sigma=1.5,
-    ),
+    "realistic": REALISTIC,
     "high-cardinality": Profile(
         executables=len(EXECUTABLES),
         zipf_exponent=0.6,
@@ -81,20 +82,7 @@ PROFILES = {
         default_churn_fraction_per_minute=0.0,
         cpu_log_sigma=1.0,
     ),
-    "process-churn": Profile(
-        executables=30,
-        zipf_exponent=1.3,
-        unique_command_lines=False,
-        default_churn_fraction_per_minute=0.05,
-        cpu_log_sigma=1.5,
-    ),
+    "process-churn": replace(REALISTIC, default_churn_fraction_per_minute=0.05),
     # A worker pool scaling up: a pipeline that keeps its executable's per-process detail grows with it.
-    "worker-growth": Profile(
-        executables=30,
-        zipf_exponent=1.3,
-        unique_command_lines=False,
-        default_churn_fraction_per_minute=0.0,
-        cpu_log_sigma=1.5,
-        growth_fraction_per_minute=0.25,
-    ),
+    "worker-growth": replace(REALISTIC, growth_fraction_per_minute=0.25),
 }

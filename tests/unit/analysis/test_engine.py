@@ -206,6 +206,14 @@ def test_a_falling_reduction_is_not_promoted_and_the_reason_gives_the_slope() ->
     assert told and "falls through the objective in about" in told[0], earlier["reasons"]
 
 
+def test_a_promote_on_a_gently_falling_reduction_reports_the_trend_but_rests_only_on_what_decided_it() -> None:
+    # 90% falling to 80% over the run: adverse, and still far above the 50% objective at its end
+    result = engine.analyze(_clear_win(reduction=0.9, reduction_at_end=0.8))
+    assert result["decision"] == "Promote"
+    assert result["series_trend"]["adverse"] and result["series_trend"]["projected_at_end"]["ci_low"] > 0.5
+    assert not [r for r in result["reasons"] if r.startswith("series reduction's trend")], result["reasons"]
+
+
 def test_a_steady_reduction_reports_a_flat_trend() -> None:
     trend = engine.analyze(_clear_win())["series_trend"]
     assert trend["slope_per_hour"]["ci_low"] < 0 < trend["slope_per_hour"]["ci_high"]
