@@ -31,11 +31,6 @@ def _wait(what: str, until: Callable[[], bool], seconds: float = 20) -> None:
         time.sleep(0.3)
 
 
-def _telemetry(collector: local_components.LocalCollector, name: str) -> float:
-    exposition = httpx.get(f"http://{collector.telemetry_address}/metrics", timeout=5).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in exposition.splitlines() if line.startswith(name + "{"))
-
-
 def _production(
     otelcol: conftest.StartCollector, mirrors: tuple[render_pipeline.Mirror, ...], name: str = "production"
 ) -> local_components.LocalCollector:
@@ -98,8 +93,8 @@ def test_a_mirror_whose_shadows_are_down_never_holds_up_or_refuses_the_pipelines
     for collector in production.values():
         _wait("the pipeline's own export", lambda c=collector: _exported_hosts(c) == set(HOSTS))  # type: ignore[misc]
     mirrored = production["mirrored"]
-    accepted = _telemetry(mirrored, "otelcol_receiver_accepted_metric_points")
-    refused = _telemetry(mirrored, "otelcol_receiver_refused_metric_points")
+    accepted = otlp.telemetry(mirrored.telemetry_address, "otelcol_receiver_accepted_metric_points")
+    refused = otlp.telemetry(mirrored.telemetry_address, "otelcol_receiver_refused_metric_points")
     ratio = elapsed["mirrored"] / elapsed["unmirrored"]
     print(
         f"120 requests each: mirrored to two closed ports {elapsed['mirrored']:.2f}s, unmirrored"

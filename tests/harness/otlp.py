@@ -37,11 +37,14 @@ def post(url: str, body: bytes) -> int:
     return response.status_code
 
 
-def accepted_points(telemetry_address: str) -> float:
-    """Points a collector's receivers accepted, by its own telemetry at host:port."""
+def telemetry(telemetry_address: str, name: str) -> float:
+    """The sum of a collector's own counter or gauge `name` over its label sets, from its telemetry at host:port."""
     exposition = httpx.get(f"http://{telemetry_address}/metrics", timeout=5).text
     return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in exposition.splitlines()
-        if line.startswith("otelcol_receiver_accepted_metric_points{")
+        float(line.rsplit(" ", 1)[1]) for line in exposition.splitlines() if line.startswith((name + "{", name + " "))
     )
+
+
+def accepted_points(telemetry_address: str) -> float:
+    """Points a collector's receivers accepted."""
+    return telemetry(telemetry_address, "otelcol_receiver_accepted_metric_points")

@@ -4,7 +4,6 @@ operator works with exactly the permissions its role grants."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from phoenix_operator import binaries
 from phoenix_operator.models import kinds
 from phoenix_operator.reconcile import loadsim as reconcile_loadsim
 from phoenix_operator.reconcile import pipeline as reconcile_pipeline
+from tests import readme
 from tests.harness import controlplane
 from tests.harness import operator as harness
 
@@ -294,14 +294,11 @@ def test_the_monitored_overlay_scrapes_alerts_and_ships_dashboards(
     assert f"SUCCESS: {sum(len(g['rules']) for g in groups)} rules found" in checked.stdout
 
 
-def _readme_overlays() -> list[str]:
-    """The Kustomizations the README shows, as a reader would save them."""
-    readme = (controlplane.REPO / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"^```yaml\n(.*?)^```", readme, flags=re.MULTILINE | re.DOTALL)
-    return [block for block in blocks if "kind: Kustomization" in block]
-
-
-@pytest.mark.parametrize("overlay", _readme_overlays(), ids=lambda text: text.splitlines()[0])
+@pytest.mark.parametrize(
+    "overlay",
+    [text for _, text in readme.blocks("yaml") if "kind: Kustomization" in text],
+    ids=lambda text: text.splitlines()[0],
+)
 def test_every_overlay_the_readme_shows_builds_on_a_checkout(
     control_plane: controlplane.ControlPlane, tmp_path: Path, overlay: str
 ) -> None:

@@ -15,33 +15,17 @@ import yaml
 from typer.testing import CliRunner
 
 from phoenix_operator.cli import app
+from tests import readme
 
 REPO = Path(__file__).resolve().parents[2]
-README = (REPO / "README.md").read_text(encoding="utf-8")
 COMMANDS = typer.main.get_command(app.app)
 runner = CliRunner()
-
-
-def _blocks(language: str) -> list[tuple[int, str]]:
-    """(line number, text) of every fenced block in `language`."""
-    found, inside, start, lines = [], None, 0, []
-    for number, line in enumerate(README.splitlines(), start=1):
-        if line.startswith("```"):
-            if inside is None:
-                inside, start, lines = line[3:].strip(), number, []
-            else:
-                if inside == language:
-                    found.append((start, "\n".join(lines)))
-                inside = None
-        elif inside is not None:
-            lines.append(line)
-    return found
 
 
 def _shell_commands() -> list[tuple[int, str]]:
     """Each command of the sh blocks, continuations joined, comments and chained commands apart."""
     commands = []
-    for start, text in _blocks("sh"):
+    for start, text in readme.blocks("sh"):
         for line in text.replace("\\\n", " ").splitlines():
             code = re.split(r"\s#\s", f" {line} ", maxsplit=1)[0].strip()
             parts = re.split(r"&&|, (?=kubectl |phoenix )", code)
@@ -119,7 +103,7 @@ def _repository_paths(command: str) -> list[str]:
 
 
 def test_every_file_the_readme_points_to_is_in_the_repository() -> None:
-    linked = re.findall(r"\]\(((?:docs|examples|kustomize|bench|tools|tests)/[^)#\s]+)", README)
+    linked = re.findall(r"\]\(((?:docs|examples|kustomize|bench|tools|tests)/[^)#\s]+)", readme.README)
     shown = [p for _, command in _shell_commands() for p in _repository_paths(command)]
     missing = [p for p in [*linked, *shown] if not (REPO / p).exists()]
     assert shown and linked and not missing, missing
@@ -143,7 +127,7 @@ def test_what_the_readme_applies_is_valid_and_what_it_kustomizes_is_an_overlay()
 
 
 def test_the_readmes_yaml_parses_and_its_overlay_names_what_phoenix_ships() -> None:
-    blocks = _blocks("yaml")
+    blocks = readme.blocks("yaml")
     assert blocks
     for start, text in blocks:
         for document in yaml.safe_load_all(text):
