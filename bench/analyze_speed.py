@@ -42,9 +42,9 @@ def naive_prefix_bounds(x: np.ndarray) -> None:
 
 
 def with_queries(data: dict[str, Any], queries: int, rng: np.random.Generator) -> dict[str, Any]:
-    n = len(data["baseline"]["active_series"])
-    base = np.asarray(data["baseline"]["active_series"])
-    data["critical_queries"] = [
+    n = len(data["baseline"]["activeSeries"])
+    base = np.asarray(data["baseline"]["activeSeries"])
+    data["criticalQueries"] = [
         {
             "name": f"q{i}",
             "baseline": {f"s{j}": (base / (j + 2)).tolist() for j in range(10)},
@@ -59,7 +59,7 @@ def main() -> int:
     rng = np.random.default_rng(1)
     small = with_queries(simulate.experiment(rng, 240, reduction=0.7), 3, rng)
     day = with_queries(simulate.experiment(rng, 24 * 3600 // 15, reduction=0.7), 50, rng)
-    series = 1 - np.asarray(small["candidate"]["active_series"]) / np.asarray(small["baseline"]["active_series"])
+    series = 1 - np.asarray(small["candidate"]["activeSeries"]) / np.asarray(small["baseline"]["activeSeries"])
 
     small_time = timed(lambda: engine.analyze(small), 50)
     day_time = timed(lambda: engine.analyze(day), 3)

@@ -66,7 +66,7 @@ def main() -> int:
     stops = []
     for data in experiments:
         result = engine.analyze(data)
-        stops.append(result["decided_at_index"] + 1 if result["decision"] != "Inconclusive" else HORIZON)
+        stops.append(result["decidedAtIndex"] + 1 if result["decision"] != "Inconclusive" else HORIZON)
     sequential = statistics.median(stops)
 
     null_rng = np.random.default_rng(7)

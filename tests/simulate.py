@@ -60,52 +60,52 @@ def experiment(
     query_cand = {k: (np.asarray(v) * wobble).tolist() for k, v in query_base.items()}
     cpu = 0.5 * (1 + ar1(rng, n, 0.8, 0.05))
     data = {
-        "interval_seconds": 15,
+        "intervalSeconds": 15,
         "baseline": {
-            "active_series": baseline.tolist(),
-            "datapoints_per_minute": (baseline * 4).tolist(),
-            "cpu_cores": cpu.tolist(),
+            "activeSeries": baseline.tolist(),
+            "datapointsPerMinute": (baseline * 4).tolist(),
+            "cpuCores": cpu.tolist(),
         },
         "candidate": {
-            "active_series": candidate.tolist(),
-            "datapoints_per_minute": (candidate * 4).tolist(),
-            "cpu_cores": (cpu * (1 + cpu_increase) * (1 + ar1(rng, n, phi, 0.05))).tolist(),
+            "activeSeries": candidate.tolist(),
+            "datapointsPerMinute": (candidate * 4).tolist(),
+            "cpuCores": (cpu * (1 + cpu_increase) * (1 + ar1(rng, n, phi, 0.05))).tolist(),
         },
-        "critical_queries": [{"name": "by-host", "baseline": query_base, "candidate": query_cand}],
+        "criticalQueries": [{"name": "by-host", "baseline": query_base, "candidate": query_cand}],
         "objectives": {
-            "min_series_reduction": 0.5,
-            "max_query_error": 0.01,
-            "max_cpu_increase": 0.1,
+            "minSeriesReduction": 0.5,
+            "maxQueryError": 0.01,
+            "maxCpuIncrease": 0.1,
         },
     }
     memory = 2e8 * (1 + ar1(rng, n, 0.9, 0.02))
-    data["baseline"]["memory_bytes"] = memory.tolist()
-    data["candidate"]["memory_bytes"] = (memory * (1 + memory_increase) * (1 + ar1(rng, n, phi, 0.05))).tolist()
-    data["objectives"]["max_memory_increase"] = 0.1
+    data["baseline"]["memoryBytes"] = memory.tolist()
+    data["candidate"]["memoryBytes"] = (memory * (1 + memory_increase) * (1 + ar1(rng, n, phi, 0.05))).tolist()
+    data["objectives"]["maxMemoryIncrease"] = 0.1
     points_per_sample = 3_000.0
     for variant, share in (("baseline", 1.0), ("candidate", received)):
         read_at = np.arange(n) + rng.uniform(0, 0.3, n)
-        data[variant]["accepted_points"] = (points_per_sample * share * read_at).tolist()
-        data[variant]["uptime_seconds"] = (15 * read_at + 60).tolist()
+        data[variant]["acceptedPoints"] = (points_per_sample * share * read_at).tolist()
+        data[variant]["uptimeSeconds"] = (15 * read_at + 60).tolist()
     if candidate_restart_at is not None:
         restart = candidate_restart_at
         cand = data["candidate"]
-        for key in ("active_series", "datapoints_per_minute", "cpu_cores", "memory_bytes"):
+        for key in ("activeSeries", "datapointsPerMinute", "cpuCores", "memoryBytes"):
             cand[key][restart : restart + 2] = [None, None]
-        for key in ("accepted_points", "uptime_seconds"):
+        for key in ("acceptedPoints", "uptimeSeconds"):
             cand[key][restart : restart + 2] = [None, None]
             offset = cand[key][restart + 2 - 3]  # what the counter had counted before the restart
             cand[key][restart + 2 :] = [value - offset for value in cand[key][restart + 2 :]]
         for i, fill in ((restart + 2, 0.5), (restart + 3, 0.8)):
-            cand["active_series"][i] *= fill
-            cand["datapoints_per_minute"][i] *= fill
-    data["planned_samples"] = n
+            cand["activeSeries"][i] *= fill
+            cand["datapointsPerMinute"][i] *= fill
+    data["plannedSamples"] = n
     if refused_points_ratio is not None:
         spread = 0.5
         bursts = np.exp(ar1(rng, n, phi, spread) - spread**2 / 2)  # mean 1
-        data["baseline"]["refused_points_ratio"] = np.zeros(n).tolist()
-        data["candidate"]["refused_points_ratio"] = (refused_points_ratio * bursts).tolist()
-        data["objectives"]["max_refused_points_ratio"] = 0.001
+        data["baseline"]["refusedPointsRatio"] = np.zeros(n).tolist()
+        data["candidate"]["refusedPointsRatio"] = (refused_points_ratio * bursts).tolist()
+        data["objectives"]["maxRefusedPointsRatio"] = 0.001
     return data
 
 

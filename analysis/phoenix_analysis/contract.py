@@ -1,9 +1,10 @@
 """The contract of the verdict engine, as typed models: its input and its result.
 
 The dict is the edge: `analyze(input: dict) -> dict` and `phoenix analyze`
-speak the same JSON, in snake_case. Inside Phoenix the typed values cross
-instead: the experiment's CRD reuses `Objectives` and `CostModel` (camelCase
-on the wire, through their aliases), and the operator reads `Result`.
+speak the same JSON, with camelCase keys like every other output of Phoenix
+(`run -o json`, the CRDs' status). Inside Phoenix the typed values cross
+instead, under their Python names: the experiment's CRD reuses `Objectives`
+and `CostModel`, and the operator reads `Result`.
 
 Shapes and types are checked here, with every problem reported by path.
 Values are not judged here: empty arrays, NaN and mismatched lengths are the
@@ -28,11 +29,7 @@ Price = Annotated[float, pydantic.Field(ge=0)]
 
 
 class _Strict(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-
-class _Shared(pydantic.BaseModel):
-    """A part of the contract the CRD embeds: camelCase there, snake_case in `analyze`'s JSON."""
+    """camelCase on the wire (JSON and the CRDs that embed a part), Python names inside."""
 
     model_config = pydantic.ConfigDict(
         use_attribute_docstrings=True,
@@ -74,7 +71,7 @@ class CriticalQuery(_Strict):
     """Its answer on the candidate, in the same shape."""
 
 
-class Objectives(_Shared):
+class Objectives(_Strict):
     min_series_reduction: Fraction = 0.5
     """The share of series the candidate must remove: Promote needs the reduction's lower bound above it."""
     max_query_error: Fraction = 0.01
@@ -91,7 +88,7 @@ class Objectives(_Shared):
     """The share of samples flagged as anomalies (restarts, gaps, pauses, spikes) above which there is no verdict."""
 
 
-class CostModel(_Shared):
+class CostModel(_Strict):
     usd_per_million_datapoints: Price = 0.10
     """The backend's price per million datapoints ingested."""
     usd_per_active_series_month: Price = 0.005
@@ -124,6 +121,15 @@ class AnalysisInput(_Strict):
     planned_samples: Annotated[int, pydantic.Field(gt=0)] | None = None
     """The samples the run is planned to take: the reduction's trend is projected to its end (default: those given)."""
 
+    def to_json(self) -> dict[str, Any]:
+        """The JSON `phoenix analyze -f` reads."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def wire_path(path: str) -> str:
+    """A dotted path of Python names as the JSON spells it: `candidate.active_series` is `candidate.activeSeries`."""
+    return ".".join(alias_generators.to_camel(part) for part in path.split("."))
+
 
 class InvalidInput(ValueError):
     """The input does not have the contract's shape; one line per problem."""
@@ -134,9 +140,9 @@ class InvalidInput(ValueError):
 
 
 def parse(data: object) -> AnalysisInput:
-    """The JSON input, snake_case keys only."""
+    """The JSON input, camelCase keys only."""
     try:
-        return AnalysisInput.model_validate(data, by_alias=False, by_name=True)
+        return AnalysisInput.model_validate(data, by_alias=True, by_name=False)
     except pydantic.ValidationError as error:
         problems = []
         for item in error.errors():
@@ -293,6 +299,6 @@ class Result(_Strict):
 
     def to_json(self) -> dict[str, Any]:
         """The JSON contract: as the model, with each reason as its text."""
-        data = self.model_dump(mode="json")
+        data = self.model_dump(mode="json", by_alias=True)
         data["reasons"] = self.reason_texts
         return data

@@ -106,26 +106,26 @@ def _input_problems(spec: contract.AnalysisInput) -> tuple[dict[str, Floats], li
     problems = []
     lengths = {k: len(v) for k, v in arrays.items()}
     n = lengths["baseline.active_series"]
-    mismatched = [f"{k} has {length}" for k, length in lengths.items() if length != n]
+    mismatched = [f"{contract.wire_path(k)} has {length}" for k, length in lengths.items() if length != n]
     if mismatched:
-        problems.append(f"mismatched lengths: baseline.active_series has {n}, " + ", ".join(mismatched))
+        problems.append(f"mismatched lengths: baseline.activeSeries has {n}, " + ", ".join(mismatched))
     for key in ("cpu_cores", "memory_bytes", *DIAGNOSTIC):
         # refused points are the candidate's alone; the baseline's are reported only
         if (f"baseline.{key}" in arrays) != (f"candidate.{key}" in arrays):
-            problems.append(f"{key} is given for one variant only")
+            problems.append(f"{contract.wire_path(key)} is given for one variant only")
     problems.extend(
-        f"{key} has infinite samples or samples beyond {fidelity.MAX_MAGNITUDE:g}"
+        f"{contract.wire_path(key)} has infinite samples or samples beyond {fidelity.MAX_MAGNITUDE:g}"
         for key, values in arrays.items()
         if np.any(np.abs(values) > fidelity.MAX_MAGNITUDE)
     )
     for key in ("baseline.active_series", "baseline.datapoints_per_minute"):
         if key in arrays and np.any(arrays[key][~np.isnan(arrays[key])] <= 0):
-            problems.append(f"{key} has samples <= 0, so no reduction can be computed")
+            problems.append(f"{contract.wire_path(key)} has samples <= 0, so no reduction can be computed")
     if not problems:
         kept = int(np.sum(~_gaps(arrays)))
         if kept < MIN_SAMPLES:
             missing = [
-                f"{key} has {int(np.isnan(values).sum())} missing or NaN samples"
+                f"{contract.wire_path(key)} has {int(np.isnan(values).sum())} missing or NaN samples"
                 for key, values in arrays.items()
                 if key.split(".")[1] not in DIAGNOSTIC and np.isnan(values).any()
             ]
@@ -343,7 +343,7 @@ def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
         mode=spec.mode,
         wilcoxon_p_value=wilcoxon_p_value,
         series_reduction_sequence={
-            name: values.tolist() for name, values in zip(("estimate", "ci_low", "ci_high"), series.bounds, strict=True)
+            name: values.tolist() for name, values in zip(("estimate", "ciLow", "ciHigh"), series.bounds, strict=True)
         },
     )
 

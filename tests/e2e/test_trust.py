@@ -75,7 +75,7 @@ def test_a_candidate_whose_series_grow_is_not_promoted(tmp_path: Path) -> None:
     # the verdict's saved input gives the same verdict offline
     replayed = _phoenix("analyze", "-f", str(saved))
     assert replayed["decision"] == verdict["decision"] and replayed["reasons"] == verdict["reasons"], replayed
-    assert replayed["series_trend"]["projected_at_end"]["estimate"] == trend["projectedAtEnd"]["estimate"]
+    assert replayed["seriesTrend"]["projectedAtEnd"]["estimate"] == trend["projectedAtEnd"]["estimate"]
 
 
 def test_a_killed_candidate_collector_is_flagged_as_a_restart(tmp_path: Path) -> None:

@@ -534,8 +534,8 @@ def test_a_week_long_experiment_with_fifty_failing_queries_keeps_its_status_smal
     rng = np.random.default_rng(3)
     samples = 7 * 24 * 3600 // 15
     data = simulate.experiment(rng, samples, reduction=0.7)
-    baseline = np.asarray(data["baseline"]["active_series"])
-    data["critical_queries"] = [
+    baseline = np.asarray(data["baseline"]["activeSeries"])
+    data["criticalQueries"] = [
         {
             "name": f"dashboard-panel-query-with-a-long-name-{index:02d}",
             "baseline": {f"host-{j}": (baseline / (j + 2)).tolist() for j in range(10)},

@@ -155,7 +155,7 @@ def from_run(
             charts.append(
                 _chart(
                     "Series reduction: estimate and confidence sequence (dashed: objective)",
-                    xs, {"candidate": sequence["estimate"]}, (sequence["ci_low"], sequence["ci_high"]), objective, True,
+                    xs, {"candidate": sequence["estimate"]}, (sequence["ciLow"], sequence["ciHigh"]), objective, True,
                 )
             )  # fmt: skip
         for query in measurement.critical_queries:

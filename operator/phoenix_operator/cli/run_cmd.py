@@ -171,7 +171,7 @@ def run(
         report_path.write_text(page, encoding="utf-8")
         console.print(f"phoenix: report written to {report_path}")
     if save_input is not None and outcome.analysis_input is not None:
-        save_input.write_text(json.dumps(outcome.analysis_input.model_dump(mode="json"), indent=1) + "\n")
+        save_input.write_text(json.dumps(outcome.analysis_input.to_json(), indent=1) + "\n")
         console.print(
             f"phoenix: the verdict's input written to {save_input}; phoenix analyze -f {save_input} replays it"
         )

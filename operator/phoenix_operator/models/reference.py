@@ -97,8 +97,8 @@ def _parameters_section() -> str:
 
 
 def analyze_input_schema() -> Schema:
-    """The JSON Schema of `phoenix analyze -f FILE`: snake_case keys, one list of samples per figure."""
-    schema: Schema = contract.AnalysisInput.model_json_schema(by_alias=False)
+    """The JSON Schema of `phoenix analyze -f FILE`: camelCase keys, one list of samples per figure."""
+    schema: Schema = contract.AnalysisInput.model_json_schema(by_alias=True)
     return schema
 
 
@@ -109,7 +109,8 @@ def _analyze_section() -> str:
         "## `phoenix analyze` input\n\n"
         "`phoenix analyze -f FILE` reads one JSON object: the samples of both variants,"
         " one value per sample (null where a sample is missing), the critical queries' answers and the"
-        " objectives. Its keys are snake_case. The full JSON Schema is"
+        " objectives. Its keys are camelCase, as in the output of `phoenix analyze -o json` and `run -o json`."
+        " The full JSON Schema is"
         f" [`{ANALYZE_SCHEMA}`]({ANALYZE_SCHEMA}). `phoenix run --local --save-input FILE` writes one from a run;"
         " [`examples/analyze/quickstart-input.json`](../examples/analyze/quickstart-input.json) was recorded"
         " from a run of the quickstart.\n\n" + _table(inlined, "")

@@ -57,7 +57,7 @@ def test_a_a_never_promotes_a_reduction_that_is_not_there() -> None:
     promoted = 0
     for _ in range(N_SIMULATIONS):
         data = simulate.experiment(rng, N_SAMPLES, reduction=0.0)
-        data["objectives"]["min_series_reduction"] = 0.0
+        data["objectives"]["minSeriesReduction"] = 0.0
         promoted += engine.analyze(data)["decision"] == "Promote"
     _at_most(promoted / N_SIMULATIONS, ALPHA, "A/A promotion")
 
@@ -68,8 +68,8 @@ def test_interval_covers_the_true_reduction() -> None:
     for _ in range(N_SIMULATIONS):
         truth = rng.uniform(0.3, 0.9)
         result = engine.analyze(simulate.experiment(rng, N_SAMPLES, reduction=truth))
-        interval = result["series_reduction"]
-        covered += interval["ci_low"] <= truth <= interval["ci_high"]
+        interval = result["seriesReduction"]
+        covered += interval["ciLow"] <= truth <= interval["ciHigh"]
     _at_least(covered / N_SIMULATIONS, 1 - ALPHA, "interval coverage")
 
 
@@ -137,7 +137,7 @@ def test_repeated_checks_of_the_fixed_test_inflate_false_promotions() -> None:
     peeking_fixed = peeking_sequence = 0
     for _ in range(simulations):
         data = simulate.experiment(rng, N_SAMPLES, reduction=0.5)
-        reduction = 1 - np.array(data["candidate"]["active_series"]) / np.array(data["baseline"]["active_series"])
+        reduction = 1 - np.array(data["candidate"]["activeSeries"]) / np.array(data["baseline"]["activeSeries"])
         peeking_fixed += bool(np.any(intervals.running_fixed_interval(reduction, ALPHA)[1][looks] > 0.5))
         sequence_low = intervals.running_confidence_sequence(reduction, ALPHA)[1][engine.MIN_SAMPLES - 1 :]
         peeking_sequence += bool(np.any(sequence_low > 0.5))
@@ -187,8 +187,8 @@ def _recorded_error_noise() -> tuple[float, float]:
     recorded = json.loads(
         (Path(__file__).resolve().parents[3] / "examples" / "analyze" / "quickstart-input.json").read_text()
     )
-    query = next(q for q in recorded["critical_queries"] if q["name"] == "cpu-by-host-and-executable")
-    errors = fidelity.query_errors(query["baseline"], query["candidate"], len(recorded["baseline"]["active_series"]))
+    query = next(q for q in recorded["criticalQueries"] if q["name"] == "cpu-by-host-and-executable")
+    errors = fidelity.query_errors(query["baseline"], query["candidate"], len(recorded["baseline"]["activeSeries"]))
     assert errors.errors is not None
     centred = errors.errors - errors.errors.mean()
     lag1 = float(np.sum(centred[1:] * centred[:-1]) / np.sum(centred**2))
@@ -231,9 +231,9 @@ def test_an_inconclusive_says_about_how_long_it_still_needs() -> None:
     for _ in range(N_SIMULATIONS // 2):
         data = simulate.experiment(rng, N_SAMPLES, reduction=0.56)
         early = engine.analyze(simulate.prefix(data, 30))
-        decided = engine.analyze(data)["decided_at_index"]
-        if early["decision"] == "Inconclusive" and early["seconds_to_decide"] and decided is not None:
-            ratios.append((decided + 1 - 30) * data["interval_seconds"] / early["seconds_to_decide"])
+        decided = engine.analyze(data)["decidedAtIndex"]
+        if early["decision"] == "Inconclusive" and early["secondsToDecide"] and decided is not None:
+            ratios.append((decided + 1 - 30) * data["intervalSeconds"] / early["secondsToDecide"])
     quartiles = np.percentile(ratios, [25, 50, 75])
     print(f"time needed over time estimated, quartiles {np.round(quartiles, 2)} over {len(ratios)} runs")
     assert len(ratios) >= N_SIMULATIONS // 10

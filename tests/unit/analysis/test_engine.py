@@ -26,61 +26,61 @@ def test_output_has_every_contract_key() -> None:
     for key in (
         "decision",
         "reasons",
-        "series_reduction",
-        "datapoint_reduction",
-        "monthly_savings_usd",
+        "seriesReduction",
+        "datapointReduction",
+        "monthlySavingsUsd",
         "fidelity",
         "guardrails",
-        "samples_used",
-        "decided_at_index",
+        "samplesUsed",
+        "decidedAtIndex",
     ):
         assert key in result
-    assert set(result["series_reduction"]) == {"estimate", "ci_low", "ci_high"}
-    assert set(result["fidelity"]) >= {"checked", "passed", "worst_query", "worst_error"}
+    assert set(result["seriesReduction"]) == {"estimate", "ciLow", "ciHigh"}
+    assert set(result["fidelity"]) >= {"checked", "passed", "worstQuery", "worstError"}
     json.dumps(result, allow_nan=False)
 
 
 def test_clear_reduction_promotes_early_with_reasons() -> None:
     result = engine.analyze(_clear_win())
     assert result["decision"] == "Promote"
-    assert 9 <= result["decided_at_index"] < 60
-    assert result["series_reduction"]["ci_low"] > 0.5
+    assert 9 <= result["decidedAtIndex"] < 60
+    assert result["seriesReduction"]["ciLow"] > 0.5
     assert any("clears the objective 50%" in r for r in result["reasons"])
     assert result["fidelity"] == {**result["fidelity"], "checked": 1, "passed": 1}
-    assert result["monthly_savings_usd"]["estimate"] > 0
-    assert result["samples_used"] == result["decided_at_index"] + 1
+    assert result["monthlySavingsUsd"]["estimate"] > 0
+    assert result["samplesUsed"] == result["decidedAtIndex"] + 1
 
 
 def test_savings_follow_the_price_list() -> None:
     data = _clear_win()
     data["mode"] = "fixed"  # decided at the last sample, so the estimate covers every sample
-    data["cost_model"] = {
-        "usd_per_million_datapoints": 0.0,
-        "usd_per_active_series_month": 1.0,
-        "usd_per_cpu_core_month": 0.0,
-        "usd_per_gib_month": 0.0,
+    data["costModel"] = {
+        "usdPerMillionDatapoints": 0.0,
+        "usdPerActiveSeriesMonth": 1.0,
+        "usdPerCpuCoreMonth": 0.0,
+        "usdPerGibMonth": 0.0,
     }
     result = engine.analyze(data)
-    saved_series = np.mean(np.array(data["baseline"]["active_series"]) - np.array(data["candidate"]["active_series"]))
-    assert math.isclose(result["monthly_savings_usd"]["estimate"], saved_series, rel_tol=1e-9)
+    saved_series = np.mean(np.array(data["baseline"]["activeSeries"]) - np.array(data["candidate"]["activeSeries"]))
+    assert math.isclose(result["monthlySavingsUsd"]["estimate"], saved_series, rel_tol=1e-9)
 
 
 def test_a_broken_query_vetoes_promotion_and_is_named() -> None:
     data = _clear_win()
-    query = data["critical_queries"][0]
+    query = data["criticalQueries"][0]
     query["name"] = "cpu-by-executable"
     query["candidate"] = {"": list(np.add(query["baseline"]["a"], query["baseline"]["b"]))}
     result = engine.analyze(data)
     assert result["decision"] == "Reject"
     assert any("cpu-by-executable" in r for r in result["reasons"])
-    assert result["fidelity"]["worst_query"] == "cpu-by-executable"
+    assert result["fidelity"]["worstQuery"] == "cpu-by-executable"
 
 
 def test_a_costlier_candidate_is_rejected_with_an_upper_bound_below_zero() -> None:
     data = _clear_win(reduction=-0.3)
     result = engine.analyze(data)
     assert result["decision"] == "Reject"
-    assert result["series_reduction"]["ci_high"] < 0
+    assert result["seriesReduction"]["ciHigh"] < 0
 
 
 def test_cpu_guardrail_breach_rejects() -> None:
@@ -96,8 +96,8 @@ def test_fixed_mode_decides_only_at_the_end() -> None:
     data["mode"] = "fixed"
     result = engine.analyze(data)
     assert result["decision"] == "Promote"
-    assert result["decided_at_index"] is None
-    assert result["wilcoxon_p_value"] < 0.05
+    assert result["decidedAtIndex"] is None
+    assert result["wilcoxonPValue"] < 0.05
 
 
 def _mutate(path: str, value: Any) -> dict[str, Any]:
@@ -113,17 +113,17 @@ def _mutate(path: str, value: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("path", "value", "reason"),
     [
-        ("baseline.active_series", [], "mismatched lengths"),
-        ("candidate.active_series", [1.0] * 5, "mismatched lengths"),
+        ("baseline.activeSeries", [], "mismatched lengths"),
+        ("candidate.activeSeries", [1.0] * 5, "mismatched lengths"),
         (
-            "candidate.active_series",
+            "candidate.activeSeries",
             [None] * 240,
-            "candidate.active_series has 240 missing or NaN samples",
+            "candidate.activeSeries has 240 missing or NaN samples",
         ),
-        ("baseline.active_series", [0.0] * 240, "samples <= 0"),
-        ("candidate.active_series", [float("inf")] * 240, "candidate.active_series has infinite samples"),
-        ("baseline.memory_bytes", [1e101] * 240, "samples beyond 1e+100"),
-        ("candidate.cpu_cores", None, "cpu_cores is given for one variant only"),
+        ("baseline.activeSeries", [0.0] * 240, "baseline.activeSeries has samples <= 0"),
+        ("candidate.activeSeries", [float("inf")] * 240, "candidate.activeSeries has infinite samples"),
+        ("baseline.memoryBytes", [1e101] * 240, "samples beyond 1e+100"),
+        ("candidate.cpuCores", None, "cpuCores is given for one variant only"),
     ],
 )
 def test_bad_data_fails_closed(path: str, value: Any, reason: str) -> None:
@@ -142,19 +142,19 @@ def test_too_few_samples_is_inconclusive() -> None:
 def test_a_scrape_gap_leaves_the_analysis_and_is_told() -> None:
     data = _clear_win()
     data["mode"] = "fixed"
-    data["candidate"]["active_series"][100] = None
+    data["candidate"]["activeSeries"][100] = None
     result = engine.analyze(data)
     assert result["decision"] == "Promote"
     assert {"index": 100, "variant": "candidate", "pattern": "scrape gap"} in result["anomalies"]["samples"]
     assert result["anomalies"]["excluded"] == 1
-    assert result["samples_used"] == 240
+    assert result["samplesUsed"] == 240
 
 
 def test_too_many_anomalies_give_no_verdict_and_say_which() -> None:
     data = _clear_win()
     data["mode"] = "fixed"
     for i in range(100, 120):
-        data["candidate"]["datapoints_per_minute"][i] = None
+        data["candidate"]["datapointsPerMinute"][i] = None
     result = engine.analyze(data)
     assert result["decision"] == "Inconclusive"
     assert result["anomalies"]["share"] > 0.05
@@ -175,33 +175,33 @@ def test_a_restart_is_flagged_with_its_pattern() -> None:
 def test_unequal_input_blocks_a_promotion_and_says_who_got_less() -> None:
     data = _clear_win()
     data["mode"] = "fixed"  # a 3% difference shows once it exceeds one sample's share of the input
-    data["candidate"]["accepted_points"] = [0.97 * x for x in data["candidate"]["accepted_points"]]
+    data["candidate"]["acceptedPoints"] = [0.97 * x for x in data["candidate"]["acceptedPoints"]]
     result = engine.analyze(data)
     assert result["decision"] == "Inconclusive"
-    assert result["input_agreement"]["agrees"] is False
-    assert -0.04 < result["input_agreement"]["difference"] < -0.02
+    assert result["inputAgreement"]["agrees"] is False
+    assert -0.04 < result["inputAgreement"]["difference"] < -0.02
     told = [r for r in result["reasons"] if r.startswith("the variants' inputs differ by")]
     assert told and "the candidate received less" in told[0], result["reasons"]
 
 
 def test_input_agreement_is_reported_when_it_passes() -> None:
     result = engine.analyze(_clear_win())
-    agreement = result["input_agreement"]
+    agreement = result["inputAgreement"]
     assert agreement["agrees"] is True
-    assert agreement["baseline_points"] > 0 and abs(agreement["difference"]) < 0.005
+    assert agreement["baselinePoints"] > 0 and abs(agreement["difference"]) < 0.005
 
 
 def test_a_falling_reduction_is_not_promoted_and_the_reason_gives_the_slope() -> None:
     data = _clear_win(reduction=0.9, reduction_at_end=0.3)
     result = engine.analyze(data)
     assert result["decision"] != "Promote"
-    trend = result["series_trend"]
-    assert trend["slope_per_hour"]["ci_high"] < 0 and trend["adverse"]
+    trend = result["seriesTrend"]
+    assert trend["slopePerHour"]["ciHigh"] < 0 and trend["adverse"]
     told = [r for r in result["reasons"] if r.startswith("series reduction's trend")]
     assert told and "already below the objective" in told[0], result["reasons"]
     earlier = engine.analyze(simulate.prefix(data, 60))  # the run planned for 240 samples, a quarter through
     assert earlier["decision"] == "Inconclusive"
-    assert earlier["series_trend"]["crosses_objective_in_seconds"] > 0
+    assert earlier["seriesTrend"]["crossesObjectiveInSeconds"] > 0
     told = [r for r in earlier["reasons"] if r.startswith("series reduction's trend")]
     assert told and "falls through the objective in about" in told[0], earlier["reasons"]
 
@@ -210,21 +210,21 @@ def test_a_promote_on_a_gently_falling_reduction_reports_the_trend_but_rests_onl
     # 90% falling to 80% over the run: adverse, and still far above the 50% objective at its end
     result = engine.analyze(_clear_win(reduction=0.9, reduction_at_end=0.8))
     assert result["decision"] == "Promote"
-    assert result["series_trend"]["adverse"] and result["series_trend"]["projected_at_end"]["ci_low"] > 0.5
+    assert result["seriesTrend"]["adverse"] and result["seriesTrend"]["projectedAtEnd"]["ciLow"] > 0.5
     assert not [r for r in result["reasons"] if r.startswith("series reduction's trend")], result["reasons"]
 
 
 def test_a_steady_reduction_reports_a_flat_trend() -> None:
-    trend = engine.analyze(_clear_win())["series_trend"]
-    assert trend["slope_per_hour"]["ci_low"] < 0 < trend["slope_per_hour"]["ci_high"]
-    assert trend["projected_at_end"]["ci_low"] > 0.5
+    trend = engine.analyze(_clear_win())["seriesTrend"]
+    assert trend["slopePerHour"]["ciLow"] < 0 < trend["slopePerHour"]["ciHigh"]
+    assert trend["projectedAtEnd"]["ciLow"] > 0.5
     assert not trend["adverse"]
 
 
 def test_a_query_without_data_never_promotes() -> None:
     data = _clear_win()
-    data["critical_queries"][0]["baseline"] = {}
-    data["critical_queries"][0]["candidate"] = {}
+    data["criticalQueries"][0]["baseline"] = {}
+    data["criticalQueries"][0]["candidate"] = {}
     result = engine.analyze(data)
     assert result["decision"] == "Inconclusive"
     assert result["fidelity"]["queries"][0]["status"] == "no-data"
@@ -237,8 +237,8 @@ def test_a_query_without_data_never_promotes() -> None:
         ({"alpha": "small"}, "alpha: Input should be a valid number"),
         ({"mode": "bayes"}, "mode: Input should be 'sequential' or 'fixed'"),
         (
-            {"baseline": {"active_series": "many"}},
-            "baseline.active_series: Input should be a valid list",
+            {"baseline": {"activeSeries": "many"}},
+            "baseline.activeSeries: Input should be a valid list",
         ),
     ],
 )
@@ -273,7 +273,7 @@ def test_cli_analyze_table_names_the_decision(tmp_path: Any) -> None:
     [
         ("{not json", "invalid JSON"),
         (
-            '{"interval_seconds": 15, "baseline": {}, "candidate": {}, "extra": 1}',
+            '{"intervalSeconds": 15, "baseline": {}, "candidate": {}, "extra": 1}',
             "extra: unknown key",
         ),
         ("[1, 2]", "Input should be a valid dictionary"),
@@ -293,11 +293,11 @@ def test_cli_analyze_bad_input(tmp_path: Any, content: str, expected: str) -> No
 def test_a_topk_swap_at_the_boundary_is_not_an_error() -> None:
     """Rank 5 and 6 trading places between variants is noise, not a changed answer."""
     data = _clear_win()
-    n = len(data["baseline"]["active_series"])
+    n = len(data["baseline"]["activeSeries"])
     top = {f"exe{i}": [100.0 - i] * n for i in range(4)}
     fifth, sixth = [50.0] * n, [49.9] * n
     swapped = [i % 7 == 0 for i in range(n)]
-    data["critical_queries"] = [{
+    data["criticalQueries"] = [{
         "name": "top5",
         "baseline": {**top, "exe4": fifth},
         "candidate": {**top, "exe4": [None if s else v for s, v in zip(swapped, fifth, strict=True)],
@@ -305,13 +305,13 @@ def test_a_topk_swap_at_the_boundary_is_not_an_error() -> None:
     }]  # fmt: skip
     result = engine.analyze(data)
     assert result["decision"] == "Promote", result["reasons"]
-    assert result["fidelity"]["queries"][0]["label_coverage"] > 0.9
+    assert result["fidelity"]["queries"][0]["labelCoverage"] > 0.9
 
 
 def test_lost_labels_fail_on_coverage_even_when_totals_agree() -> None:
     data = _clear_win()
-    n = len(data["baseline"]["active_series"])
-    data["critical_queries"] = [{
+    n = len(data["baseline"]["activeSeries"])
+    data["criticalQueries"] = [{
         "name": "by-executable",
         "baseline": {"exe=java": [3.0] * n, "exe=node": [1.0] * n},
         "candidate": {"": [4.0] * n},
@@ -319,20 +319,20 @@ def test_lost_labels_fail_on_coverage_even_when_totals_agree() -> None:
     result = engine.analyze(data)
     assert result["decision"] == "Reject"
     assert any("by-executable lost label sets" in r for r in result["reasons"])
-    assert result["fidelity"]["queries"][0]["label_coverage"] == 0.0
+    assert result["fidelity"]["queries"][0]["labelCoverage"] == 0.0
 
 
 def test_the_input_and_anomaly_limits_are_the_objectives_given() -> None:
     data = _clear_win()
     data["mode"] = "fixed"
-    data["candidate"]["accepted_points"] = [0.97 * x for x in data["candidate"]["accepted_points"]]
-    data["objectives"]["max_input_difference"] = 0.05  # a 3% difference is now within the tolerance
-    assert engine.analyze(data)["input_agreement"]["agrees"] is True
+    data["candidate"]["acceptedPoints"] = [0.97 * x for x in data["candidate"]["acceptedPoints"]]
+    data["objectives"]["maxInputDifference"] = 0.05  # a 3% difference is now within the tolerance
+    assert engine.analyze(data)["inputAgreement"]["agrees"] is True
     for i in range(100, 110):
-        data["candidate"]["active_series"][i] = None
-    data["objectives"]["max_anomaly_share"] = 0.01
+        data["candidate"]["activeSeries"][i] = None
+    data["objectives"]["maxAnomalyShare"] = 0.01
     assert engine.analyze(data)["decision"] == "Inconclusive"
-    data["objectives"]["max_anomaly_share"] = 0.1
+    data["objectives"]["maxAnomalyShare"] = 0.1
     assert engine.analyze(data)["decision"] == "Promote"
 
 
@@ -344,4 +344,4 @@ def test_an_inconclusive_says_about_how_much_longer_it_needs_and_a_verdict_does_
     told = [r.text for r in early.reasons if r.kind == contract.ReasonKind.TIME_TO_DECIDE]
     assert told and told[0].startswith("at the current variance, about "), early.reason_texts
     assert "more would decide it" in told[0]
-    assert engine.analyze(_clear_win())["seconds_to_decide"] is None
+    assert engine.analyze(_clear_win())["secondsToDecide"] is None
