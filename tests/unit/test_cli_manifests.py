@@ -178,6 +178,8 @@ def test_validate_reads_a_directory_and_skips_other_kinds_with_a_note(tmp_path: 
     experiment = (REPO / "examples" / "quickstart" / "experiment.yaml").read_text()
     (tmp_path / "deploy" / "all.yaml").write_text(f"{access}\n---\n{other_kind}---\n{experiment}")
     (tmp_path / "deploy" / "README.md").write_text("not a manifest")
+    analyze_input = (REPO / "examples" / "analyze" / "quickstart-input.json").read_text()
+    (tmp_path / "deploy" / "input.json").write_text(analyze_input)  # not a manifest either
     code, out, err = _run("validate", "-f", str(tmp_path / "deploy"))
     assert code == 0, err
     assert out.splitlines() == [
@@ -190,6 +192,7 @@ def test_validate_reads_a_directory_and_skips_other_kinds_with_a_note(tmp_path: 
         "RoleBinding/phoenix-operator-prometheus-token",
         "Secret/token",
     ]
+    assert f"note: {tmp_path / 'deploy' / 'input.json'}: document/?: not a Kubernetes manifest" in err
 
 
 def test_a_directory_without_manifests_is_one_line(tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +151,37 @@ def test_the_readmes_yaml_parses_and_its_overlay_names_what_phoenix_ships() -> N
                 for literal in generator.get("literals", []):
                     key = literal.split("=", 1)[0]
                     assert f"{key}=" in shipped or f"key: {key}" in shipped, f"line {start}: no setting {key}"
+
+
+def _runs_on_a_checkout(command: str) -> bool:
+    """A phoenix command on the checkout's own files: no placeholder, no redirect, no cluster, no Prometheus."""
+    words = shlex.split(command)
+    placeholder = re.search(r"\.\.\.|[\[|>]|\b[A-Z]{2,}\b", command)
+    # a file a command before it writes (`> experiment.yaml`) is the reader's, not the checkout's
+    files = [path for flag, path in itertools.pairwise(words) if flag in ("-f", "--dashboards", "--rules")]
+    shipped = all((REPO / path).exists() for path in files)
+    needs_more = placeholder or not shipped or "--prometheus" in words or words[1] == "operator"
+    return words[0] == "phoenix" and not needs_more
+
+
+def test_every_local_command_the_readme_shows_runs_on_a_checkout() -> None:
+    """What a newcomer copies works: each command exits 0 and prints what it is for, with no traceback.
+
+    `phoenix run --local` takes minutes: it is `make demo`, and tests/e2e/test_run_local.py runs that experiment.
+    """
+    commands = [command for _, command in _shell_commands() if _runs_on_a_checkout(command)]
+    demo = next(c for c in commands if c.startswith("phoenix run --local"))
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    assert f"$(BIN)/{demo}" in makefile, "the README's run --local is what make demo runs"
+    ran = []
+    for command in commands:
+        if command == demo:
+            continue
+        done = subprocess.run(
+            [sys.executable, "-m", "phoenix_operator", *shlex.split(command)[1:]],
+            cwd=REPO, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0 and done.stdout.strip(), f"{command}\n{done.stdout}\n{done.stderr}"
+        assert "Traceback" not in done.stderr, f"{command}\n{done.stderr}"
+        ran.append(shlex.split(command)[1])
+    assert {"validate", "render", "estimate", "analyze", "recommend", "loadsim"} <= set(ran), ran

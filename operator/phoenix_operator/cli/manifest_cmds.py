@@ -88,10 +88,14 @@ def _documents(path: str) -> tuple[list[tuple[str, object]], list[str]]:
     return found, problems
 
 
-def _phoenix_kind(document: object) -> bool:
-    """Whether the document claims to be one of Phoenix's kinds; a typo in its kind is still an error."""
+def _not_phoenix(document: object) -> str | None:
+    """Why the document is skipped, or None for one that claims a Phoenix kind (a typo in its kind is an error)."""
+    if isinstance(document, dict) and "apiVersion" not in document and "kind" not in document:
+        return "not a Kubernetes manifest (no apiVersion or kind)"  # e.g. an analyze input beside the examples
     api_version = document.get("apiVersion") if isinstance(document, dict) else None
-    return not isinstance(api_version, str) or api_version.split("/")[0] == GROUP
+    if isinstance(api_version, str) and api_version.split("/")[0] != GROUP:
+        return "not a Phoenix kind"
+    return None
 
 
 def _parse_all(path: str) -> tuple[list[tuple[str, str, Parsed]], list[str]]:
@@ -103,8 +107,9 @@ def _parse_all(path: str) -> tuple[list[tuple[str, str, Parsed]], list[str]]:
     parsed = []
     for index, (file, document) in enumerate(documents):
         label = document_label(document, index)
-        if not _phoenix_kind(document):
-            typer.echo(f"note: {file}: {label}: not a Phoenix kind, skipped", err=True)
+        skipped = _not_phoenix(document)
+        if skipped:
+            typer.echo(f"note: {file}: {label}: {skipped}, skipped", err=True)
             continue
         try:
             parsed.append((file, label, manifests.parse_object(document)))
