@@ -1,8 +1,9 @@
-"""Certificates for the test control plane: a client CA and an admin in system:masters."""
+"""Certificates for the test control plane (a client CA and an admin in system:masters) and for servers on 127.0.0.1."""
 
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from pathlib import Path
 
 from cryptography import x509
@@ -31,6 +32,7 @@ def _cert(
     issuer: x509.Name,
     signer: rsa.RSAPrivateKey,
     ca: bool,
+    server_ip: str | None = None,
 ) -> x509.Certificate:
     now = datetime.datetime.now(datetime.UTC)
     builder = (
@@ -43,7 +45,11 @@ def _cert(
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
-    if not ca:
+    if server_ip is not None:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(server_ip))]), critical=False
+        ).add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    elif not ca:
         builder = builder.add_extension(
             x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
         )
@@ -84,3 +90,15 @@ def write_pki(directory: Path) -> dict[str, Path]:
         sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return paths
+
+
+def write_server_certificate(directory: Path) -> Path:
+    """A CA (ca.crt) and a certificate it signed for 127.0.0.1 (tls.crt, tls.key), as a TLS Secret mounts them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, key = _key(), _key()
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "phoenix-test-server-ca")])
+    server_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    (directory / "ca.crt").write_bytes(_pem(_cert(ca_name, ca_key, ca_name, ca_key, ca=True)))
+    (directory / "tls.crt").write_bytes(_pem(_cert(server_name, key, ca_name, ca_key, ca=False, server_ip="127.0.0.1")))
+    _write_key(key, directory / "tls.key")
+    return directory

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from typing import Any
 import httpx
 
 from phoenix_operator.runtime import process
-from tests.harness import controlplane
+from tests.harness import certs, controlplane
 
 # where a container's termination message is written, by default
 TERMINATION_LOG = "/dev/termination-log"
@@ -29,12 +30,22 @@ class Operator:
     process: process.ManagedProcess
     metrics_url: str
     health_url: str
+    # with the Kubernetes runtime: the CA of its /metrics certificate, and a metrics reader's token
+    metrics_ca: Path | None = None
+    metrics_token: str | None = None
 
     def log(self) -> str:
         return self.process.log_path.read_text(errors="replace")
 
+    def trusts_metrics(self) -> ssl.SSLContext | bool:
+        """What a client verifies the /metrics certificate with: the CA the test made for it."""
+        return ssl.create_default_context(cafile=self.metrics_ca) if self.metrics_ca else True
+
     def metrics(self) -> str:
-        return httpx.get(self.metrics_url, timeout=5).text
+        headers = {"Authorization": f"Bearer {self.metrics_token}"} if self.metrics_token else {}
+        answer = httpx.get(self.metrics_url, headers=headers, verify=self.trusts_metrics(), timeout=5)
+        answer.raise_for_status()
+        return answer.text
 
     def kill(self) -> None:
         """SIGKILL: no shutdown handlers run, as when a node dies."""
@@ -45,6 +56,10 @@ class Operator:
 
 def _start(plane: controlplane.ControlPlane, log: Path, arguments: list[str], kubeconfig: Path | None) -> Operator:
     metrics_port, liveness_port = process.free_port(), process.free_port()
+    local = "--runtime" in arguments and arguments[arguments.index("--runtime") + 1] == "local"
+    if not local:  # /metrics over TLS with a certificate the test trusts, for a token RBAC lets read it
+        cert_dir = certs.write_server_certificate(log.parent / f"{log.stem}-metrics-tls")
+        arguments = [*arguments, "--metrics-cert-dir", str(cert_dir)]
     managed = process.ManagedProcess(
         "operator",
         [
@@ -63,7 +78,12 @@ def _start(plane: controlplane.ControlPlane, log: Path, arguments: list[str], ku
         env={**os.environ, "KUBECONFIG": str(kubeconfig or plane.kubeconfig)},
     )
     managed.start()
-    found = Operator(managed, f"http://127.0.0.1:{metrics_port}/metrics", f"http://127.0.0.1:{liveness_port}/healthz")
+    health_url = f"http://127.0.0.1:{liveness_port}/healthz"
+    if local:
+        found = Operator(managed, f"http://127.0.0.1:{metrics_port}/metrics", health_url)
+    else:
+        metrics_url = f"https://127.0.0.1:{metrics_port}/metrics"
+        found = Operator(managed, metrics_url, health_url, cert_dir / "ca.crt", metrics_reader_token(plane))
     try:
         managed.wait_healthy(lambda: _ok(found.health_url), 60, "liveness")
     except process.StartupError:
@@ -241,3 +261,17 @@ def operator_kubeconfig(plane: controlplane.ControlPlane, path: Path) -> Path:
     install_operator_rbac(plane)
     token = plane.kubectl("create", "token", "phoenix-operator", "-n", "phoenix-system").stdout.strip()
     return plane.token_kubeconfig(path, token)
+
+
+METRICS_READER = "metrics-reader"  # a ServiceAccount in phoenix-system bound to ClusterRole phoenix-metrics-reader
+
+
+def metrics_reader_token(plane: controlplane.ControlPlane) -> str:
+    """A token of a ServiceAccount that may read the operator's /metrics, as a Prometheus's would be."""
+    install_operator_rbac(plane)
+    plane.kubectl("create", "serviceaccount", METRICS_READER, "-n", "phoenix-system", check=False)
+    plane.kubectl(
+        "create", "clusterrolebinding", METRICS_READER, "--clusterrole", "phoenix-metrics-reader",
+        "--serviceaccount", f"phoenix-system:{METRICS_READER}", check=False,
+    )  # fmt: skip
+    return plane.kubectl("create", "token", METRICS_READER, "-n", "phoenix-system").stdout.strip()

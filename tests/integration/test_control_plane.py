@@ -132,6 +132,28 @@ CROSS_FIELD = {
         _quickstart_with(analysis={"criticalQueries": [{"name": "q", "query": "up"}, {"name": "q", "query": "up"}]}),
         'duplicate entries for key [name="q"]',
     ),
+    "client-cert-without-key": (
+        _quickstart_with(
+            analysis={"prometheus": {"url": "https://p:9090", "tls": {"cert": {"name": "c", "key": "tls.crt"}}}}
+        ),
+        "cert and key go together",
+    ),
+    "tls-on-http": (
+        _quickstart_with(analysis={"prometheus": {"url": "http://p:9090", "tls": {"ca": {"name": "c", "key": "ca"}}}}),
+        "tls needs an https:// url",
+    ),
+    "token-and-password": (
+        _quickstart_with(
+            analysis={
+                "prometheus": {
+                    "url": "https://p:9090",
+                    "secretRef": {"name": "t", "key": "token"},
+                    "basicAuth": {"username": {"name": "b", "key": "u"}, "password": {"name": "b", "key": "p"}},
+                }
+            }
+        ),
+        "give a bearer token (secretRef) or basicAuth, not both",
+    ),
     "k-range": (_pipeline_with(parameters={"seriesBudget": 1000, "minK": 9, "maxK": 3}), "minK must not exceed maxK"),
     "autoscaled-daemonset": (
         _pipeline_with(collector={"mode": "daemonset", "autoscaling": {"maxReplicas": 3}}),

@@ -45,6 +45,8 @@ OPERATOR_NEEDS = {
     "namespaces": "list watch",
     "clusterkopfpeerings.kopf.dev": "get list patch watch",
     "kopfpeerings.kopf.dev": "get list patch watch",
+    "tokenreviews.authentication.k8s.io": "create",
+    "subjectaccessreviews.authorization.k8s.io": "create",
 }
 # every authenticated user may ask what it may do
 SELF_REVIEWS = {
@@ -273,6 +275,16 @@ def test_the_monitored_overlay_scrapes_alerts_and_ships_dashboards(
         "__meta_kubernetes_service_label_phoenix_io_experiment",
         "__meta_kubernetes_service_label_phoenix_io_variant",
     }
+    # the operator's /metrics: TLS, the Prometheus ServiceAccount's token, and that account may get /metrics
+    (scrape,) = _one(docs, "ServiceMonitor", "phoenix-operator")["spec"]["endpoints"]
+    assert (scrape["port"], scrape["scheme"]) == ("metrics", "https") and scrape["bearerTokenFile"]
+    service = _one(docs, "Service", "phoenix-operator-metrics")["spec"]["ports"][0]
+    container = _one(docs, "Deployment", "phoenix-operator")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "metrics", "containerPort": service["port"]} in container["ports"]
+    binding = _one(docs, "ClusterRoleBinding", "phoenix-metrics-reader")
+    assert binding["roleRef"]["name"] == "phoenix-metrics-reader"
+    reader = _one(docs, "ClusterRole", "phoenix-metrics-reader")
+    assert reader["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
     dashboards = [
         d for d in docs if d["kind"] == "ConfigMap" and d["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
     ]
@@ -328,6 +340,10 @@ def test_every_overlay_the_readme_shows_builds_on_a_checkout(
         for kind in ("ServiceMonitor", "PrometheusRule"):
             for doc in (d for d in built if d["kind"] == kind):
                 assert pairs.items() <= doc["metadata"]["labels"].items(), doc["metadata"]
+    for patch in spec.get("patches", []):
+        if patch["target"]["kind"] == "ClusterRoleBinding":
+            (subject,) = _one(built, "ClusterRoleBinding", patch["target"]["name"])["subjects"]
+            assert subject == yaml.safe_load(patch["patch"])[0]["value"]
     if "trackTimestampsStaleness" in overlay:
         export = _one(built, "ServiceMonitor", "phoenix-collectors")["spec"]["endpoints"][0]
         assert (export["port"], export["trackTimestampsStaleness"]) == ("metrics", True)

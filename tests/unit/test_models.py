@@ -126,6 +126,25 @@ def test_quickstart_is_valid() -> None:
             -1,
             "spec.ttlSecondsAfterFinished: Input should be greater than or equal to 0",
         ),
+        (
+            "spec.analysis.prometheus",
+            {"url": "https://p:9090", "tls": {"cert": {"name": "c", "key": "tls.crt"}}},
+            "cert and key go together",
+        ),
+        (
+            "spec.analysis.prometheus",
+            {"url": "http://p:9090", "tls": {"ca": {"name": "c", "key": "ca.crt"}}},
+            "tls needs an https:// url",
+        ),
+        (
+            "spec.analysis.prometheus",
+            {
+                "url": "https://p:9090",
+                "secretRef": {"name": "t", "key": "token"},
+                "basicAuth": {"username": {"name": "b", "key": "u"}, "password": {"name": "b", "key": "p"}},
+            },
+            "give a bearer token (secretRef) or basicAuth, not both",
+        ),
         ("spec.surprise", True, "spec.surprise: unknown field"),
         ("kind", "PhoenixThing", "kind: unknown kind 'PhoenixThing'"),
         ("apiVersion", "phoenix.io/v2", "apiVersion: invalid value 'phoenix.io/v2'"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -65,7 +66,21 @@ def run(
             " (each is about five API requests); keeps a burst of new pipelines from slowing the API server.",
         ),
     ] = 5.0,
-    metrics_port: Annotated[int, typer.Option(help="Serve the operator's metrics on this port (0: off).")] = 9090,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            help="Serve the operator's /metrics on this port (0: off): over TLS, to bearer tokens whose user may get"
+            " /metrics (ClusterRole phoenix-metrics-reader), as the API server's TokenReview and SubjectAccessReview"
+            " decide. With --runtime local: plain HTTP on 127.0.0.1, for the runtime's own Prometheus."
+        ),
+    ] = 8443,
+    metrics_cert_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="tls.crt and tls.key for /metrics (a kubernetes.io/tls Secret mounted here)."
+            " Default: a self-signed certificate made at start, in a temporary directory.",
+        ),
+    ] = None,
     liveness_port: Annotated[int, typer.Option(help="Serve /healthz on this port (0: off).")] = 8080,
     peering: Annotated[
         str | None, typer.Option(help="KopfPeering name for high availability; without it the operator runs alone.")
@@ -81,6 +96,8 @@ def run(
       phoenix operator run -A --prometheus-url http://prometheus.monitoring:9090\n
       phoenix operator run -n dev --runtime local
     """
+    if metrics_cert_dir is not None and not all((metrics_cert_dir / f).is_file() for f in ("tls.crt", "tls.key")):
+        output.fail(f"--metrics-cert-dir: {metrics_cert_dir} must hold tls.crt and tls.key")
     if bool(namespace) == all_namespaces:
         output.fail("give --namespace (one or more) or --all-namespaces")
     for duration in (measure_step, pipelines_ready_timeout, prometheus_timeout):
@@ -102,6 +119,7 @@ def run(
         ),
         deploy_rate=deploy_rate,
         metrics_port=metrics_port,
+        metrics_cert_dir=metrics_cert_dir,
         liveness_port=liveness_port,
         peering=peering,
         json_logs=log_format == LogFormat.json,

@@ -9,15 +9,16 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import kopf
-import prometheus_client
 
 from phoenix_operator import GROUP
 from phoenix_operator.controllers import experiment as experiment_controller
-from phoenix_operator.handlers import context, experiments, loadsims, pipelines, workqueue
+from phoenix_operator.handlers import context, experiments, loadsims, metrics_server, pipelines, workqueue
 from phoenix_operator.reconcile import experiment as reconcile_experiment
 from phoenix_operator.render import sandbox
 from phoenix_operator.runtime import base as runtime_base
@@ -40,6 +41,7 @@ class Options:
     limits_seconds: tuple[float, float, float]
     deploy_rate: float
     metrics_port: int
+    metrics_cert_dir: Path | None  # None: a self-signed certificate
     liveness_port: int
     peering: str | None
     json_logs: bool
@@ -86,7 +88,13 @@ def run(options: Options) -> None:
     pipelines.watch_readiness(chosen)
     loadsims.watch_deletions(chosen)
     if options.metrics_port:
-        prometheus_client.start_http_server(options.metrics_port, addr="0.0.0.0")  # noqa: S104
+        secured = None
+        if not local:
+            cert_dir = options.metrics_cert_dir or metrics_server.self_signed(
+                Path(tempfile.mkdtemp(prefix="phoenix-metrics-")), ["phoenix-operator-metrics"]
+            )
+            secured = metrics_server.Secured(cert_dir, api.may_read_metrics)
+        metrics_server.serve(options.metrics_port, secured)
     ready, unreachable, step = options.limits_seconds
     memo = kopf.Memo(
         context=context.Context(

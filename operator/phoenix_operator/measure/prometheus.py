@@ -9,8 +9,11 @@ user's critical queries.
 
 from __future__ import annotations
 
+import ssl
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -103,10 +106,55 @@ def label_key(series_labels: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in kept)
 
 
+def tls_context(ca: str | None, cert: str | None, key: str | None) -> ssl.SSLContext:
+    """Verify the server with `ca` (PEM; default: the system's CAs) and prove ourselves with `cert` and `key`.
+
+    Raises ValueError naming what is not PEM. Python loads a client
+    certificate only from files: they live in a private directory for the
+    moment it takes.
+    """
+    try:
+        context = ssl.create_default_context(cadata=ca) if ca else ssl.create_default_context()
+    except ssl.SSLError as error:
+        raise ValueError(f"tls.ca is not a PEM CA bundle: {error.reason or error}") from None
+    if cert is not None and key is not None:
+        with tempfile.TemporaryDirectory(prefix="phoenix-client-cert-") as private:
+            cert_file, key_file = Path(private, "tls.crt"), Path(private, "tls.key")
+            cert_file.write_text(cert)
+            key_file.touch(mode=0o600)
+            key_file.write_text(key)
+            try:
+                context.load_cert_chain(cert_file, key_file)
+            except ssl.SSLError as error:
+                raise ValueError(
+                    f"tls.cert and tls.key are not a PEM certificate and its key: {error.reason}"
+                ) from None
+    return context
+
+
+def _tls_problem(url: str, error: httpx.HTTPError) -> str | None:
+    """What a failed TLS handshake means for the user, or None when it was not one."""
+    text = str(error)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        detail = text.split("certificate verify failed:", 1)[-1].split("(_ssl", 1)[0].strip()
+        return (
+            f"Prometheus at {url} has a certificate this experiment does not trust ({detail}):"
+            " set spec.analysis.prometheus.tls.ca to the CA that signed it"
+        )
+    if "CERTIFICATE_REQUIRED" in text or "SSLV3_ALERT" in text or "TLSV1_ALERT" in text:
+        return (
+            f"Prometheus at {url} refused the TLS handshake ({text}): it may require a client certificate"
+            " (spec.analysis.prometheus.tls.cert and key) signed by a CA it trusts"
+        )
+    return None
+
+
 @dataclass
 class Client:
     url: str
     bearer_token: str | None = None
+    basic_auth: tuple[str, str] | None = None
+    tls: ssl.SSLContext | None = None  # None: the system's CAs
     timeout: float = 10.0
     max_points_per_query: int = MAX_POINTS_PER_QUERY
 
@@ -157,16 +205,24 @@ class Client:
                 f"{self.url.rstrip('/')}/api/v1/{endpoint}",
                 params=params,
                 headers=self._headers(),
+                auth=self.basic_auth,
+                verify=self.tls or True,
                 timeout=self.timeout,
             )
         except httpx.TimeoutException:
             raise PrometheusError(f"Prometheus at {self.url} timed out after {self.timeout:.0f}s") from None
         except httpx.HTTPError as error:
-            raise PrometheusError(f"Prometheus at {self.url} is unreachable: {error}") from None
+            problem = _tls_problem(self.url, error) or f"Prometheus at {self.url} is unreachable: {error}"
+            raise PrometheusError(problem) from None
         try:
             body = response.json()
         except ValueError:
             raise PrometheusError(f"Prometheus answered HTTP {response.status_code} without JSON") from None
+        if response.status_code in (401, 403):
+            raise PrometheusError(
+                f"Prometheus at {self.url} refused this experiment's credentials (HTTP {response.status_code}):"
+                " check spec.analysis.prometheus.secretRef or basicAuth"
+            )
         if response.status_code != 200 or body.get("status") != "success":
             raise PrometheusError(
                 f"Prometheus rejected the query (HTTP {response.status_code}): {body.get('error', 'no error text')}"

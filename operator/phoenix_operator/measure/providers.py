@@ -12,7 +12,7 @@ SecretReader = Callable[[common.SecretKeyRef], str]
 
 
 class Unavailable(Exception):
-    """No provider can be built: none is configured."""
+    """No provider can be built: none is configured, or its credentials are unusable."""
 
 
 def provider_for(
@@ -38,4 +38,16 @@ def client_for(settings: experiment.AnalysisSpec, secrets: SecretReader, default
             )
         return prometheus.Client(default_url)
     token = secrets(source.secret_ref).strip() if source.secret_ref is not None else None
-    return prometheus.Client(source.url, bearer_token=token)
+    basic_auth = None
+    if source.basic_auth is not None:
+        basic_auth = (secrets(source.basic_auth.username).strip(), secrets(source.basic_auth.password).strip())
+    tls = None
+    if source.tls is not None:
+        ca, cert, key = (
+            secrets(ref) if ref is not None else None for ref in (source.tls.ca, source.tls.cert, source.tls.key)
+        )
+        try:
+            tls = prometheus.tls_context(ca, cert, key)
+        except ValueError as error:
+            raise Unavailable(f"spec.analysis.prometheus.{error}") from None
+    return prometheus.Client(source.url, bearer_token=token, basic_auth=basic_auth, tls=tls)

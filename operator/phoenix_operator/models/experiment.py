@@ -84,12 +84,62 @@ class LoadSpec(common.Model):
     """Which share of the real input is copied when source is mirror."""
 
 
+CERT_WITH_KEY = "cert and key go together: a client certificate needs its key"
+ONE_CREDENTIAL = "give a bearer token (secretRef) or basicAuth, not both"
+TLS_NEEDS_HTTPS = "tls needs an https:// url"
+
+
+class BasicAuth(common.Model):
+    """A user name and password for Prometheus (its web config's basic_auth_users), each from a Secret key."""
+
+    username: common.SecretKeyRef
+    """The Secret key holding the user name."""
+    password: common.SecretKeyRef
+    """The Secret key holding the password."""
+
+
+class PrometheusTls(common.Model):
+    """How Phoenix checks Prometheus's certificate and proves its own; there is no way to skip the check."""
+
+    model_config = common.cel_rules(("has(self.cert) == has(self.key)", CERT_WITH_KEY))
+
+    ca: common.SecretKeyRef | None = None
+    """A Secret key holding the PEM CA bundle that signed Prometheus's certificate (default: the system's CAs)."""
+    cert: common.SecretKeyRef | None = None
+    """A Secret key holding the PEM client certificate, for a Prometheus that requires one."""
+    key: common.SecretKeyRef | None = None
+    """A Secret key holding the client certificate's PEM private key."""
+
+    @pydantic.model_validator(mode="after")
+    def _cert_with_key(self) -> PrometheusTls:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError(CERT_WITH_KEY)
+        return self
+
+
 class PrometheusSpec(common.Model):
+    model_config = common.cel_rules(
+        ("!(has(self.secretRef) && has(self.basicAuth))", ONE_CREDENTIAL),
+        ("!has(self.tls) || self.url.startsWith('https://')", TLS_NEEDS_HTTPS),
+    )
+
     url: Annotated[str, pydantic.StringConstraints(pattern=r"^https?://\S+$")]
     """The Prometheus HTTP API base URL, e.g. http://prometheus-operated.monitoring:9090."""
     secret_ref: common.SecretKeyRef | None = pydantic.Field(
         default=None, description="A Secret key holding a bearer token for Prometheus."
     )
+    basic_auth: BasicAuth | None = None
+    """A user name and password, instead of a bearer token."""
+    tls: PrometheusTls | None = None
+    """The CA to check an https URL's certificate with, and a client certificate; only with an https URL."""
+
+    @pydantic.model_validator(mode="after")
+    def _one_credential(self) -> PrometheusSpec:
+        if self.secret_ref is not None and self.basic_auth is not None:
+            raise ValueError(ONE_CREDENTIAL)
+        if self.tls is not None and not self.url.startswith("https://"):
+            raise ValueError(TLS_NEEDS_HTTPS)
+        return self
 
 
 class CriticalQuery(common.Model):

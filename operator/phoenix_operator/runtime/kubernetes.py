@@ -196,6 +196,35 @@ class Api:
             raise base.SecretUnreadable(f"Secret {namespace}/{name} has no key {key!r}")
         return base64.b64decode(data[key]).decode()
 
+    def may_read_metrics(self, token: str) -> bool | None:
+        """Whether the bearer of `token` may GET /metrics: None when the token authenticates no one.
+
+        The API server decides both, as for any request to it: a TokenReview
+        says who holds the token, a SubjectAccessReview whether RBAC lets that
+        user get the non-resource URL /metrics (the metrics-reader role).
+        """
+        with _store_errors("review a metrics request's token"):
+            review = self._dynamic_create("authentication.k8s.io/v1", "TokenReview", {"spec": {"token": token}})
+            status = review.get("status") or {}
+            if not status.get("authenticated"):
+                return None
+            user = status.get("user") or {}
+            spec = {
+                "user": user.get("username"),
+                "uid": user.get("uid"),
+                "groups": user.get("groups"),
+                "extra": user.get("extra"),
+                "nonResourceAttributes": {"path": "/metrics", "verb": "get"},
+            }
+            access = self._dynamic_create("authorization.k8s.io/v1", "SubjectAccessReview", {"spec": spec})
+        return bool((access.get("status") or {}).get("allowed"))
+
+    def _dynamic_create(self, api_version: str, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        created: dict[str, Any] = self._resource(api_version, kind).create(
+            body={"apiVersion": api_version, "kind": kind, **body}, serializer=_plain_json
+        )
+        return created
+
 
 # The image a LoadSim Job runs when the operator cannot read its own: outside a pod, as in development.
 DEFAULT_IMAGE = "phoenix-operator:0.1.0"
