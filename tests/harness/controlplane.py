@@ -13,10 +13,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
+import signal
 import ssl
 import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -48,6 +51,24 @@ class ControlPlane:
     url: str
     kubeconfig: Path
     workdir: Path
+    # etcd and kube-apiserver, each with the check that it serves again after a restart
+    components: dict[str, tuple[process.ManagedProcess, Callable[[], bool]]] = field(default_factory=dict)
+
+    def crash(self, name: str) -> None:
+        """SIGKILL etcd or kube-apiserver, as a node failure would: nothing is flushed or said goodbye."""
+        component, _ = self.components[name]
+        assert component.pid is not None
+        os.killpg(component.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while component.running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not component.running(), f"{name} survived SIGKILL"
+
+    def revive(self, name: str, timeout: float = 90.0) -> None:
+        """Start it again with the same flags: the same ports, and for etcd the same data."""
+        component, serves = self.components[name]
+        component.start()
+        component.wait_healthy(serves, timeout, "serving again")
 
     def kubectl(
         self, *args: str, check: bool = True, input_text: str | None = None
@@ -249,9 +270,12 @@ def running(workdir: Path, timeout: float = 90.0) -> Iterator[ControlPlane]:
         apiserver, url = process.on_free_ports(lambda: _apiserver(apiserver_bin, workdir, etcd_port, pki, timeout))
         started.callback(apiserver.stop)
         kubeconfig = workdir / "kubeconfig"
+        ca = workdir / "apiserver-certs" / "apiserver.crt"
         admin = {"client-certificate-data": _b64(pki["admin_cert"]), "client-key-data": _b64(pki["admin_key"])}
-        _write_kubeconfig(kubeconfig, url, workdir / "apiserver-certs" / "apiserver.crt", admin)
+        _write_kubeconfig(kubeconfig, url, ca, admin)
         plane = ControlPlane(url, kubeconfig, workdir)
+        plane.components["etcd"] = (etcd, lambda: process.port_open(etcd_port))
+        plane.components["kube-apiserver"] = (apiserver, lambda: _ready(url, pki["admin_cert"], pki["admin_key"], ca))
         scheduler_bin = binaries.require(binaries.KUBE_SCHEDULER)
         scheduler = process.on_free_ports(lambda: _beside(scheduler_bin, workdir, kubeconfig, [], timeout))
         started.callback(scheduler.stop)

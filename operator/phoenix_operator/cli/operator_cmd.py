@@ -83,7 +83,12 @@ def run(
     ] = None,
     liveness_port: Annotated[int, typer.Option(help="Serve /healthz on this port (0: off).")] = 8080,
     peering: Annotated[
-        str | None, typer.Option(help="KopfPeering name for high availability; without it the operator runs alone.")
+        str | None,
+        typer.Option(
+            help="ClusterKopfPeering (or KopfPeering) name for high availability: of the replicas that share it, one"
+            " is active and the others stand by, and a standby takes over within 20 s of the active one dying."
+            " Without it the operator runs alone."
+        ),
     ] = None,
     log_format: Annotated[LogFormat, typer.Option(help="json for log collectors, plain for people.")] = LogFormat.json,
     workdir: Annotated[

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import random
 import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
@@ -48,6 +49,9 @@ class Options:
     workdir: str | None
 
 
+PEERING_LIFETIME_SECONDS = 20
+
+
 def _settings(peering: str | None) -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
     # progress and the diff base live in annotations, so the status schema stays strict
@@ -60,6 +64,12 @@ def _settings(peering: str | None) -> kopf.OperatorSettings:
     if peering is not None:
         settings.peering.name = peering
         settings.peering.mandatory = True
+        # Replicas of one Deployment are alike, and kopf pauses every replica that sees
+        # a peer of its own priority: a random one makes exactly one of them active.
+        settings.peering.priority = random.randint(1, 2**31 - 1)  # noqa: S311 (an election, not a secret)
+        # a replica's record expires this long after its last keep-alive: a standby
+        # takes over from a killed active one within it
+        settings.peering.lifetime = PEERING_LIFETIME_SECONDS
     settings.execution.max_workers = 4
     return settings
 

@@ -238,8 +238,22 @@ class LocalRuntime:
             running.failure,
         )
 
+    def _keep_prometheus(self) -> None:
+        """A Prometheus that exited is started again on its port with its data, as a StatefulSet's pod would be.
+
+        Until it serves again, measurements find it unreachable; what it had
+        scraped is in its TSDB, so the gap is only the time it was down.
+        """
+        server = self.prometheus
+        if self.stopping or server.process is None or server.process.running():
+            return
+        with contextlib.suppress(process.StartupError):  # still down: measurements say so, and the next look retries
+            server.start()
+            self._record(server.process)
+
     def observe_pipeline(self, obj: kinds.PhoenixProcessPipeline) -> reconcile_pipeline.Observed | None:
         with self.lock:
+            self._keep_prometheus()
             running = self.collectors.get(_key(obj))
             if running is None:
                 return reconcile_pipeline.Observed(1, 0, {}, None)
