@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -173,13 +174,18 @@ def test_the_loop_holds_a_series_budget_through_budget_and_load_changes_and_an_o
     print(f"doubled processes: budget held with K {k_halved} -> {k_doubled}")
 
     config_hash = bed.status().config_hash
-    bed.runtime.prometheus.stop()
-    bed.step_until(lambda: bed.condition()[1] == "NotMeasured", ADJUST_SECONDS * 3, "reporting the outage")
-    status, _, message = bed.condition()
-    assert status == "Unknown" and "unreachable" in message, message
-    bed.turns(1)
-    assert bed.status().config_hash == config_hash
-    bed.runtime.prometheus.start()
+    # a hung Prometheus: one that exits, the runtime starts again (as its StatefulSet would)
+    hung = bed.runtime.prometheus.process
+    assert hung is not None and hung.pid is not None
+    os.kill(hung.pid, signal.SIGSTOP)
+    try:
+        bed.step_until(lambda: bed.condition()[1] == "NotMeasured", ADJUST_SECONDS * 3, "reporting the outage")
+        status, _, message = bed.condition()
+        assert status == "Unknown" and "timed out" in message, message
+        bed.turns(1)
+        assert bed.status().config_hash == config_hash
+    finally:
+        os.kill(hung.pid, signal.SIGCONT)
     bed.step_until(lambda: bed.condition()[1] != "NotMeasured", ADJUST_SECONDS * 4, "resuming after the outage")
     assert bed.status().adaptive.current_series is not None  # type: ignore[union-attr]
 

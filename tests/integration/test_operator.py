@@ -11,7 +11,10 @@ from __future__ import annotations
 import copy
 import http.server
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -252,6 +255,7 @@ def test_a_load_job_that_completes_finishes_its_loadsim_with_what_it_delivered(
 
 
 TOKEN = "s3cret-prometheus-token"  # noqa: S105 (the test's own)
+VENDOR_KEY = "s3cret-vendor-key"
 
 
 @pytest.fixture
@@ -287,26 +291,62 @@ def guarded_prometheus(prometheus: conftest.StartPrometheus) -> Iterator[tuple[s
     server.server_close()
 
 
-def test_the_prometheus_bearer_token_comes_from_its_secret_and_goes_nowhere_else(
+def test_secrets_reach_prometheus_and_the_collector_and_nothing_anyone_reads(
     control_plane: controlplane.ControlPlane,
     namespace: str,
     operator: harness.Operator,
     guarded_prometheus: tuple[str, list[str | None]],
+    tmp_path: Path,
 ) -> None:
+    """A Prometheus token and an exporter's header, each from a Secret, through a whole experiment: the
+    token goes to Prometheus and the header to the collector's environment, and neither value is in any
+    log line, event, status, report or rendered object."""
     url, seen = guarded_prometheus
     control_plane.kubectl(
         "create", "secret", "generic", "prometheus-token", "-n", namespace, f"--from-literal=token={TOKEN}\n"
     )
+    control_plane.kubectl(
+        "create", "secret", "generic", "vendor-credentials", "-n", namespace, f"--from-literal=api-key={VENDOR_KEY}"
+    )
+    (vendored,) = [
+        d for d in yaml.safe_load_all((EXAMPLES / "pipeline.yaml").read_text()) if d["kind"] == "PhoenixProcessPipeline"
+    ]
+    harness.apply(control_plane, namespace, vendored)
     source = {"url": url, "secretRef": {"name": "prometheus-token", "key": "token"}}
-    harness.apply(control_plane, namespace, harness.experiment("tokened", analysis={"prometheus": source}))
-    # through the guard, Prometheus answers: it has no series of this experiment yet
+    analysis = {"prometheus": source}
+    harness.apply(control_plane, namespace, harness.experiment("tokened", analysis=analysis, duration="15s"))
+    # through the guard, Prometheus answers: it has no series of this experiment
     measured = harness.wait_condition(
         control_plane, namespace, "pexp", "tokened", "MeasurementAvailable", "False", 60, operator.log
     )
     assert measured["reason"] == "NoData", measured
+    harness.wait_for("a verdict", lambda: _phase(control_plane, namespace, "tokened") == "Completed", 90, operator.log)
+    harness.wait_condition(
+        control_plane, namespace, "ppp", vendored["metadata"]["name"], "Ready", "True", 60, operator.log
+    )
     assert seen and all(header == f"Bearer {TOKEN}" for header in seen), seen
-    found = harness.get(control_plane, namespace, "pexp", "tokened")
-    assert TOKEN not in json.dumps(found) and TOKEN not in operator.log()
+    # the header reaches the collector as an environment variable from the Secret, never as a literal
+    workloads = json.loads(control_plane.kubectl("get", "deployments,daemonsets", "-n", namespace, "-o", "json").stdout)
+    (collector,) = [w for w in workloads["items"] if w["metadata"]["name"].startswith(vendored["metadata"]["name"])]
+    env = [e for c in collector["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])]
+    assert any((e.get("valueFrom") or {}).get("secretKeyRef", {}).get("name") == "vendor-credentials" for e in env)
+    report = tmp_path / "report.html"
+    printed = subprocess.run(
+        [sys.executable, "-m", "phoenix_operator", "report", "tokened", "-n", namespace, "--html", str(report)],
+        capture_output=True, text=True, check=False, env={**os.environ, "KUBECONFIG": str(control_plane.kubeconfig)},
+    )  # fmt: skip
+    assert printed.returncode == 0, printed.stderr
+    readable = {
+        "operator log": operator.log(),
+        "report": printed.stdout + printed.stderr + report.read_text(),
+        **{
+            kind: control_plane.kubectl("get", kind, "-n", namespace, "-o", "json").stdout
+            for kind in ("events", "pexp", "ppp", "lsim", "configmaps", "deployments", "daemonsets", "jobs", "pods")
+        },
+    }
+    assert "Inconclusive" in readable["report"]
+    leaks = [(where, secret) for where, text in readable.items() for secret in (TOKEN, VENDOR_KEY) if secret in text]
+    assert not leaks, leaks
 
 
 def test_all_namespaces_with_the_default_json_logs(control_plane: controlplane.ControlPlane, tmp_path: Path) -> None:

@@ -270,7 +270,7 @@ def report_cmd(
     """
     obj = cluster.connect(context, namespace).experiment(name)
     status = _status(obj)
-    if status.results is None:
+    if status.results is None and status.verdict is None:  # an experiment that ended on no data has a verdict only
         output.fail(f"error: {name} has no results yet (phase {status.phase})")
     output.emit(obj, output.Format.table, output.table(f"Phoenix verdict: {name}", ["", ""], _summary_rows(obj)))
     if html is not None:
