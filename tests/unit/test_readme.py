@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 import typer.main
 import yaml
 from typer.testing import CliRunner
@@ -47,7 +48,13 @@ def _phoenix_commands() -> list[tuple[int, str]]:
 
 
 def _is_group(command: Any) -> bool:
-    return hasattr(command, "commands")
+    return hasattr(command, "list_commands")
+
+
+def _subcommand(group: Any, name: str) -> Any:
+    found = group.get_command(typer.Context(group), name)
+    assert found is not None, f"no command {name!r}; there are {group.list_commands(typer.Context(group))}"
+    return found
 
 
 def _resolve(words: list[str]) -> list[Any]:
@@ -58,10 +65,9 @@ def _resolve(words: list[str]) -> list[Any]:
         if not _is_group(group) or word.startswith("-"):
             break
         names = word.split("|")
-        assert all(n in group.commands for n in names), f"no command {word!r}; there are {sorted(group.commands)}"
         if len(names) > 1:
-            return [group.commands[n] for n in names]
-        group = group.commands[word]
+            return [_subcommand(group, n) for n in names]
+        group = _subcommand(group, word)
         if position == len(words) - 1 or not _is_group(group):
             found = [group]
     return found or [group]

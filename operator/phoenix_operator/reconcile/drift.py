@@ -21,11 +21,11 @@ before the promotion.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-import numpy as np
 import promql_parser
 
 from phoenix_operator.models import common, experiment, kinds
@@ -110,15 +110,15 @@ def expected_window(obj: kinds.PhoenixExperiment, watch_interval: timedelta) -> 
 
 def expected_range(samples: Sequence[float], tolerance: float) -> experiment.Range | None:
     """The candidate's kept ratios, from the lowest to the highest, widened by `tolerance` each way."""
-    finite = np.asarray([s for s in samples if np.isfinite(s)], dtype=np.float64)
-    if len(finite) == 0:
+    finite = [s for s in samples if math.isfinite(s)]
+    if not finite:
         return None
-    return experiment.Range(low=float(finite.min()) * (1 - tolerance), high=float(finite.max()) * (1 + tolerance))
+    return experiment.Range(low=min(finite) * (1 - tolerance), high=max(finite) * (1 + tolerance))
 
 
 def resource_limit(samples: Sequence[float] | None, increase: float, tolerance: float) -> float | None:
     """The baseline's highest figure, raised by the guardrail's allowed increase and the tolerance."""
-    finite = [s for s in samples or () if np.isfinite(s)]
+    finite = [s for s in samples or () if math.isfinite(s)]
     return max(finite) * (1 + increase) * (1 + tolerance) if finite else None
 
 

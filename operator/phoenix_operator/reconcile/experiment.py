@@ -16,15 +16,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Literal
 
 from phoenix_analysis import contract
 from phoenix_operator import API_VERSION, GROUP
 from phoenix_operator.models import common, experiment, kinds, pipeline
 from phoenix_operator.reconcile import conditions, objects, promotion, verdict
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 TERMINAL: frozenset[experiment.Phase] = frozenset({"Completed", "Failed", "Aborted"})
 LIVE_FIELDS = ("abort", "ttlSecondsAfterFinished", "driftWatch")
@@ -336,6 +337,8 @@ class Window:
 
     @property
     def timestamps(self) -> npt.NDArray[np.float64]:
+        import numpy as np  # here: `phoenix validate` and `render` use this module and need no numpy
+
         count = int(np.floor((self.end - self.start) / self.step + 1e-9)) + 1
         return np.asarray(self.start + self.step * np.arange(count), dtype=np.float64)
 
