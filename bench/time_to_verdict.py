@@ -10,6 +10,14 @@ autocorrelated samples its nominal level is not its real one. It then gets
 the horizon a planner would choose: the fewest samples at which it promotes
 in at least 90% of runs.
 
+A second peer, savvi's anytime-valid linear model (Lindon et al., arXiv
+2210.08589), gets the same paired series reduction as Phoenix's confidence
+sequence, the one interval a Promote or Reject rests on. Both look after
+every sample at the same alpha; each stops at its first bound beyond the
+objective. On i.i.d. noise, where savvi's assumptions hold, the samples to a
+verdict are compared; on AR(1) noise, as real scrapes give, so are the false
+Promotes at a true reduction equal to the objective.
+
     .venv/bin/python -m bench.time_to_verdict [--simulations 200]
 """
 
@@ -18,12 +26,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from importlib.metadata import version
 from typing import Any
 
 import numpy as np
+from savvi.linear_regression import LinearRegression
 from tests import simulate
 
-from phoenix_analysis import engine
+from phoenix_analysis import engine, intervals
 
 HORIZON = 240
 CLEAR_REDUCTION = 0.8
@@ -54,6 +64,66 @@ def powered_horizon(experiments: list[dict[str, Any]], alpha: float, simulations
         else:
             low = middle + 1
     return grid[low]
+
+
+OBJECTIVE = 0.5
+# the per-sample noise of the candidate's series relative to its level, as `simulate.experiment` gives it
+NOISE_SD = 0.05
+PEER_EFFECTS = (0.05, 0.10, 0.30)
+# (name, AR(1) coefficient): 0 is i.i.d.; 0.5 is `simulate.experiment`'s default, 0.8 a slowly drifting series
+NOISES = (("i.i.d.", 0.0), ("AR(1) 0.5", 0.5), ("AR(1) 0.8", 0.8))
+
+
+def reduction_series(rng: np.random.Generator, n: int, reduction: float, phi: float) -> np.ndarray[Any, Any]:
+    """Per-sample series reductions r - (1 - r) e, as a candidate at (1 - r)(1 + e) of its baseline gives."""
+    noise = rng.normal(scale=NOISE_SD, size=n) if phi == 0 else simulate.ar1(rng, n, phi, NOISE_SD)
+    return reduction - (1 - reduction) * noise
+
+
+def _first_verdict(low: np.ndarray[Any, Any], high: np.ndarray[Any, Any], first: int) -> tuple[int, str]:
+    """Samples to the first bound beyond the objective from sample `first` on, and the verdict it gives."""
+    decided = np.flatnonzero(((low > OBJECTIVE) | (high < OBJECTIVE)) & (np.arange(len(low)) + 1 >= first))
+    if len(decided) == 0:
+        return len(low), "Inconclusive"
+    index = int(decided[0])
+    return index + 1, "Promote" if low[index] > OBJECTIVE else "Reject"
+
+
+def phoenix_verdict(series: np.ndarray[Any, Any], alpha: float) -> tuple[int, str]:
+    _, low, high = intervals.running_confidence_sequence(series, alpha)
+    return _first_verdict(low, high, engine.MIN_SAMPLES)
+
+
+def savvi_verdict(series: np.ndarray[Any, Any], alpha: float) -> tuple[int, str]:
+    model = LinearRegression(alpha, 1)  # an intercept only: the mean reduction
+    bounds = np.empty((len(series), 2))
+    with np.errstate(divide="ignore"):  # its first looks have no degrees of freedom: an unbounded interval
+        for index, value in enumerate(series):
+            model.update(np.array([value, 1.0]))
+            model.infer()
+            bounds[index] = model.conf_int[0]
+    return _first_verdict(bounds[:, 0], bounds[:, 1], 1)
+
+
+def compare_with_savvi(simulations: int, alpha: float) -> None:
+    print(f"\npeer savvi {version('savvi')}: the same series reduction, a look after every sample, alpha {alpha}")
+    rng = np.random.default_rng(11)
+    for noise, phi in NOISES:
+        runs = {"phoenix": phoenix_verdict, "savvi": savvi_verdict}
+        nulls = [reduction_series(rng, HORIZON, OBJECTIVE, phi) for _ in range(simulations)]
+        false = {name: np.mean([judge(x, alpha)[1] == "Promote" for x in nulls]) for name, judge in runs.items()}
+        line = [f"{noise}: false Promote at the objective phoenix {false['phoenix']:.3f}, savvi {false['savvi']:.3f}"]
+        if phi == 0:
+            for effect in PEER_EFFECTS:
+                series = [reduction_series(rng, HORIZON, OBJECTIVE + effect, phi) for _ in range(simulations)]
+                samples = {name: statistics.median(judge(x, alpha)[0] for x in series) for name, judge in runs.items()}
+                line.append(
+                    f"  objective + {effect:.2f}: median samples to a verdict phoenix {samples['phoenix']:.0f},"
+                    f" savvi {samples['savvi']:.0f}, ratio {samples['phoenix'] / samples['savvi']:.2f}"
+                    " (target <= 1.2)"
+                )
+        print("\n".join(line))
+    print(f"(target: phoenix's false Promote <= alpha {alpha} on every noise)")
 
 
 def main() -> int:
@@ -88,6 +158,7 @@ def main() -> int:
             break
     print(f"fixed horizon at the same error rate (alpha {chosen}): {fixed} samples")
     print(f"ratio sequential/fixed = {sequential / fixed:.2f} (target <= 0.5)")
+    compare_with_savvi(args.simulations, 0.05)
     return 0
 
 

@@ -58,6 +58,10 @@ class Variant(_Strict):
     """The collector's count of points its receivers accepted, as read at each sample: the pairing check."""
     uptime_seconds: Samples | None = None
     """The collector process's uptime: it falls when the collector restarts."""
+    load_batches_sent: Samples | None = None
+    """The LoadSim's count of batches this variant's collector accepted, as read at each sample."""
+    load_batches_failed: Samples | None = None
+    """The LoadSim's count of batches it could not deliver to this variant (send errors and drops)."""
 
 
 class CriticalQuery(_Strict):
@@ -244,7 +248,12 @@ class InputAgreement(_Strict):
     candidate_points: float
     difference: float  # the candidate's input rate over the baseline's, less 1 (fitted, see `pairing`)
     tolerance: float
-    agrees: bool  # no difference shown beyond the tolerance
+    agrees: bool  # no difference shown beyond the tolerance, in points or in the LoadSim's lost batches
+    # what a LoadSim delivered to each variant over the samples used, when it was measured
+    baseline_batches_sent: int | None = None
+    baseline_batches_failed: int | None = None
+    candidate_batches_sent: int | None = None
+    candidate_batches_failed: int | None = None
 
 
 class AnomalousSample(_Strict):

@@ -54,7 +54,7 @@ GUARDED = {
     "refused_points_ratio": "candidate points refused or failed",
 }
 # Figures that tell what happened to a variant (its input, its restarts) and are not compared themselves
-DIAGNOSTIC = ("accepted_points", "uptime_seconds")
+DIAGNOSTIC = ("accepted_points", "uptime_seconds", "load_batches_sent", "load_batches_failed")
 VARIANT_NAMES: tuple[anomalies.VariantName, ...] = ("baseline", "candidate")
 # how far ahead the time to a decision is looked for, in multiples of the samples so far
 MAX_GROWTH = 100
@@ -259,12 +259,21 @@ def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
             spec.objectives.max_input_difference,
             alpha,
         )
+    delivered = None
+    if "baseline.load_batches_sent" in full and "baseline.load_batches_failed" in full:
+        delivered = pairing.delivery(
+            {v: full[f"{v}.load_batches_sent"] for v in VARIANT_NAMES},
+            {v: full[f"{v}.load_batches_failed"] for v in VARIANT_NAMES},
+            spec.objectives.max_input_difference,
+        )
     flagged_so_far = np.cumsum(np.isin(np.arange(n), [f.index for f in flags]))[kept]
     share = flagged_so_far / (kept + 1)
     too_many_anomalies = share > spec.objectives.max_anomaly_share
     blocked_promote = ~projection_clears | too_many_anomalies
     if inputs is not None:
         blocked_promote |= inputs.differs[kept]
+    if delivered is not None:
+        blocked_promote |= delivered.differs[kept]
     decided_at = _decision_index(promote & ~blocked_promote, reject & ~too_many_anomalies, spec.mode, last)
     # The first final decision stands, so every figure is reported as it was then.
     at = last if decided_at is None else decided_at
@@ -274,15 +283,7 @@ def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
     used = slice(0, at + 1)
     sample_at = int(kept[at])  # the decision's sample in the input, gaps included
     trend_report = _trend_report(fits, at, objective, spec.interval_seconds, planned_end, sample_at)
-    input_report = None
-    if inputs is not None:
-        input_report = contract.InputAgreement(
-            baseline_points=float(inputs.baseline[sample_at]),
-            candidate_points=float(inputs.candidate[sample_at]),
-            difference=float(inputs.difference[sample_at]),
-            tolerance=spec.objectives.max_input_difference,
-            agrees=not bool(inputs.differs[sample_at]),
-        )
+    input_report = _input_report(inputs, delivered, sample_at, spec.objectives.max_input_difference)
     anomaly_report = contract.Anomalies(
         samples=[
             contract.AnomalousSample(index=f.index, variant=f.variant, pattern=f.pattern)
@@ -348,6 +349,26 @@ def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
     )
 
 
+def _input_report(
+    inputs: pairing.Agreement | None, delivered: pairing.Delivery | None, at: int, tolerance: float
+) -> contract.InputAgreement | None:
+    if inputs is None:
+        return None
+    batches: dict[str, int] = {}
+    if delivered is not None:
+        for variant in VARIANT_NAMES:
+            batches[f"{variant}_batches_sent"] = int(delivered.sent[variant][at])
+            batches[f"{variant}_batches_failed"] = int(delivered.failed[variant][at])
+    return contract.InputAgreement(
+        baseline_points=float(inputs.baseline[at]),
+        candidate_points=float(inputs.candidate[at]),
+        difference=float(inputs.difference[at]),
+        tolerance=tolerance,
+        agrees=not (inputs.differs[at] or (delivered is not None and delivered.differs[at])),
+        **batches,
+    )
+
+
 def _trend_report(
     fits: trend.Fits, index: int, objective: float, interval_seconds: float, planned_end: float, sample: int
 ) -> contract.Trend:
@@ -403,15 +424,7 @@ def _trust_reasons(
             text += "; its line is already below the objective"
         reasons.append(contract.Reason(kind=kinds.TREND_NOT_SHOWN, text=text))
     if inputs is not None and not inputs.agrees:
-        short = "candidate" if inputs.difference < 0 else "baseline"
-        reasons.append(
-            contract.Reason(
-                kind=kinds.INPUTS_DIFFER,
-                text=f"the variants' inputs differ by {abs(inputs.difference):.1%} (the {short} received less:"
-                f" {inputs.baseline_points:.0f} points on the baseline, {inputs.candidate_points:.0f} on the"
-                f" candidate), beyond the {inputs.tolerance:.1%} allowed: no Promote on unequal input",
-            )
-        )
+        reasons.append(contract.Reason(kind=kinds.INPUTS_DIFFER, text=_inputs_differ(inputs)))
     if anomaly_report.share > anomaly_report.limit:
         counts: dict[str, int] = {}
         for sample in anomaly_report.samples:
@@ -426,6 +439,35 @@ def _trust_reasons(
             )
         )
     return reasons
+
+
+def _inputs_differ(inputs: contract.InputAgreement) -> str:
+    """Which variant received less: by the LoadSim's lost batches when they differ beyond the tolerance, else points."""
+    allowed = f"beyond the {inputs.tolerance:.1%} allowed: no Promote on unequal input"
+    lost = {
+        variant: (failed, sent + failed)
+        for variant, sent, failed in (
+            ("baseline", inputs.baseline_batches_sent, inputs.baseline_batches_failed),
+            ("candidate", inputs.candidate_batches_sent, inputs.candidate_batches_failed),
+        )
+        if sent is not None and failed is not None
+    }
+    shares = {variant: failed / max(attempted, 1) for variant, (failed, attempted) in lost.items()}
+    if len(shares) == 2 and abs(shares["candidate"] - shares["baseline"]) > inputs.tolerance:
+        short, other = (
+            ("candidate", "baseline") if shares["candidate"] > shares["baseline"] else ("baseline", "candidate")
+        )
+        return (
+            f"the {short} received less: the LoadSim could not deliver {lost[short][0]} of {lost[short][1]} batches"
+            f" to it and {lost[other][0]} of {lost[other][1]} to the {other}"
+            f" ({shares[short] - shares[other]:.1%} more lost), {allowed}"
+        )
+    short = "candidate" if inputs.difference < 0 else "baseline"
+    return (
+        f"the variants' inputs differ by {abs(inputs.difference):.1%} (the {short} received less:"
+        f" {inputs.baseline_points:.0f} points on the baseline, {inputs.candidate_points:.0f} on the"
+        f" candidate), {allowed}"
+    )
 
 
 def _interval(value: contract.Interval) -> intervals.Interval:

@@ -16,6 +16,11 @@ every sample. Its slope is fitted as the trend is (`trend.fits`, with the
 same time-uniform bounds), so the noise of the readings, whatever their
 granularity, sets how soon a difference can be shown; the inputs differ
 once that interval lies wholly beyond the tolerance.
+
+A LoadSim also counts, per target, the batches each collector accepted and
+the ones it never did (send errors, drops). Those counts are exact, so the
+share of batches lost on one variant and not the other needs no interval:
+beyond the tolerance, the inputs differ.
 """
 
 from __future__ import annotations
@@ -63,3 +68,25 @@ def agreement(baseline: Floats, candidate: Floats, tolerance: float, alpha: floa
     drift = trend.fits(gap, np.arange(n, dtype=np.float64), float(n - 1), alpha)
     differs = (drift.slope_low > tolerance) | (drift.slope_high < -tolerance)
     return Agreement(got["b"], got["c"], drift.slope, differs)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a LoadSim delivered to each variant since the first sample, at every sample."""
+
+    sent: dict[str, Floats]  # by variant: batches its collector accepted
+    failed: dict[str, Floats]  # by variant: batches it never accepted
+    differs: npt.NDArray[np.bool_]  # the shares lost differ beyond the tolerance
+
+
+def _lost_share(sent: Floats, failed: Floats) -> Floats:
+    attempted = sent + failed
+    return np.divide(failed, attempted, out=np.zeros_like(attempted), where=attempted > 0)
+
+
+def delivery(sent: dict[str, Floats], failed: dict[str, Floats], tolerance: float) -> Delivery:
+    """`sent` and `failed` are each variant's LoadSim counters as read at each sample."""
+    total_sent = {variant: np.cumsum(increments(counter)) for variant, counter in sent.items()}
+    total_failed = {variant: np.cumsum(increments(counter)) for variant, counter in failed.items()}
+    lost = {variant: _lost_share(total_sent[variant], total_failed[variant]) for variant in total_sent}
+    return Delivery(total_sent, total_failed, np.abs(lost["candidate"] - lost["baseline"]) > tolerance)

@@ -216,17 +216,27 @@ def test_cli_reports_its_own_metrics_and_a_json_summary(otelcol: conftest.StartC
         ],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+
+    def sample(scraped: str, name: str) -> float | None:
+        prefix = f'{name}{{target="{collector.otlp_http_url}"}} '
+        values = [float(line.removeprefix(prefix)) for line in scraped.splitlines() if line.startswith(prefix)]
+        return values[0] if values else None
+
     scraped = ""
-    sent = f'phoenix_loadsim_points_sent_total{{target="{collector.otlp_http_url}"}}'
+    first: str | None = None
     deadline = time.monotonic() + 20
-    # the metric's HELP line is there from the start; its sample only once a batch was sent
-    while time.monotonic() < deadline and sent not in scraped:
+    while time.monotonic() < deadline and not (sample(scraped, "phoenix_loadsim_batches_sent_total") or 0) >= 2:
         with contextlib.suppress(httpx.HTTPError):
             scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            first = first or scraped
         time.sleep(0.2)
     stdout, _ = run.communicate(timeout=30)
     assert run.returncode == 0
-    assert sent in scraped
+    # every per-target counter is there from the first scrape, so "none failed" reads 0, not absent
+    assert first is not None and sample(first, "phoenix_loadsim_send_errors_total") == 0, first
+    assert sample(first, "phoenix_loadsim_batches_dropped_total") == 0
+    assert (sample(scraped, "phoenix_loadsim_batches_sent_total") or 0) >= 2, scraped
+    assert (sample(scraped, "phoenix_loadsim_points_sent_total") or 0) >= 2 * 5 * fleet.POINTS_PER_PROCESS
     assert "phoenix_loadsim_unique_series" in scraped
     summary = json.loads(stdout)
     # the same summary on one line, as a Job's termination message carries it

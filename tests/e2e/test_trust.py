@@ -1,10 +1,11 @@
 """Verdicts on misbehaving data, with real collectors, LoadSim and Prometheus.
 
-A candidate collector SIGKILLed in the middle of `phoenix run --local`: the
-local runtime starts it again on its ports, as a pod's container restarts,
-and the verdict must flag the restart on the candidate with its pattern, and
-follow the anomaly rule: no verdict above maxAnomalyShare, else the one the
-data give.
+A candidate collector that hangs (SIGSTOP) in the middle of `phoenix run
+--local` and is then SIGKILLed, as a liveness probe would: the local runtime
+starts it again on its ports, as a pod's container restarts. The verdict
+must flag the restart on the candidate with its pattern, and the batches
+the LoadSim could not deliver to the hung candidate, read from the LoadSim's
+own counters, must refuse a Promote and be named in the reasons.
 
 A candidate whose series grow during the run: under the worker-growth
 profile it keeps the per-process detail of the one executable whose workers
@@ -19,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,11 @@ from phoenix_operator.loadsim import profiles
 from tests.e2e import test_one_driver
 
 pytestmark = pytest.mark.e2e
-KILL_AFTER_MEASUREMENTS = 8
+# Early enough that the samples after the restart are in the verdict
+HANG_AFTER_MEASUREMENTS = 3
+# Longer than a request's retries take to fail (4 tries of a 5 s timeout, plus backoff), so the
+# LoadSim gives up on some batches to the hung candidate
+HANG_SECONDS = 25
 
 
 def _candidate_collector(registry: Path, name: str) -> int:
@@ -78,7 +84,7 @@ def test_a_candidate_whose_series_grow_is_not_promoted(tmp_path: Path) -> None:
     assert replayed["seriesTrend"]["projectedAtEnd"]["estimate"] == trend["projectedAtEnd"]["estimate"]
 
 
-def test_a_killed_candidate_collector_is_flagged_as_a_restart(tmp_path: Path) -> None:
+def test_a_hung_then_killed_candidate_is_flagged_and_its_lost_batches_refuse_a_promote(tmp_path: Path) -> None:
     manifest = test_one_driver.small_quickstart()
     manifest["metadata"] = {"name": "restart"}
     manifest["spec"]["analysis"]["mode"] = "fixed"  # every sample, the restart's too, is in the verdict
@@ -94,9 +100,11 @@ def test_a_killed_candidate_collector_is_flagged_as_a_restart(tmp_path: Path) ->
     try:
         for line in run.stderr:
             lines.append(line)
-            measurements += "series baseline" in line
-            if not killed and measurements >= KILL_AFTER_MEASUREMENTS:
-                os.kill(_candidate_collector(tmp_path / "run" / "processes.json", "restart"), signal.SIGKILL)
+            measurements += "] series baseline" in line or "] no decision" in line
+            if not killed and measurements >= HANG_AFTER_MEASUREMENTS:
+                candidate = _candidate_collector(tmp_path / "run" / "processes.json", "restart")
+                os.kill(candidate, signal.SIGSTOP)
+                threading.Timer(HANG_SECONDS, os.kill, (candidate, signal.SIGKILL)).start()
                 killed = True
         printed = json.loads(run.stdout.read() or "null")
         run.wait(timeout=30)
@@ -106,10 +114,14 @@ def test_a_killed_candidate_collector_is_flagged_as_a_restart(tmp_path: Path) ->
     anomalies = printed["results"]["anomalies"]
     restarts = [s for s in anomalies["samples"] if s["pattern"] == "collector restart"]
     assert restarts and {s["variant"] for s in restarts} == {"candidate"}, anomalies
-    decision = printed["verdict"]["decision"]
+    reasons = printed["verdict"]["reasons"]
+    inputs = printed["results"]["inputAgreement"]
+    assert inputs["baselineBatchesFailed"] == 0 and inputs["candidateBatchesFailed"] > 0, inputs
+    assert inputs["baselineBatchesSent"] > 0 and inputs["candidateBatchesSent"] > 0, inputs
+    assert not inputs["agrees"] and printed["verdict"]["decision"] == "Inconclusive", printed["verdict"]
+    assert any(r.startswith("the candidate received less") for r in reasons), reasons
+    # the progress said so before the verdict
+    assert "no Promote while the inputs differ" in " ".join("".join(lines).split())
     if anomalies["share"] > anomalies["limit"]:
-        assert decision == "Inconclusive"
-        told = [r for r in printed["verdict"]["reasons"] if "of the samples are anomalous" in r]
-        assert told and "collector restart on the candidate" in told[0], printed["verdict"]["reasons"]
-    else:
-        assert decision == "Promote", printed["verdict"]
+        told = [r for r in reasons if "of the samples are anomalous" in r]
+        assert told and "collector restart on the candidate" in told[0], reasons

@@ -225,7 +225,8 @@ def run_job_pod(
 
     The image's `phoenix` is this checkout's; the termination-message file is
     one in `workdir`, and what the command wrote there becomes the pod's
-    termination message.
+    termination message. Here the pod shares this host's network, so what it
+    would serve on its own address listens on 127.0.0.1, on a free port.
     """
     pod = _running_job_pod(plane, namespace, job, timeout)
     (container,) = pod["spec"]["containers"]
@@ -233,6 +234,9 @@ def run_job_pod(
     assert command[0] == "phoenix", command
     message_file = workdir / f"{pod['metadata']['name']}.termination-log"
     command = [str(message_file) if part == TERMINATION_LOG else part for part in command[1:]]
+    for option, value in (("--metrics-address", "127.0.0.1"), ("--metrics-port", str(process.free_port()))):
+        if option in command:
+            command[command.index(option) + 1] = value
     ran = subprocess.run(
         [sys.executable, "-m", "phoenix_operator", *command],
         capture_output=True,

@@ -242,7 +242,10 @@ def test_the_network_policies_admit_only_scrapes_and_load_and_pass_a_dry_run(
     assert _port_names(policy["ingress"]) | _port_names(policy["egress"]) <= set(reconcile_pipeline.PORTS)
     assert _port_names([otlp]) == {"otlp-grpc", "otlp-http"} and _port_names([scrapes]) == {"metrics", "telemetry"}
     load_policy = _one(namespace_policies, "NetworkPolicy", "phoenix-loadsim")["spec"]
-    assert _selects(load_policy["podSelector"], job["spec"]["template"]) and "ingress" not in load_policy
+    assert _selects(load_policy["podSelector"], job["spec"]["template"])
+    (load_scrape,) = load_policy["ingress"]  # its counters, for Prometheus only
+    assert load_scrape["from"] == scrapes["from"] and _port_names([load_scrape]) == {"metrics"}
+    assert {p["name"] for p in job["spec"]["template"]["spec"]["containers"][0]["ports"]} == {"metrics"}
     (_, to_collectors) = load_policy["egress"]
     assert _selects(to_collectors["to"][0]["podSelector"], workload["spec"]["template"])
     assert _port_names([to_collectors]) == {"otlp-grpc", "otlp-http"}
@@ -275,6 +278,9 @@ def test_the_monitored_overlay_scrapes_alerts_and_ships_dashboards(
         "__meta_kubernetes_service_label_phoenix_io_experiment",
         "__meta_kubernetes_service_label_phoenix_io_variant",
     }
+    # each LoadSim pod's counters, on the port its Job names
+    (load_scrape,) = _one(docs, "PodMonitor", "phoenix-loadsim")["spec"]["podMetricsEndpoints"]
+    assert load_scrape["port"] == "metrics"
     # the operator's /metrics: TLS, the Prometheus ServiceAccount's token, and that account may get /metrics
     (scrape,) = _one(docs, "ServiceMonitor", "phoenix-operator")["spec"]["endpoints"]
     assert (scrape["port"], scrape["scheme"]) == ("metrics", "https") and scrape["bearerTokenFile"]
@@ -337,7 +343,7 @@ def test_every_overlay_the_readme_shows_builds_on_a_checkout(
             key, value = literal.split("=", 1)
             assert generated["data"][key] == value
     for pairs in (label["pairs"] for label in spec.get("labels", [])):
-        for kind in ("ServiceMonitor", "PrometheusRule"):
+        for kind in ("ServiceMonitor", "PodMonitor", "PrometheusRule"):
             for doc in (d for d in built if d["kind"] == kind):
                 assert pairs.items() <= doc["metadata"]["labels"].items(), doc["metadata"]
     for patch in spec.get("patches", []):

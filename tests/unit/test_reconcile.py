@@ -162,7 +162,8 @@ def test_the_happy_path_goes_through_every_phase() -> None:
     succeeded = conditions.find(step.status.conditions, "Succeeded")
     assert succeeded is not None and (succeeded.status, succeeded.reason) == ("True", "Promote")
     (event,) = step.events
-    assert event.reason == "Promote" and "series reduction" in event.message and "savings $" in event.message
+    assert event.reason == "Promote" and "savings $" in event.message
+    assert event.message.count("series reduction") == 1, event.message  # once, in the reason that clears it
 
 
 def test_an_undecided_run_keeps_running_until_its_duration() -> None:
@@ -355,6 +356,10 @@ def test_a_loadsim_job_sends_to_ready_pipelines_only() -> None:
         "http://a:4318",
         "http://vendor:4318",
     ]
+    # its counters, for the experiment's pairing check, on the port Prometheus is told to scrape
+    (port,) = job["spec"]["template"]["spec"]["containers"][0]["ports"]
+    assert port["name"] == "metrics" and command[command.index("--metrics-port") + 1] == str(port["containerPort"])
+    assert command[command.index("--metrics-address") + 1] == "0.0.0.0"  # noqa: S104
     assert job["spec"]["backoffLimit"] == 0
     assert job["spec"]["activeDeadlineSeconds"] == 120 + reconcile_loadsim.JOB_GRACE_SECONDS
     done = reconcile_loadsim.status(
@@ -362,6 +367,31 @@ def test_a_loadsim_job_sends_to_ready_pipelines_only() -> None:
     )
     succeeded = conditions.find(done.conditions, "Succeeded")
     assert succeeded is not None and succeeded.status == "True"
+
+
+def test_a_load_that_lost_batches_is_told_apart_from_one_that_failed() -> None:
+    obj = kinds.LoadSim.model_validate(
+        {
+            "apiVersion": "phoenix.io/v1alpha1",
+            "kind": "LoadSim",
+            "metadata": {"name": "load", "namespace": "ns", "uid": "u"},
+            "spec": {"targets": [{"endpoint": "http://a:4318"}, {"endpoint": "http://b:4318"}]},
+        }
+    )
+    lossy = reconcile_loadsim.Delivery(
+        10, {"http://a:4318": 30, "http://b:4318": 27}, {"http://a:4318": 0, "http://b:4318": 3}
+    )
+    ended = reconcile_loadsim.Observed(False, False, True, message="LoadSim exited with 2", delivery=lossy)
+    lost = conditions.find(
+        reconcile_loadsim.status(obj, loadsim.LoadSimStatus(), ended, "", T0).conditions, "Succeeded"
+    )
+    assert lost is not None and (lost.status, lost.reason) == ("False", "BatchesLost")
+    assert lost.message == "batches not delivered: 3 of 30 to http://b:4318"
+    crashed = reconcile_loadsim.Observed(False, False, True, message="LoadSim exited with 1: Traceback")
+    failed = conditions.find(
+        reconcile_loadsim.status(obj, loadsim.LoadSimStatus(), crashed, "", T0).conditions, "Succeeded"
+    )
+    assert failed is not None and (failed.reason, failed.message) == ("LoadFailed", "LoadSim exited with 1: Traceback")
 
 
 def test_a_config_change_changes_only_the_pod_template_hash() -> None:

@@ -102,6 +102,10 @@ def run(
         int,
         typer.Option("--metrics-port", help="Serve LoadSim's own metrics on this port (0: off)."),
     ] = 0,
+    metrics_address: Annotated[
+        str,
+        typer.Option("--metrics-address", help="The address --metrics-port listens on (0.0.0.0: all, as in a pod)."),
+    ] = "127.0.0.1",
     summary_file: Annotated[
         Path | None,
         typer.Option(
@@ -129,7 +133,10 @@ def run(
     if metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, addr="127.0.0.1", registry=sender.REGISTRY)
+        try:
+            start_http_server(metrics_port, addr=metrics_address, registry=sender.REGISTRY)
+        except OSError as error:
+            output.fail(f"error: --metrics-port {metrics_port} on {metrics_address}: {error.strerror or error}")
     ticks = fleet.Fleet(spec, 0).ticks
     with Progress(
         TextColumn("[bold]loadsim"),

@@ -55,6 +55,18 @@ class InputAgreement(Protocol):
     @property
     def agrees(self) -> bool: ...
 
+    @property
+    def baseline_batches_sent(self) -> int | None: ...
+
+    @property
+    def baseline_batches_failed(self) -> int | None: ...
+
+    @property
+    def candidate_batches_sent(self) -> int | None: ...
+
+    @property
+    def candidate_batches_failed(self) -> int | None: ...
+
 
 class Flagged(Protocol):
     @property
@@ -101,12 +113,18 @@ def trust_rows(
         rows.append(("trend", text))
     if inputs is not None:
         verdict = "agree" if inputs.agrees else "DIFFER"
-        rows.append(
-            (
-                "input",
-                f"{verdict}: candidate {inputs.difference:+.2%} of the baseline (tolerance {inputs.tolerance:.1%})",
+        text = f"{verdict}: candidate {inputs.difference:+.2%} of the baseline (tolerance {inputs.tolerance:.1%})"
+        lost = [
+            f"{failed:,} of {sent + failed:,} to the {variant}"
+            for variant, sent, failed in (
+                ("baseline", inputs.baseline_batches_sent, inputs.baseline_batches_failed),
+                ("candidate", inputs.candidate_batches_sent, inputs.candidate_batches_failed),
             )
-        )
+            if sent is not None and failed is not None
+        ]
+        if lost:
+            text += "; LoadSim batches lost: " + ", ".join(lost)
+        rows.append(("input", text))
     if anomalies is not None:
         count = len(anomalies.samples) if flagged is None else flagged
         if count == 0:

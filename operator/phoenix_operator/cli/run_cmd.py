@@ -45,6 +45,13 @@ def _progress_line(progress: local_run.Progress, objective: float) -> str:
         leaning = f"final: {analysis.decision}"
     else:
         leaning = "leaning Promote" if reduction.estimate >= objective else "leaning Reject"
+        blockers = []
+        if analysis.input_agreement is not None and not analysis.input_agreement.agrees:
+            blockers.append("the inputs differ")
+        if analysis.anomalies is not None and analysis.anomalies.share > analysis.anomalies.limit:
+            blockers.append("too many samples are anomalous")
+        if blockers and reduction.estimate >= objective:
+            leaning = f"no Promote while {' and '.join(blockers)}"
     return (
         f"{elapsed} series baseline {variants['baseline'].active_series:,.0f} / "
         f"candidate {variants['candidate'].active_series:,.0f}, "

@@ -42,10 +42,13 @@ class Memory:
 
     last_measured: dict[str, datetime] = field(default_factory=dict)
     histories: dict[str, prometheus.History] = field(default_factory=dict)
+    # by experiment, the endpoint its LoadSim sends each variant to: a pipeline keeps its endpoint
+    load_targets: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def forget(self, key: str) -> None:
         self.last_measured.pop(key, None)
         self.histories.pop(key, None)
+        self.load_targets.pop(key, None)
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,9 @@ def step(store: runtime_base.Store, body: dict[str, Any], now: datetime, setting
         memory.last_measured[key] = now
         _, failure = _input_state(store, obj, False, now)
         history = memory.histories.setdefault(key, prometheus.History())
-        observed, measurement = _measure(store, obj, now, settings, history)
+        if len(memory.load_targets.get(key, {})) < len(pipeline.VARIANTS):
+            memory.load_targets[key] = _load_targets(store, obj)
+        observed, measurement = _measure(store, obj, now, settings, history, memory.load_targets[key])
         observed = replace(observed, load_failure=failure)
     else:
         observed = reconcile_experiment.Observed()
@@ -189,6 +194,7 @@ def _measure(
     now: datetime,
     settings: Settings,
     history: prometheus.History,
+    load_targets: dict[str, str],
 ) -> tuple[reconcile_experiment.Observed, measure_base.Measurement | None]:
     window = reconcile_experiment.measurement_window(obj, now, settings.limits)
     assert window is not None  # the plan measures only when there is one
@@ -202,7 +208,7 @@ def _measure(
     except (providers.Unavailable, runtime_base.SecretUnreadable) as error:
         # like an unreachable Prometheus: a condition now, Failed after the limit
         return reconcile_experiment.Observed(measurement_problem=str(error), prometheus_unreachable=True), None
-    measurement = provider.measure(obj.metadata.name, obj.spec.analysis.critical_queries, window)
+    measurement = provider.measure(obj.metadata.name, obj.spec.analysis.critical_queries, window, load_targets)
     if measurement.baseline is None or measurement.candidate is None:
         observed = reconcile_experiment.Observed(
             measurement_problem=measurement.message, prometheus_unreachable=measurement.unreachable
@@ -215,6 +221,20 @@ def _measure(
         analysis=engine.analyze_input(analysis_input), analysis_input=analysis_input
     )
     return observed, measurement
+
+
+def _load_targets(store: runtime_base.Store, obj: kinds.PhoenixExperiment) -> dict[str, str]:
+    """The endpoint the experiment's LoadSim sends each variant to, as it resolved it: the pipeline's OTLP/HTTP
+    endpoint; none for a mirrored experiment, which has no LoadSim."""
+    if obj.spec.mirrored:
+        return {}
+    targets: dict[str, str] = {}
+    for variant, name in reconcile_experiment.variant_pipelines(obj).items():
+        found = store.get(API_VERSION, "PhoenixProcessPipeline", _namespace(obj), name)
+        endpoint = manifests.stored_status(found or {}, pipeline.PipelineStatus).endpoints.get("otlpHttp")
+        if endpoint:
+            targets[variant] = endpoint
+    return targets
 
 
 def _teardown(store: runtime_base.Store, obj: kinds.PhoenixExperiment, what: frozenset[str]) -> None:

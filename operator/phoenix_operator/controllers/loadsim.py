@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from phoenix_operator import API_VERSION
-from phoenix_operator.models import kinds, loadsim, manifests, pipeline
+from phoenix_operator.models import common, kinds, loadsim, manifests, pipeline
 from phoenix_operator.reconcile import conditions
 from phoenix_operator.reconcile import loadsim as reconcile_loadsim
 from phoenix_operator.runtime import base as runtime_base
@@ -15,8 +15,12 @@ from phoenix_operator.runtime import base as runtime_base
 @dataclass(frozen=True)
 class Outcome:
     status: loadsim.LoadSimStatus
-    # why the load failed, to post as a Warning when this status is new
-    failure: str | None = None
+
+    @property
+    def failure(self) -> common.Condition | None:
+        """The Succeeded condition of a load that failed or lost batches, to post as a Warning when it is new."""
+        succeeded = conditions.find(self.status.conditions, "Succeeded")
+        return succeeded if succeeded is not None and succeeded.status == "False" else None
 
 
 def step(
@@ -35,8 +39,7 @@ def step(
         observed = runtime.apply_load(obj, targets)
     except reconcile_loadsim.TargetsNotReady as waiting:
         return Outcome(reconcile_loadsim.status(obj, previous, None, str(waiting), now))
-    failure = (observed.message or "the load run failed") if observed.failed else None
-    return Outcome(reconcile_loadsim.status(obj, previous, observed, "", now), failure)
+    return Outcome(reconcile_loadsim.status(obj, previous, observed, "", now))
 
 
 def _ready_endpoints(store: runtime_base.Store, obj: kinds.LoadSim) -> dict[str, str | None]:

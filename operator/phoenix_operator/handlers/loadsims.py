@@ -42,7 +42,7 @@ def _step(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
         except runtime_base.StoreError as error:
             raise status.retry_later(error) from None
         if outcome is not None and status.write(body, patch, outcome.status) and outcome.failure:
-            kopf.warn(body, reason="LoadFailed", message=outcome.failure)
+            kopf.warn(body, reason=outcome.failure.reason, message=outcome.failure.message)
 
 
 def watch_deletions(runtime: runtime_base.Runtime) -> None:

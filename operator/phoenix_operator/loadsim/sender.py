@@ -18,6 +18,9 @@ import prometheus_client
 
 REGISTRY = prometheus_client.CollectorRegistry()
 POINTS = prometheus_client.Counter("phoenix_loadsim_points_sent", "Datapoints delivered", ["target"], registry=REGISTRY)
+BATCHES = prometheus_client.Counter(
+    "phoenix_loadsim_batches_sent", "Requests the target accepted", ["target"], registry=REGISTRY
+)
 BYTES = prometheus_client.Counter(
     "phoenix_loadsim_bytes_sent", "Request bytes delivered", ["target"], registry=REGISTRY
 )
@@ -91,6 +94,9 @@ class TargetSender:
         self.stats = TargetStats(self.target)
         self._queues = [asyncio.Queue(maxsize=self.queue_size) for _ in range(self.lanes)]
         self._url = metrics_url(self.target)
+        # every counter reads 0 from the start, so a scrape tells "none failed" from "not scraped"
+        for counter in (POINTS, BATCHES, BYTES, ERRORS, DROPPED):
+            counter.labels(self.target)
 
     def offer(self, body: bytes, points: int, host: int) -> None:
         """Queue a request without waiting; a full queue drops it and counts the drop."""
@@ -142,6 +148,7 @@ class TargetSender:
                 response = await client.post(self._url, content=body, headers=headers)
                 if response.status_code < 300:
                     self.stats.requests += 1
+                    BATCHES.labels(self.target).inc()
                     self.stats.points_sent += points
                     self.stats.bytes_sent += len(body)
                     POINTS.labels(self.target).inc(points)

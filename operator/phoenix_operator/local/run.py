@@ -221,7 +221,7 @@ def _step_loads(store: memory.MemoryStore, runtime: runtime_local.LocalRuntime, 
             continue
         written = store.patch_status_if_unchanged(API_VERSION, "LoadSim", body["metadata"], outcome.status.to_wire())
         if written and outcome.failure:
-            store.post_event(body, "Warning", "LoadFailed", outcome.failure)
+            store.post_event(body, "Warning", outcome.failure.reason, outcome.failure.message)
 
 
 def _stop_deleted(store: memory.MemoryStore, runtime: runtime_local.LocalRuntime) -> None:

@@ -1,7 +1,7 @@
 """The measurement provider interface, in the manner of Argo Rollouts' metric providers.
 
 The driver asks one narrow question: what did both variants of an experiment
-do over a window of sample times. It never sees PromQL. A provider never
+do over a window of sample times, and what did a LoadSim deliver to each. It never sees PromQL. A provider never
 raises for bad data: an unreachable backend, an invalid query or an empty
 result is a Measurement with phase Error or Inconclusive and a message.
 Prometheus is the first provider; `providers.provider_for` is the one place
@@ -10,7 +10,7 @@ that picks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -44,4 +44,5 @@ class Provider(Protocol):
         experiment: str,
         queries: Sequence[experiment.CriticalQuery],
         window: reconcile_experiment.Window,
+        load_targets: Mapping[str, str] | None = None,
     ) -> Measurement: ...

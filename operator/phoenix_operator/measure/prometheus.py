@@ -9,9 +9,10 @@ user's critical queries.
 
 from __future__ import annotations
 
+import json
 import ssl
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,10 +86,20 @@ CPU_PER_POINT = (
     " / sum(increase(otelcol_receiver_accepted_metric_points[{window}]))",
 )
 MEMORY = (labels.TELEMETRY, "sum(otelcol_process_memory_rss)")
+# What a LoadSim delivered to one target (`{target}`, a quoted URL): its own counters, which label each target
+LOAD_QUERIES = {
+    "load_batches_sent": "sum(phoenix_loadsim_batches_sent_total{{target={target}}})",
+    "load_batches_failed": (
+        "sum(phoenix_loadsim_send_errors_total{{target={target}}})"
+        " + sum(phoenix_loadsim_batches_dropped_total{{target={target}}})"
+    ),
+}
 # Figures from the collector's own telemetry: absent together when it is not scraped
 TELEMETRY_FIGURES = ("cpu_cores", "memory_bytes", "refused_points_ratio", "accepted_points", "uptime_seconds")
+# Figures kept only when both variants have them
+OPTIONAL_FIGURES = (*TELEMETRY_FIGURES, *LOAD_QUERIES)
 # Figures that describe a variant's input and restarts: a sample without them is not cut from the span
-DIAGNOSTIC_FIGURES = ("accepted_points", "uptime_seconds")
+DIAGNOSTIC_FIGURES = ("accepted_points", "uptime_seconds", *LOAD_QUERIES)
 Samples = list[float | None]
 # Prometheus refuses a range query of more than 11,000 points per series.
 MAX_POINTS_PER_QUERY = 10_000
@@ -275,6 +286,11 @@ def variant_queries(name: str, variant: str, step_seconds: float) -> dict[str, s
     }
 
 
+def load_queries(target: str) -> dict[str, str]:
+    """What a LoadSim delivered to the OTLP endpoint `target`, by figure."""
+    return {figure: query.format(target=json.dumps(target)) for figure, query in LOAD_QUERIES.items()}
+
+
 def _scoped(figure: tuple[str, str], experiment: str, variant: str, window_seconds: float) -> str:
     scrape, query = figure
     return promql.scope(query.format(window=f"{window_seconds:g}s"), labels.of_scrape(experiment, variant, scrape))
@@ -319,21 +335,25 @@ class Provider:
         experiment: str,
         queries: Sequence[experiment.CriticalQuery],
         window: reconcile_experiment.Window,
+        load_targets: Mapping[str, str] | None = None,
     ) -> base.Measurement:
-        """Both variants' figures and each critical query over `window`."""
+        """Both variants' figures and each critical query over `window`, with what a LoadSim delivered to
+        each variant's endpoint in `load_targets` (by variant)."""
         length = len(window.timestamps)
         variants: dict[str, dict[str, npt.NDArray[np.float64]]] = {}
         answers: list[dict[str, Series]] = [{} for _ in queries]
         try:
             for variant in pipeline.VARIANTS:
+                asked = variant_queries(experiment, variant, window.step)
+                if load_targets and variant in load_targets:
+                    asked |= load_queries(load_targets[variant])
                 measured = {
-                    figure: _single(self._range_query(query, window), length)
-                    for figure, query in variant_queries(experiment, variant, window.step).items()
+                    figure: _single(self._range_query(query, window), length) for figure, query in asked.items()
                 }
                 if np.all(np.isnan(measured["active_series"])):
                     return base.Measurement("Inconclusive", f"no series exported by the {variant} pipeline yet")
-                for figure in TELEMETRY_FIGURES:
-                    if np.all(np.isnan(measured[figure])):
+                for figure in OPTIONAL_FIGURES:
+                    if figure in measured and np.all(np.isnan(measured[figure])):
                         del measured[figure]
                 variants[variant] = measured
                 for answer, query in zip(answers, queries, strict=True):
@@ -344,7 +364,7 @@ class Provider:
             return base.Measurement("Error", str(error))
         except promql.QueryError as error:
             return base.Measurement("Error", f"critical query: {error}")
-        for figure in TELEMETRY_FIGURES:
+        for figure in OPTIONAL_FIGURES:
             if any(figure not in figures for figures in variants.values()):
                 for figures in variants.values():
                     figures.pop(figure, None)

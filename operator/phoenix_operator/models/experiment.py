@@ -400,7 +400,18 @@ class InputAgreement(common.Model):
     """Points the candidate's collectors accepted over the samples used."""
     difference: float = pydantic.Field(description="The candidate's input rate over the baseline's, less 1.")
     tolerance: float = pydantic.Field(description="maxInputDifference.")
-    agrees: bool = pydantic.Field(description="No difference shown beyond the tolerance; false refuses a Promote.")
+    agrees: bool = pydantic.Field(
+        description="No difference shown beyond the tolerance, in points or in the LoadSim's lost batches;"
+        " false refuses a Promote."
+    )
+    baseline_batches_sent: int | None = None
+    """Batches the experiment's LoadSim delivered to the baseline over the samples used."""
+    baseline_batches_failed: int | None = None
+    """Batches it could not deliver to the baseline (send errors and drops)."""
+    candidate_batches_sent: int | None = None
+    """Batches the LoadSim delivered to the candidate over the samples used."""
+    candidate_batches_failed: int | None = None
+    """Batches it could not deliver to the candidate."""
 
 
 class AnomalousSample(common.Model):

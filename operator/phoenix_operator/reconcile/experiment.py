@@ -230,7 +230,9 @@ def _decision_message(analysis: contract.Result) -> str:
     parts = [f"{analysis.decision}: {'; '.join(analysis.reason_texts)}"]
     reduction = analysis.series_reduction
     if reduction:
-        parts.append(f"series reduction {reduction.estimate:.1%} [{reduction.ci_low:.1%}, {reduction.ci_high:.1%}]")
+        told = f"series reduction {reduction.estimate:.1%} [{reduction.ci_low:.1%}, {reduction.ci_high:.1%}]"
+        if told not in parts[0]:  # a Promote's reasons already give it
+            parts.append(told)
     savings = analysis.monthly_savings_usd
     if savings:
         parts.append(f"savings ${savings.estimate:,.2f}/month [{savings.ci_low:,.2f}, {savings.ci_high:,.2f}]")

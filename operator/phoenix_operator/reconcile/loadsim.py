@@ -19,6 +19,10 @@ from phoenix_operator.reconcile import conditions, objects
 JOB_GRACE_SECONDS = 300
 # The Job's run writes its summary where the kubelet makes it the container's termination message.
 JOB_SUMMARY_FILE = "/dev/termination-log"
+# The Succeeded reason of a run that ended with batches some target never accepted
+BATCHES_LOST = "BatchesLost"
+# Where a run serves its per-target delivery counters, which the experiment's pairing check reads
+METRICS_PORT = 9464
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,10 @@ def arguments(
     targets: Sequence[str],
     duration: str | None = None,
     summary_file: str | None = None,
+    metrics: tuple[str, int] | None = None,
 ) -> list[str]:
-    """`phoenix` sub-command arguments that send `profile` to `targets`, writing the summary to `summary_file`."""
+    """`phoenix` sub-command arguments that send `profile` to `targets`, writing the summary to `summary_file`
+    and serving the run's counters on `metrics` (address, port)."""
     argv = [
         "loadsim",
         "run",
@@ -91,6 +97,8 @@ def arguments(
         argv += ["--target", target]
     if summary_file is not None:
         argv += ["--summary-file", summary_file]
+    if metrics is not None:
+        argv += ["--metrics-address", metrics[0], "--metrics-port", str(metrics[1])]
     return argv
 
 
@@ -118,7 +126,12 @@ def job(obj: kinds.LoadSim, targets: Sequence[str], image: str) -> dict[str, Any
     container = {
         "name": "loadsim",
         "image": image,
-        "command": ["phoenix", *arguments(profile, targets, summary_file=JOB_SUMMARY_FILE)],
+        "command": [
+            "phoenix",
+            # Prometheus scrapes the pod over its network; the network policy admits only the monitoring namespace
+            *arguments(profile, targets, summary_file=JOB_SUMMARY_FILE, metrics=("0.0.0.0", METRICS_PORT)),  # noqa: S104
+        ],
+        "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
         "resources": {
             "requests": {"cpu": "250m", "memory": "256Mi", "ephemeral-storage": "64Mi"},
             "limits": {"memory": "1Gi", "ephemeral-storage": "256Mi"},
@@ -156,13 +169,20 @@ def job(obj: kinds.LoadSim, targets: Sequence[str], image: str) -> dict[str, Any
 def status(
     obj: kinds.LoadSim, previous: loadsim.LoadSimStatus, observed: Observed | None, waiting: str, now: datetime
 ) -> loadsim.LoadSimStatus:
-    """Ready while the load runs; Succeeded once it ran to the end."""
+    """Ready while the load runs; Succeeded once it ran to the end, False with BatchesLost when a target missed
+    some batches, and False with LoadFailed when the run itself failed."""
     generation = obj.metadata.generation
     ready: tuple[conditions.Status, str, str]
     succeeded: tuple[conditions.Status, str, str]
     if observed is None:
         ready = ("False", "WaitingForTargets", waiting)
         succeeded = ("Unknown", "NotStarted", waiting)
+    elif observed.failed and observed.delivery is not None and any(observed.delivery.failed_batches.values()):
+        # the run ended and said what it lost: an experiment's pairing check weighs that, so it is no failure of
+        # the load itself
+        lost = _lost_batches(observed.delivery)
+        ready = ("False", BATCHES_LOST, lost)
+        succeeded = ("False", BATCHES_LOST, lost)
     elif observed.failed:
         ready = ("False", "LoadFailed", observed.message or "the load run failed")
         succeeded = ("False", "LoadFailed", observed.message or "the load run failed")
@@ -185,6 +205,15 @@ def status(
             **(_delivered(observed.delivery) if observed and observed.delivery else {}),
         }
     )
+
+
+def _lost_batches(delivery: Delivery) -> str:
+    lost = [
+        f"{failed} of {failed + delivery.sent_batches.get(target, 0)} to {target}"
+        for target, failed in delivery.failed_batches.items()
+        if failed
+    ]
+    return "batches not delivered: " + ", ".join(lost)
 
 
 def _delivered(delivery: Delivery) -> dict[str, Any]:

@@ -2,9 +2,9 @@
 
 The objects live where the driver keeps them (the API server, or memory);
 only where the collectors and loads run differs from a cluster. One local
-Prometheus scrapes every collector through file service discovery, labelled
-the way the measurement layer expects, so the driver measures exactly as it
-would in a cluster.
+Prometheus scrapes every collector and load through file service discovery,
+labelled the way the measurement layer expects, so the driver measures
+exactly as it would in a cluster.
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ class LocalRuntime:
     prometheus: local_components.LocalPrometheus
     collectors: dict[str, _Running] = field(default_factory=dict)
     loads: dict[str, process.ManagedProcess] = field(default_factory=dict)
+    load_metrics: dict[str, str] = field(default_factory=dict)  # where each load serves its counters
     lock: threading.Lock = field(default_factory=threading.Lock)
     load_started: dict[str, str] = field(default_factory=dict)
     started: dict[str, str] = field(default_factory=dict)  # pid -> argv[0], for the next operator's _reap
@@ -158,7 +159,8 @@ class LocalRuntime:
                     "labels": {**running.series_labels, labels.SCRAPE: labels.TELEMETRY},
                 }
             )
-        for job, entries in (("export", export), ("telemetry", telemetry)):
+        loads = [{"targets": [address], "labels": {"loadsim": key}} for key, address in self.load_metrics.items()]
+        for job, entries in (("export", export), ("telemetry", telemetry), ("loadsim", loads)):
             path = self.prometheus.file_sd_dir / f"{job}.json"
             staged = path.with_suffix(".tmp")
             staged.write_text(json.dumps(entries), encoding="utf-8")
@@ -287,14 +289,17 @@ class LocalRuntime:
                     raise reconcile_loadsim.TargetsNotReady(f"no local collector serves {', '.join(stale)} yet")
                 summary = self._summary_file(key)
                 summary.unlink(missing_ok=True)  # a previous operator's run of the same name
+                metrics = ("127.0.0.1", process.free_port())
                 argv = [
                     sys.executable,
                     "-m",
                     "phoenix_operator",
-                    *reconcile_loadsim.arguments(obj.spec, targets, summary_file=str(summary)),
+                    *reconcile_loadsim.arguments(obj.spec, targets, summary_file=str(summary), metrics=metrics),
                 ]
                 load = process.ManagedProcess(f"loadsim {key}", argv, self.workdir / f"{key}.loadsim.log")
                 self.loads[key] = load
+                self.load_metrics[key] = f"{metrics[0]}:{metrics[1]}"
+                self._write_targets()
                 load.start()
                 self.load_started[key] = datetime.now(UTC).isoformat()
                 self._record(load)
@@ -319,6 +324,8 @@ class LocalRuntime:
     def delete_load(self, obj: kinds.LoadSim) -> None:
         with self.lock:
             load = self.loads.pop(_key(obj), None)
+            if self.load_metrics.pop(_key(obj), None):
+                self._write_targets()
         if load:
             load.stop()
 

@@ -107,7 +107,7 @@ class ScrapeTarget:
 
 
 # Jobs whose targets come from files the runtime rewrites as collectors come and go.
-FILE_SD_JOBS = {"export": True, "telemetry": False}  # job -> honor_labels
+FILE_SD_JOBS = {"export": True, "telemetry": False, "loadsim": False}  # job -> honor_labels
 
 
 def prometheus_config(

@@ -191,6 +191,42 @@ def test_input_agreement_is_reported_when_it_passes() -> None:
     assert agreement["baselinePoints"] > 0 and abs(agreement["difference"]) < 0.005
 
 
+def _load_counters(samples: int, lost_every: int | None) -> tuple[list[float], list[float]]:
+    """A LoadSim's sent and failed counters for one target, 20 batches a sample, one in `lost_every` failing."""
+    attempted = np.arange(samples) * 20.0
+    failed = np.floor(attempted / lost_every) if lost_every else np.zeros(samples)
+    return (attempted - failed).tolist(), failed.tolist()
+
+
+def _with_load(data: dict[str, Any], baseline_lost_every: int | None, candidate_lost_every: int | None) -> None:
+    samples = len(data["baseline"]["activeSeries"])
+    for variant, lost_every in (("baseline", baseline_lost_every), ("candidate", candidate_lost_every)):
+        sent, failed = _load_counters(samples, lost_every)
+        data[variant] |= {"loadBatchesSent": sent, "loadBatchesFailed": failed}
+
+
+def test_batches_the_loadsim_could_not_deliver_to_one_variant_block_a_promotion() -> None:
+    data = _clear_win()
+    _with_load(data, None, 40)  # the candidate lost 2.5% of its batches; its accepted points say nothing
+    result = engine.analyze(data)
+    agreement = result["inputAgreement"]
+    assert result["decision"] == "Inconclusive" and agreement["agrees"] is False
+    assert agreement["baselineBatchesFailed"] == 0 and agreement["candidateBatchesFailed"] > 0
+    assert agreement["candidateBatchesSent"] + agreement["candidateBatchesFailed"] == agreement["baselineBatchesSent"]
+    told = [r for r in result["reasons"] if "could not deliver" in r]
+    assert told and told[0].startswith("the candidate received less"), result["reasons"]
+
+
+def test_batches_lost_alike_on_both_variants_leave_the_input_paired() -> None:
+    data = _clear_win()
+    _with_load(data, 40, 40)
+    result = engine.analyze(data)
+    assert result["decision"] == "Promote", result["reasons"]
+    agreement = result["inputAgreement"]
+    assert agreement["agrees"] is True
+    assert agreement["baselineBatchesFailed"] == agreement["candidateBatchesFailed"] > 0
+
+
 def test_a_falling_reduction_is_not_promoted_and_the_reason_gives_the_slope() -> None:
     data = _clear_win(reduction=0.9, reduction_at_end=0.3)
     result = engine.analyze(data)
