@@ -1,30 +1,41 @@
-"""Benchmark: the operator under 1,000 new pipelines, against a minimal kopf operator.
+"""Benchmark: the operator under 1,000 new pipelines, against a Go controller-runtime peer.
 
-Both operators run in turn against the same real kube-apiserver + etcd, each
-in its own namespace, with the same kopf settings. The bench creates N
-PhoenixProcessPipelines as fast as the API accepts them and watches for the
-first status on each. Phoenix acknowledges each at once, then renders its
-config and server-side applies a ConfigMap, a Deployment and a Service at its
---deploy-rate; the reference only writes a status.
-Reported: throughput (pipelines with a status per second), p50/p99 time from
-create to first status, and each operator's peak RSS, with the ratios. For
-Phoenix, whose first status says the config is valid and being deployed, the
-p50/p99 time until its children are applied is printed too.
+Both operators run in turn against the same test bed (real kube-apiserver,
+etcd, controllers and kwok's nodes), each in its own namespace. The bench
+creates N PhoenixProcessPipelines as fast as the API accepts them and
+watches each for its first status and for the status that says its children
+are applied. Phoenix renders each pipeline's config and server-side applies
+its ConfigMap, Deployment, PodDisruptionBudget and Service; the peer
+(bench/reference-go, built by `make tools`) server-side applies the same
+objects, rendered by Phoenix beforehand so the rendering is Phoenix's work
+alone, and writes a status.
 
-    .venv/bin/python -m bench.operator_scale [--count 1000] [--deploy-rate N]
+They run twice: with equal rate limits (Phoenix's default --deploy-rate of 5
+pipelines a second, of about six requests each, against one client limit of
+30 requests a second, burst 60, for all of the peer's requests) and with the
+limits off. Reported for
+each: p50/p99 from create to first status and to children applied, API
+requests per pipeline (counted by the API server's audit log, by user
+agent), CPU-seconds and peak RSS, and the ratios.
+
+    .venv/bin/python -m bench.operator_scale [--count 1000]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
@@ -32,22 +43,33 @@ from kubernetes import watch
 from tests.harness import controlplane
 from tests.harness import operator as harness
 
+from phoenix_operator import binaries
+from phoenix_operator.models import kinds
+from phoenix_operator.reconcile import pipeline as reconcile_pipeline
 from phoenix_operator.runtime import process
 
 GROUP, VERSION, PLURAL = "phoenix.io", "v1alpha1", "phoenixprocesspipelines"
+SPEC = {"template": "baseline"}
+BENCH_AGENT = "phoenix-bench"
+# requests the audit log counts for neither operator: the test bed's own components, kubectl and the bench
+NOT_AN_OPERATOR = ("kube-controller-manager", "kube-scheduler", "kwok", "kubectl", "kube-apiserver", BENCH_AGENT)
+# Phoenix's default --deploy-rate, pipelines a second after a burst of twice as many; the peer's client
+# limit gives the same requests a second, at about six requests a pipeline
+DEPLOY_RATE = 5.0
+PEER_QPS = 30
 
 
 @dataclass
 class Result:
     name: str
-    throughput: float
-    p50: float
-    p99: float
+    first_status: tuple[float, float]  # p50, p99 seconds from create
+    applied: tuple[float, float]  # p50, p99 seconds from create to children applied
+    requests_per_pipeline: float
+    cpu_seconds: float
     peak_rss_mb: float
-    deployed: tuple[float, float] | None  # p50, p99 from create to children applied
 
 
-def _deployed(status: dict[str, object]) -> bool:
+def _applied(status: dict[str, Any]) -> bool:
     conditions = status.get("conditions")
     ready = [c for c in conditions if c.get("type") == "Ready"] if isinstance(conditions, list) else []
     return bool(ready) and ready[0].get("reason") not in ("Deploying", None)
@@ -65,16 +87,36 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _measure(
-    api: k8s.CustomObjectsApi, namespace: str, count: int, operator_pid: int, label: str, deploys: bool
-) -> Result:
+def _cpu_seconds(pid: int) -> float:
+    """Its CPU time and its ended children's (Phoenix's collector config checks run as child processes)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime
+
+
+def _operator_requests(audit_log: Path, since: float, until: float) -> Counter[tuple[str, str, str]]:
+    """Requests in [since, until] by user agent, verb and resource, without the test bed's and the bench's."""
+    requests: Counter[tuple[str, str, str]] = Counter()
+    with audit_log.open(encoding="utf-8") as events:
+        for line in events:
+            event = json.loads(line)
+            moment = datetime.fromisoformat(event["requestReceivedTimestamp"]).timestamp()
+            agent = event.get("userAgent", "")
+            if since <= moment <= until and not agent.startswith(NOT_AN_OPERATOR):
+                target = event.get("objectRef") or {}
+                resource = "/".join(filter(None, (target.get("resource"), target.get("subresource"))))
+                requests[agent.split(" ")[0], event["verb"], resource] += 1
+    return requests
+
+
+def _measure(api: k8s.CustomObjectsApi, namespace: str, count: int, label: str) -> tuple[list[float], list[float]]:
+    """Seconds from create to first status, and to children applied, of each of `count` new pipelines."""
     created: dict[str, float] = {}
     first_status: dict[str, float] = {}
-    deployed: dict[str, float] = {}
+    applied: dict[str, float] = {}
     done = threading.Event()
 
     def finished() -> bool:
-        return len(first_status) == count and (not deploys or len(deployed) == count)
+        return len(first_status) == count and len(applied) == count
 
     def observe() -> None:
         deadline = time.monotonic() + 900
@@ -89,8 +131,8 @@ def _measure(
                 status = obj.get("status")
                 if status and name not in first_status:
                     first_status[name] = time.monotonic()
-                if status and name not in deployed and _deployed(status):
-                    deployed[name] = time.monotonic()
+                if status and name not in applied and _applied(status):
+                    applied[name] = time.monotonic()
                 if finished():
                     stream.stop()
         done.set()
@@ -98,78 +140,111 @@ def _measure(
     watcher = threading.Thread(target=observe, daemon=True)
     watcher.start()
     time.sleep(1.0)  # let the watch start before the first create
-    began = time.monotonic()
     for i in range(count):
         name = f"p{i:05d}"
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "PhoenixProcessPipeline",
-            "metadata": {"name": name},
-            "spec": {"template": "baseline"},
-        }
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "PhoenixProcessPipeline", "metadata": {"name": name},
+                "spec": SPEC}  # fmt: skip
         created[name] = time.monotonic()
         api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
         if (i + 1) % 200 == 0:
-            print(f"  {label}: created {i + 1}/{count}, {len(first_status)} with a status", file=sys.stderr)
+            print(f"  {label}: created {i + 1}/{count}, {len(applied)} applied", file=sys.stderr)
     done.wait(timeout=960)
     if not finished():
-        raise SystemExit(f"{label}: {len(first_status)}/{count} got a status, {len(deployed)} deployed in 15 minutes")
-    p50, p99 = _percentiles([first_status[n] - created[n] for n in created])
-    finished = max(first_status.values())
-    applied = _percentiles([deployed[n] - created[n] for n in created]) if deployed else None
-    return Result(label, count / (finished - began), p50, p99, _peak_rss_mb(operator_pid), applied)
+        raise SystemExit(f"{label}: {len(first_status)}/{count} got a status, {len(applied)} applied in 15 minutes")
+    return [first_status[n] - created[n] for n in created], [applied[n] - created[n] for n in created]
+
+
+def _rendered(namespace: str, count: int, path: Path) -> None:
+    """Phoenix's children of each pipeline the bench creates, for the peer to apply, without owner references."""
+    manifests = {}
+    for i in range(count):
+        pipeline = kinds.PhoenixProcessPipeline.model_validate(
+            {"apiVersion": f"{GROUP}/{VERSION}", "kind": "PhoenixProcessPipeline",
+             "metadata": {"name": f"p{i:05d}", "namespace": namespace, "uid": "unknown"}, "spec": SPEC}
+        )  # fmt: skip
+        children = reconcile_pipeline.manifests(pipeline, reconcile_pipeline.render(pipeline))
+        for child in children:
+            child["metadata"].pop("ownerReferences", None)
+        manifests[pipeline.metadata.name] = children
+    path.write_text(json.dumps(manifests), encoding="utf-8")
 
 
 def _run(
-    plane: controlplane.ControlPlane, workdir: Path, count: int, label: str, argv: list[str] | None, *options: str
+    plane: controlplane.ControlPlane, workdir: Path, audit_log: Path, count: int, label: str, limits: bool
 ) -> Result:
     namespace = harness.namespace(plane)
-    api = k8s.CustomObjectsApi(k8s_config.new_client_from_config(config_file=str(plane.kubeconfig)))
-    if argv is None:
-        context = harness.running(plane, namespace, workdir, "--prometheus-url", "http://127.0.0.1:9", *options)
-        with context as running:
-            assert running.process.pid is not None
-            return _measure(api, namespace, count, running.process.pid, label, deploys=True)
-    managed = process.ManagedProcess(
-        label, [*argv, namespace], workdir / f"{label}.log", env={**os.environ, "KUBECONFIG": str(plane.kubeconfig)}
+    client = k8s_config.new_client_from_config(config_file=str(plane.kubeconfig))
+    client.user_agent = BENCH_AGENT
+    api = k8s.CustomObjectsApi(client)
+    since = time.time()
+    if label == "phoenix":
+        rate = str(DEPLOY_RATE) if limits else "100000"
+        with harness.running(plane, namespace, workdir, "--prometheus-url", "http://127.0.0.1:9",
+                             "--deploy-rate", rate) as running:  # fmt: skip
+            pid = running.process.pid
+            assert pid is not None
+            first, applied = _measure(api, namespace, count, label)
+            cpu, rss = _cpu_seconds(pid), _peak_rss_mb(pid)
+    else:
+        manifests = workdir / f"{namespace}.json"
+        _rendered(namespace, count, manifests)
+        qps = ["--qps", str(PEER_QPS), "--burst", str(2 * PEER_QPS)] if limits else ["--qps", "-1"]
+        argv = [str(binaries.require(binaries.REFERENCE_GO)), "--namespace", namespace, "--manifests", str(manifests)]
+        managed = process.ManagedProcess(
+            label, [*argv, *qps], workdir / f"{label}.log", env={**os.environ, "KUBECONFIG": str(plane.kubeconfig)}
+        )
+        managed.start()
+        try:
+            time.sleep(2.0)  # its informer's first list
+            assert managed.pid is not None
+            first, applied = _measure(api, namespace, count, label)
+            cpu, rss = _cpu_seconds(managed.pid), _peak_rss_mb(managed.pid)
+        finally:
+            managed.stop()
+    requests = _operator_requests(audit_log, since, time.time())
+    print(f"  {label}: requests per pipeline by user agent, verb and resource:", file=sys.stderr)
+    for (agent, verb, resource), seen in requests.most_common():
+        print(f"    {seen / count:6.2f}  {agent} {verb} {resource}", file=sys.stderr)
+    return Result(label, _percentiles(first), _percentiles(applied), sum(requests.values()) / count, cpu, rss)
+
+
+def _report(title: str, ours: Result, peer: Result) -> None:
+    print(f"\n{title}")
+    print(f"{'operator':<14} {'status p50/p99 s':>17} {'applied p50/p99 s':>18} {'requests/pipeline':>18}"
+          f" {'CPU s':>7} {'peak RSS MB':>12}")  # fmt: skip
+    for r in (ours, peer):
+        status, applied = f"{r.first_status[0]:.2f}/{r.first_status[1]:.2f}", f"{r.applied[0]:.2f}/{r.applied[1]:.2f}"
+        print(f"{r.name:<14} {status:>17} {applied:>18} {r.requests_per_pipeline:>18.1f} {r.cpu_seconds:>7.1f}"
+              f" {r.peak_rss_mb:>12.0f}")  # fmt: skip
+    print(
+        f"ratio phoenix/{peer.name}: applied p99 {ours.applied[1] / peer.applied[1]:.2f} (target <= 1.5),"
+        f" first status p99 {ours.first_status[1] / peer.first_status[1]:.2f},"
+        f" requests per pipeline {ours.requests_per_pipeline - peer.requests_per_pipeline:+.1f} (target <= +2),"
+        f" CPU {ours.cpu_seconds / peer.cpu_seconds:.2f}, RSS {ours.peak_rss_mb / peer.peak_rss_mb:.2f}"
+        f" (target: phoenix <= 250 MB)"
     )
-    managed.start()
-    try:
-        time.sleep(3.0)  # kopf's start-up: login and the first list
-        assert managed.pid is not None
-        return _measure(api, namespace, count, managed.pid, label, deploys=False)
-    finally:
-        managed.stop()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
-    parser.add_argument("--deploy-rate", help="the operator's --deploy-rate; its default if not given")
     args = parser.parse_args()
-    options = ["--deploy-rate", args.deploy_rate] if args.deploy_rate else []
     with tempfile.TemporaryDirectory(prefix="phoenix-bench-") as tmp:
         workdir = Path(tmp)
-        with controlplane.running(workdir / "plane") as plane:
+        audit_log = workdir / "audit.log"
+        with controlplane.running(workdir / "plane", audit_log=audit_log) as plane:
             plane.install_crds()
-            print(f"creating {args.count} pipelines for each operator", file=sys.stderr)
-            ours = _run(plane, workdir, args.count, "phoenix", None, *options)
-            reference = _run(
-                plane, workdir, args.count, "minimal-kopf", [sys.executable, "-m", "bench.reference_operator"]
-            )
-    print(f"{'operator':<14} {'pipelines/s':>12} {'p50 s':>8} {'p99 s':>8} {'peak RSS MB':>12}")
-    for result in (ours, reference):
-        latency = f"{result.p50:>8.2f} {result.p99:>8.2f}"
-        print(f"{result.name:<14} {result.throughput:>12.1f} {latency} {result.peak_rss_mb:>12.0f}")
-    if ours.deployed is not None:
-        rate = f"--deploy-rate {args.deploy_rate}" if args.deploy_rate else "the default --deploy-rate"
-        applied = f"p50 {ours.deployed[0]:.2f} s, p99 {ours.deployed[1]:.2f} s"
-        print(f"phoenix, create to children applied ({rate}): {applied}")
-    print(
-        f"ratio phoenix/minimal-kopf: throughput {ours.throughput / reference.throughput:.2f}, "
-        f"p50 latency {ours.p50 / reference.p50:.2f}, p99 latency {ours.p99 / reference.p99:.2f}, "
-        f"RSS {ours.peak_rss_mb / reference.peak_rss_mb:.2f} (targets: latency <= 1.5, RSS <= 300 MB)"
+            results = {}
+            for limits in (True, False):
+                for label in ("phoenix", "reference-go"):
+                    print(f"{label}: {args.count} pipelines, rate limits {'on' if limits else 'off'}", file=sys.stderr)
+                    results[label, limits] = _run(plane, workdir, audit_log, args.count, label, limits)
+    _report(
+        f"equal rate limits: phoenix --deploy-rate {DEPLOY_RATE:g}, reference-go --qps {PEER_QPS}",
+        results["phoenix", True],
+        results["reference-go", True],
     )
+    _report("rate limits off", results["phoenix", False], results["reference-go", False])
     return 0
 
 

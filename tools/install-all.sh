@@ -11,6 +11,7 @@ scheduler=$(bash "$TOOLS_SRC/envtest/build.sh" kube-scheduler)
 kwok=$(bash "$TOOLS_SRC/kwok/build.sh")
 telemetrygen=$(bash "$TOOLS_SRC/telemetrygen/build.sh")
 kube_score=$(bash "$TOOLS_SRC/kube-score/build.sh")
+reference_go=$(bash "$TOOLS_SRC/reference-go/build.sh")
 prometheus=$(bash "$TOOLS_SRC/prometheus/install.sh")
 promtool=$(command -v promtool)
 kubectl_bin=$(command -v kubectl || true)
@@ -25,6 +26,7 @@ printf '%-24s %-70s %s\n' kube-scheduler "$scheduler" "$("$scheduler" --version 
 printf '%-24s %-70s %s\n' kwok "$kwok" "v$KWOK_VERSION"
 printf '%-24s %-70s %s\n' telemetrygen "$telemetrygen" "v$TELEMETRYGEN_VERSION"
 printf '%-24s %-70s %s\n' kube-score "$kube_score" "v$KUBE_SCORE_VERSION"
+printf '%-24s %-70s %s\n' reference-go "$reference_go" "controller-runtime $(awk '$1 == "sigs.k8s.io/controller-runtime" {print $2}' "$TOOLS_SRC/../bench/reference-go/go.mod")"
 printf '%-24s %-70s %s\n' prometheus "$prometheus" "$("$prometheus" --version 2>&1 | awk 'NR==1{print $3}')"
 printf '%-24s %-70s %s\n' promtool "$promtool" "$("$promtool" --version 2>&1 | awk 'NR==1{print $3}')"
 printf '%-24s %-70s %s\n' kubectl "$kubectl_bin" "$(kubectl version --client -o json | python3 -c 'import json,sys;print(json.load(sys.stdin)["clientVersion"]["gitVersion"])')"

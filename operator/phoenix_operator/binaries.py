@@ -33,6 +33,8 @@ KUBE_CONTROLLER_MANAGER = Binary(
 KUBE_SCHEDULER = Binary("kube-scheduler", "PHOENIX_KUBE_SCHEDULER", "kube-scheduler-*/kube-scheduler")
 KWOK = Binary("kwok", "PHOENIX_KWOK", "kwok-*/kwok")
 TELEMETRYGEN = Binary("telemetrygen", "PHOENIX_TELEMETRYGEN", "telemetrygen-*/telemetrygen")
+# the Go controller-runtime peer of bench/operator_scale.py, built from bench/reference-go
+REFERENCE_GO = Binary("reference-go", "PHOENIX_REFERENCE_GO", "reference-go-*/reference-go")
 # the suite's third-party check of the install manifests and the operator's children
 KUBE_SCORE = Binary("kube-score", "PHOENIX_KUBE_SCORE", "kube-score-*/kube-score")
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 import pytest
 
 from phoenix_operator import binaries
+from phoenix_operator.models import kinds
+from phoenix_operator.reconcile import pipeline as reconcile_pipeline
 from phoenix_operator.render import collector
 from phoenix_operator.render import pipeline as render_pipeline
 from tests import conftest, render_cases
@@ -57,3 +60,21 @@ def test_collector_does_not_expand_references_in_parameters(
             break
         time.sleep(0.2)
     assert 'phoenix_experiment="${env:HOME}"' in exported
+
+
+def test_pipelines_of_one_spec_share_one_check_by_the_collector() -> None:
+    def pipeline(name: str, spec: dict[str, Any]) -> kinds.PhoenixProcessPipeline:
+        return kinds.PhoenixProcessPipeline.model_validate(
+            {"apiVersion": "phoenix.io/v1alpha1", "kind": "PhoenixProcessPipeline",
+             "metadata": {"name": name, "namespace": "ns", "uid": name}, "spec": spec}
+        )  # fmt: skip
+
+    alike = [pipeline(f"p{i}", {"template": "baseline"}) for i in range(5)]
+    other = pipeline("c", {"template": "candidate", "parameters": {"dropMetrics": ["process.memory.virtual"]}})
+    assert len({reconcile_pipeline.render(p).text for p in alike}) == 5, "each config labels its own series"
+    shapes = {reconcile_pipeline.shape(p).text for p in alike}
+    assert len(shapes) == 1 and shapes != {reconcile_pipeline.shape(other).text}
+    checked = collector._refusal.cache_info().misses
+    for p in alike:
+        assert collector.refusal(reconcile_pipeline.shape(p)) is None
+    assert collector._refusal.cache_info().misses <= checked + 1  # one collector run at most, for all five

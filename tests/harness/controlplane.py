@@ -155,12 +155,25 @@ def _etcd(binary: Path, workdir: Path, timeout: float) -> tuple[process.ManagedP
     return etcd, client_port
 
 
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+"""
+
+
 def _apiserver(
-    binary: Path, workdir: Path, etcd_port: int, pki: dict[str, Path], timeout: float
+    binary: Path, workdir: Path, etcd_port: int, pki: dict[str, Path], timeout: float, audit_log: Path | None
 ) -> tuple[process.ManagedProcess, str]:
-    """A started, ready kube-apiserver and its URL."""
+    """A started, ready kube-apiserver and its URL; with `audit_log`, it writes every request's metadata there."""
     secure_port = process.free_port()
     cert_dir = workdir / "apiserver-certs"
+    audit: list[str] = []
+    if audit_log is not None:
+        policy = workdir / "audit-policy.yaml"
+        policy.write_text(AUDIT_POLICY)
+        audit = [f"--audit-policy-file={policy}", f"--audit-log-path={audit_log}"]
     apiserver = process.ManagedProcess(
         "kube-apiserver",
         [
@@ -180,6 +193,7 @@ def _apiserver(
             # nodes join untainted: no node-lifecycle controller would lift a not-ready taint
             "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
             "--v=0",
+            *audit,
         ],
         workdir / "kube-apiserver.log",
     )
@@ -260,14 +274,16 @@ def _add_nodes(plane: ControlPlane, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def running(workdir: Path, timeout: float = 90.0) -> Iterator[ControlPlane]:
+def running(workdir: Path, timeout: float = 90.0, audit_log: Path | None = None) -> Iterator[ControlPlane]:
     etcd_bin = binaries.require(binaries.ETCD)
     apiserver_bin = binaries.require(binaries.KUBE_APISERVER)
     pki = certs.write_pki(workdir / "pki")
     with contextlib.ExitStack() as started:
         etcd, etcd_port = process.on_free_ports(lambda: _etcd(etcd_bin, workdir, timeout))
         started.callback(etcd.stop)
-        apiserver, url = process.on_free_ports(lambda: _apiserver(apiserver_bin, workdir, etcd_port, pki, timeout))
+        apiserver, url = process.on_free_ports(
+            lambda: _apiserver(apiserver_bin, workdir, etcd_port, pki, timeout, audit_log)
+        )
         started.callback(apiserver.stop)
         kubeconfig = workdir / "kubeconfig"
         ca = workdir / "apiserver-certs" / "apiserver.crt"

@@ -30,9 +30,11 @@ OBSERVE_SECONDS = 5.0
 COLLECTOR_LABELS = {"app.kubernetes.io/managed-by": "phoenix", "app.kubernetes.io/name": "otelcol"}
 # How often an adaptive pipeline's loop looks whether its next turn is due; turns are adjustIntervalSeconds apart.
 ADAPT_TICK_SECONDS = 5.0
-# Applies may block on a slow API server or a starting local collector; one
-# such pipeline must not hold up the rest.
-WORKERS = 2
+# Each deploy mostly waits on the API server's answers (a read, the applies, a
+# status), so several run at once; one blocked on a slow API server or a
+# starting local collector does not hold up the rest. The work queue's rate
+# limit, not this, bounds the load on the API server.
+WORKERS = 8
 
 
 def _key(body: Any) -> workqueue.Key:

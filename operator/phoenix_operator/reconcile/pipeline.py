@@ -230,6 +230,18 @@ def render(
     )
 
 
+def shape(
+    obj: kinds.PhoenixProcessPipeline,
+    adaptive: pipeline.AdaptiveStatus | None = None,
+    mirrors: Sequence[render_pipeline.Mirror] = (),
+) -> render_pipeline.RenderedConfig:
+    """`render`'s config with placeholder label values for the pipeline's identity: what the collector's check
+    judges, since any label value is valid, so that the pipelines of one spec share one check."""
+    return render_pipeline.render(
+        obj.spec, experiment="identity", variant="identity", adaptation=adaptation(adaptive), mirrors=mirrors
+    )
+
+
 def invalid_status(
     obj: kinds.PhoenixProcessPipeline | None,
     previous: pipeline.PipelineStatus,
