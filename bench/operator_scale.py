@@ -33,7 +33,6 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -96,15 +95,12 @@ def _cpu_seconds(pid: int) -> float:
 def _operator_requests(audit_log: Path, since: float, until: float) -> Counter[tuple[str, str, str]]:
     """Requests in [since, until] by user agent, verb and resource, without the test bed's and the bench's."""
     requests: Counter[tuple[str, str, str]] = Counter()
-    with audit_log.open(encoding="utf-8") as events:
-        for line in events:
-            event = json.loads(line)
-            moment = datetime.fromisoformat(event["requestReceivedTimestamp"]).timestamp()
-            agent = event.get("userAgent", "")
-            if since <= moment <= until and not agent.startswith(NOT_AN_OPERATOR):
-                target = event.get("objectRef") or {}
-                resource = "/".join(filter(None, (target.get("resource"), target.get("subresource"))))
-                requests[agent.split(" ")[0], event["verb"], resource] += 1
+    for event in controlplane.audited_requests(audit_log, since, until):
+        agent = event.get("userAgent", "")
+        if not agent.startswith(NOT_AN_OPERATOR):
+            target = event.get("objectRef") or {}
+            resource = "/".join(filter(None, (target.get("resource"), target.get("subresource"))))
+            requests[agent.split(" ")[0], event["verb"], resource] += 1
     return requests
 
 

@@ -20,7 +20,9 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -161,6 +163,12 @@ omitStages: [RequestReceived]
 rules:
   - level: Metadata
 """
+
+
+def audited_requests(audit_log: Path, since: float, until: float) -> list[dict[str, Any]]:
+    """The audit events of the requests the API server received between `since` and `until` (epoch seconds)."""
+    events = [json.loads(line) for line in audit_log.read_text(encoding="utf-8").splitlines()]
+    return [e for e in events if since <= datetime.fromisoformat(e["requestReceivedTimestamp"]).timestamp() <= until]
 
 
 def _apiserver(

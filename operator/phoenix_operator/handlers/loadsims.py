@@ -24,7 +24,13 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> 
     _step(body, patch, memo)
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=OBSERVE_SECONDS, initial_delay=OBSERVE_SECONDS)
+def _unfinished(status: kopf.Status, **_: Any) -> bool:
+    # a load runs once: once it has ended its timer stops, and costs nothing
+    succeeded = [c for c in status.get("conditions") or [] if c.get("type") == "Succeeded"]
+    return not succeeded or succeeded[0].get("status") == "Unknown"
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=OBSERVE_SECONDS, initial_delay=OBSERVE_SECONDS, when=_unfinished)
 def observe(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     _step(body, patch, memo)
 
