@@ -289,3 +289,24 @@ def test_the_local_runtime_reports_what_a_finished_load_delivered_to_each_target
         points_sent=3 * 2 * 3 * fleet.POINTS_PER_PROCESS, sent_batches={endpoint: 3 * 2}, failed_batches={endpoint: 0}
     )
     assert observed.delivery.points_sent == accepted
+
+
+def test_a_metrics_port_in_use_costs_the_counters_not_the_load(otelcol: conftest.StartCollector) -> None:
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    collector = otelcol(_renderer("busy-port"), "busy-port")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = subprocess.run(
+            [sys.executable, "-m", "phoenix_operator", "loadsim", "run", "--hosts", "1", "--processes-per-host", "2",
+             "--interval", "1s", "--duration", "2s", "--metrics-port", str(port), "--target", collector.otlp_http_url],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert f"warning: --metrics-port {port} on 127.0.0.1: Address already in use; counters not served" in run.stderr
+    assert json.loads(run.stdout)["targets"][0]["points_sent"] > 0

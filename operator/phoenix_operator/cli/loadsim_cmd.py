@@ -100,7 +100,9 @@ def run(
     ] = False,
     metrics_port: Annotated[
         int,
-        typer.Option("--metrics-port", help="Serve LoadSim's own metrics on this port (0: off)."),
+        typer.Option(
+            "--metrics-port", help="Serve LoadSim's own metrics on this port (0: off; a port in use: a warning)."
+        ),
     ] = 0,
     metrics_address: Annotated[
         str,
@@ -136,7 +138,11 @@ def run(
         try:
             start_http_server(metrics_port, addr=metrics_address, registry=sender.REGISTRY)
         except OSError as error:
-            output.fail(f"error: --metrics-port {metrics_port} on {metrics_address}: {error.strerror or error}")
+            # the load matters more than its counters: an experiment without them judges by its collectors' counts
+            problem = error.strerror or error
+            typer.echo(
+                f"warning: --metrics-port {metrics_port} on {metrics_address}: {problem}; counters not served", err=True
+            )
     ticks = fleet.Fleet(spec, 0).ticks
     with Progress(
         TextColumn("[bold]loadsim"),
