@@ -193,7 +193,7 @@ def test_duration_seconds(text: str, seconds: float) -> None:
 def test_wire_form_is_camel_case_and_round_trips() -> None:
     obj = manifests.parse_object(_quickstart())
     wire = obj.to_wire()
-    assert wire["spec"]["analysisInterval"] == "15s"
+    assert wire["spec"]["analysisInterval"] == "2s"
     assert manifests.parse_object(wire) == obj
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from phoenix_analysis import contract, engine
+from phoenix_analysis import contract, engine, warmup
 from phoenix_operator.controllers import experiment as experiment_controller
 from phoenix_operator.models import experiment, kinds, loadsim, pipeline
 from phoenix_operator.reconcile import conditions, promotion, verdict
@@ -458,9 +458,9 @@ def test_the_verdict_waits_for_the_last_samples_to_settle() -> None:
     obj = _experiment(analyzing)
     assert not reconcile_experiment.measurement_due(obj, analyzing, T0 + timedelta(minutes=3, seconds=5), limits)
     assert reconcile_experiment.measurement_due(obj, analyzing, T0 + timedelta(minutes=3, seconds=10), limits)
+    # while Running it measures from the start: the warmup ends once the pipelines settle
     running = _experiment(_running())
-    assert not reconcile_experiment.measurement_due(running, _running(), T0 + timedelta(seconds=59), limits)
-    assert reconcile_experiment.measurement_due(running, _running(), T0 + timedelta(minutes=1), limits)
+    assert reconcile_experiment.measurement_due(running, _running(), T0 + timedelta(seconds=15), limits)
 
 
 def test_the_plan_reads_only_what_the_phase_needs() -> None:
@@ -469,9 +469,9 @@ def test_the_plan_reads_only_what_the_phase_needs() -> None:
     Plan = reconcile_experiment.Plan
     assert plan(_experiment(), T0, limits, None) is Plan.CREATE_CHILDREN
     assert plan(_experiment(experiment.ExperimentStatus(phase="Initializing")), T0, limits, None) is Plan.READ_CHILDREN
-    assert plan(_experiment(_running()), T0 + timedelta(seconds=30), limits, None) is Plan.NOTHING  # warming up
-    # the warmup is over, but three samples have not settled yet
-    assert plan(_experiment(_running()), T0 + timedelta(seconds=61), limits, None) is Plan.NOTHING
+    # three 15 s samples have not settled yet; then it measures, to see whether the pipelines have settled
+    assert plan(_experiment(_running()), T0 + timedelta(seconds=30), limits, None) is Plan.NOTHING
+    assert plan(_experiment(_running()), T0 + timedelta(seconds=61), limits, None) is Plan.MEASURE
     assert plan(_experiment(_running()), T0 + timedelta(minutes=2), limits, None) is Plan.MEASURE
     assert plan(_experiment(_running(), abort=True), T0 + timedelta(minutes=2), limits, None) is Plan.NOTHING
     done = experiment.ExperimentStatus(phase="Completed", started_at=T0)
@@ -491,7 +491,8 @@ def test_measurements_while_running_are_at_least_an_analysis_interval_apart() ->
 def test_the_window_starts_after_the_warmup_ends_at_the_duration_and_leaves_the_newest_out() -> None:
     limits = reconcile_experiment.Limits(measure_step=timedelta(seconds=5))
     started = T0 + timedelta(seconds=2)  # off the step grid
-    obj = _experiment(_running(started))  # warmup 1m, duration 10m
+    ended = experiment.WarmupStatus(ended_at=started + timedelta(seconds=60), seconds=60.0, settled=False)
+    obj = _experiment(_running(started).model_copy(update={"warmup": ended}))  # duration 10m
     assert reconcile_experiment.measurement_window(obj, started + timedelta(seconds=70), limits) is None
     window = reconcile_experiment.measurement_window(obj, started + timedelta(minutes=3), limits)
     assert window is not None
@@ -609,8 +610,81 @@ def test_an_undecided_status_says_how_long_it_still_needs() -> None:
 
 def test_the_engine_is_told_the_samples_the_run_plans() -> None:
     spec = _experiment().spec.model_copy(update={"duration": "4m", "warmup": "2m"})
-    assert reconcile_experiment.planned_samples(spec, 5.0) == 25  # 120 s after the warmup, both ends
+    assert reconcile_experiment.planned_samples(spec, 5.0, 120.0) == 25  # 120 s after the warmup, both ends
     data = simulate.experiment(np.random.default_rng(9), 20, 0.8)
     variants = contract.parse(data)
-    built = reconcile_experiment.analysis_input(spec, variants.baseline, variants.candidate, [], 5.0)
-    assert built.planned_samples == 25
+    # a warmup that ended after 40 s leaves 200 s to plan for
+    built = reconcile_experiment.analysis_input(spec, variants.baseline, variants.candidate, [], 5.0, 40.0)
+    assert built.planned_samples == 41
+
+
+def _warming(values: dict[str, list[float | None]], step: float = 2.0) -> tuple[list[float], dict[str, Any]]:
+    length = len(next(iter(values.values())))
+    return [T0.timestamp() + step * (i + 1) for i in range(length)], values
+
+
+def test_the_warmup_ends_after_both_pipelines_settle_or_at_its_limit() -> None:
+    obj = _experiment(_running(), warmup="30s", duration="2m")
+    ramp = [10.0, 40.0, 70.0, 95.0, 100.0, 101.0, 99.0, 100.0, 102.0, 100.0, 100.0, 99.0, 100.0, 101.0]
+    steady = [1000.0] * len(ramp)
+    times, figures = _warming({"baseline.active_series": steady, "baseline.datapoints_per_minute": ramp})
+    ended = reconcile_experiment.warmup_end(obj, times, figures)
+    # the means of samples 3..7 and 8..12 (8 s to 26 s in) are the first to agree within 5%: analysis begins at 28 s
+    assert ended == experiment.WarmupStatus(ended_at=T0 + timedelta(seconds=28), seconds=28.0, settled=True)
+    # a critical query's 40 s rate window has not filled by then: the limit ends it, unsettled
+    query = {"name": "q", "query": "sum(rate(process_cpu_time_seconds_total[40s]))"}
+    windowed = _experiment(_running(), warmup="30s", duration="2m", analysis={"criticalQueries": [query]})
+    times_30s = [*times, T0.timestamp() + 30]
+    figures_30s = {name: [*values, values[-1]] for name, values in figures.items()}
+    waited = reconcile_experiment.warmup_end(windowed, times_30s, figures_30s)
+    assert waited is not None and (waited.seconds, waited.settled) == (30.0, False)
+    assert reconcile_experiment.longest_range_seconds(["max_over_time(rate(x[30s])[5m:1m])", "y"]) == 300
+    # still rising at the newest sample: not over, until the samples reach the limit
+    rising = [10.0 * (i + 1) for i in range(11)]
+    times, figures = _warming({"baseline.active_series": steady[:11], "baseline.datapoints_per_minute": rising})
+    assert reconcile_experiment.warmup_end(obj, times, figures) is None
+    times, figures = _warming({"x": [10.0 * (i + 1) for i in range(15)]})
+    limited = reconcile_experiment.warmup_end(obj, times, figures)
+    assert limited == experiment.WarmupStatus(ended_at=T0 + timedelta(seconds=30), seconds=30.0, settled=False)
+
+
+def test_the_measurement_window_begins_at_the_load_while_warming_up_then_at_the_warmup_end() -> None:
+    limits = reconcile_experiment.Limits(measure_step=timedelta(seconds=2))
+    now = T0 + timedelta(seconds=40)
+    warming = reconcile_experiment.measurement_window(_experiment(_running()), now, limits)
+    assert warming is not None and warming.start == T0.timestamp()
+    ended = experiment.WarmupStatus(ended_at=T0 + timedelta(seconds=22), seconds=22.0, settled=True)
+    after = reconcile_experiment.measurement_window(
+        _experiment(_running().model_copy(update={"warmup": ended})), now, limits
+    )
+    assert after is not None and after.start == (T0 + timedelta(seconds=22)).timestamp()
+
+
+def test_the_warmup_an_experiment_used_is_written_once_with_an_event() -> None:
+    obj = _experiment(_running(), warmup="1m")
+    ended = experiment.WarmupStatus(ended_at=T0 + timedelta(seconds=22), seconds=22.0, settled=True)
+    now = T0 + timedelta(seconds=30)
+    step = reconcile_experiment.advance(obj, reconcile_experiment.Observed(warmup=ended), now)
+    assert step.status.warmup == ended and step.status.phase == "Running"
+    (event,) = step.events
+    assert event.reason == "WarmupEnded" and event.message.startswith("both pipelines settled after 22s")
+    later = experiment.WarmupStatus(ended_at=T0 + timedelta(seconds=40), seconds=40.0, settled=True)
+    again = reconcile_experiment.advance(
+        obj.model_copy(update={"status": step.status}), reconcile_experiment.Observed(warmup=later), now
+    )
+    assert again.status.warmup == ended and not again.events
+    unsettled = experiment.WarmupStatus(ended_at=T0 + timedelta(minutes=1), seconds=60.0, settled=False)
+    limited = reconcile_experiment.advance(obj, reconcile_experiment.Observed(warmup=unsettled), now)
+    assert limited.events[0].message == "the pipelines did not settle within the 1m warmup; analysing from its end"
+
+
+def test_an_adaptive_candidate_gets_the_whole_warmup_and_the_spec_states_the_rule() -> None:
+    adaptive = {"template": "adaptive", "parameters": {"seriesBudget": 500}}
+    obj = _experiment(_running(), warmup="30s", duration="2m", candidate=adaptive)
+    times, figures = _warming({"baseline.active_series": [1000.0] * 12})
+    assert reconcile_experiment.warmup_end(obj, times, figures) is None
+    times, figures = _warming({"baseline.active_series": [1000.0] * 15})
+    ended = reconcile_experiment.warmup_end(obj, times, figures)
+    assert ended is not None and (ended.seconds, ended.settled) == (30.0, False)
+    described = experiment.ExperimentSpec.model_fields["warmup"].description or ""
+    assert f"last {warmup.SETTLED_SAMPLES} samples is within {warmup.SETTLED_TOLERANCE:.0%}" in described

@@ -136,6 +136,8 @@ def _summary_rows(obj: dict[str, Any]) -> list[tuple[str, str]]:
     if results.fidelity:
         rows.append(("fidelity", f"{results.fidelity.passed}/{results.fidelity.checked} critical queries agree"))
     rows += [(g.name, "pass" if g.passed else "breached") for g in results.guardrails]
+    if status.warmup is not None and parsed is not None:
+        rows.append(("warmup", output.warmup(status.warmup.seconds, status.warmup.settled, parsed.spec.warmup)))
     rows.append(("samples", str(results.samples_used)))
     flagged = results.anomalies.count if results.anomalies else None
     rows += output.trust_rows(

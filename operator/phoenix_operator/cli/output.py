@@ -150,6 +150,13 @@ def trust_rows(
     return rows
 
 
+def warmup(seconds: float, settled: bool, limit: str) -> str:
+    """The warmup an experiment used, against the most it allowed."""
+    if settled:
+        return f"{seconds:.0f}s, until both pipelines settled (at most {limit})"
+    return f"{seconds:.0f}s, the most allowed: the pipelines did not settle"
+
+
 def interval(value: Bounded | None, money: bool = False, missing: str = "-") -> str:
     """An estimate with its confidence interval: 83.0% [82.8%, 83.2%], or in dollars."""
     if value is None:

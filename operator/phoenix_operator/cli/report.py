@@ -141,8 +141,19 @@ def _summary(reduction: output.Bounded | None, savings: output.Bounded | None, p
     )
 
 
+def _samples_line(samples: int, spec: experiment.ExperimentSpec, status: experiment.ExperimentStatus) -> str:
+    used = status.warmup
+    warmup = f" after a warmup of {output.warmup(used.seconds, used.settled, spec.warmup)}" if used else ""
+    return f"{samples} samples{warmup}, {spec.analysis.mode} mode; {spec.describe_load()}."
+
+
 def from_run(
-    name: str, analysis: contract.Result, measurement: measure_base.Measurement | None, objective: float, load: str
+    name: str,
+    spec: experiment.ExperimentSpec,
+    status: experiment.ExperimentStatus,
+    analysis: contract.Result,
+    measurement: measure_base.Measurement | None,
+    objective: float,
 ) -> str:
     """The report of a local run: the verdict and every series it was reached from."""
     charts = []
@@ -171,7 +182,7 @@ def from_run(
         analysis.reason_texts,
         _summary(analysis.series_reduction, analysis.monthly_savings_usd, fidelity.passed, fidelity.checked),
         charts,
-        f"{analysis.samples_used} samples, {analysis.mode} mode; {load}.",
+        _samples_line(analysis.samples_used, spec, status),
         output.trust_rows(
             analysis.series_trend,
             analysis.input_agreement,
@@ -191,7 +202,7 @@ def from_status(name: str, spec: experiment.ExperimentSpec, status: experiment.E
         status.verdict.reasons if status.verdict else [],
         _summary(results.series_reduction, results.monthly_savings_usd, fidelity.passed, fidelity.checked),
         [],
-        f"{results.samples_used} samples, {spec.analysis.mode} mode; {spec.describe_load()}.",
+        _samples_line(results.samples_used, spec, status),
         output.trust_rows(
             results.trend,
             results.input_agreement,

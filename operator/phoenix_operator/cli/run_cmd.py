@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
 INTERRUPTED = 130
 
 
+def _last(values: list[float | None]) -> float:
+    return next((v for v in reversed(values) if v is not None), math.nan)
+
+
 def _progress_line(progress: local_run.Progress, objective: float) -> str:
     elapsed = f"[{progress.elapsed_seconds:5.0f}s]"
     if progress.event is not None:
@@ -33,9 +38,15 @@ def _progress_line(progress: local_run.Progress, objective: float) -> str:
         # a decision's message starts with the decision
         return f"{elapsed} {message}" if message.startswith(reason) else f"{elapsed} {reason}: {message}"
     analysis = progress.analysis
+    measured = progress.measurement
+    if analysis is None and measured and measured.baseline and measured.candidate:
+        series, rates = (
+            f"{_last(getattr(measured.baseline, figure)):,.0f} / {_last(getattr(measured.candidate, figure)):,.0f}"
+            for figure in ("active_series", "datapoints_per_minute")
+        )
+        return f"{elapsed} warming up: series baseline / candidate {series}, datapoints/min {rates}"
     if analysis is None:
-        problem = progress.measurement.message if progress.measurement else ""
-        return f"{elapsed} waiting for data: {problem}"
+        return f"{elapsed} waiting for data: {measured.message if measured else ''}"
     reduction = analysis.series_reduction
     if reduction is None:
         return f"{elapsed} {analysis.reason_texts[0]}"
@@ -59,7 +70,9 @@ def _progress_line(progress: local_run.Progress, objective: float) -> str:
     )
 
 
-def _table_rows(status: experiment.ExperimentStatus, analysis: contract.Result | None) -> list[tuple[str, str]]:
+def _table_rows(
+    status: experiment.ExperimentStatus, analysis: contract.Result | None, warmup_limit: str
+) -> list[tuple[str, str]]:
     if analysis is None:  # nothing was measured: the verdict says why
         assert status.verdict is not None
         return [("decision", status.verdict.decision), *(("reason", r) for r in status.verdict.reasons)]
@@ -70,6 +83,9 @@ def _table_rows(status: experiment.ExperimentStatus, analysis: contract.Result |
         if figures is not None:
             line = f"{figures.active_series:,.0f} series, {figures.datapoints_per_minute:,.0f} datapoints/min"
             rows.insert(1, (variant, line))
+    if status.warmup is not None:
+        samples = next(i for i, (name, _) in enumerate(rows) if name == "samples")
+        rows.insert(samples, ("warmup", output.warmup(status.warmup.seconds, status.warmup.settled, warmup_limit)))
     return rows
 
 
@@ -96,7 +112,7 @@ def run(
             "--measure-step",
             help="Time between analysed samples, as the operator's flag; collector CPU rates span four of them.",
         ),
-    ] = "5s",
+    ] = "2s",
     workdir: Annotated[
         Path | None,
         typer.Option("--workdir", help="Keep collector configs, logs and Prometheus data here (default: a temp dir)."),
@@ -172,9 +188,7 @@ def run(
         if analysis_result is None:
             page = report.from_status(obj.metadata.name, obj.spec, final)
         else:
-            page = report.from_run(
-                obj.metadata.name, analysis_result, outcome.measurement, objective, obj.spec.describe_load()
-            )
+            page = report.from_run(obj.metadata.name, obj.spec, final, analysis_result, outcome.measurement, objective)
         report_path.write_text(page, encoding="utf-8")
         console.print(f"phoenix: report written to {report_path}")
     if save_input is not None and outcome.analysis_input is not None:
@@ -188,7 +202,7 @@ def run(
         console.print(f"phoenix: the experiment ended {final.phase}: {_failure(final)}")
     status = _status(final, analysis_result)
     if fmt is output.Format.table:
-        rows = _table_rows(final, analysis_result)
+        rows = _table_rows(final, analysis_result, obj.spec.warmup)
         figures = analysis_result.variants.get("candidate") if analysis_result else None
         predicted = estimate_cmd.prediction_row(obj.spec, figures.active_series if figures else None)
         rows += [predicted] if predicted else []

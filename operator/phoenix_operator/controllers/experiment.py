@@ -214,8 +214,21 @@ def _measure(
             measurement_problem=measurement.message, prometheus_unreachable=measurement.unreachable
         )
         return observed, measurement
+    if obj.status is None or obj.status.warmup is None:
+        settled = {
+            f"{variant}.{figure}": getattr(figures, figure)
+            for variant, figures in (("baseline", measurement.baseline), ("candidate", measurement.candidate))
+            for figure in ("active_series", "datapoints_per_minute")
+        }
+        warmup = reconcile_experiment.warmup_end(obj, measurement.timestamps, settled)
+        return reconcile_experiment.Observed(warmup=warmup), measurement
     analysis_input = reconcile_experiment.analysis_input(
-        obj.spec, measurement.baseline, measurement.candidate, measurement.critical_queries, window.step
+        obj.spec,
+        measurement.baseline,
+        measurement.candidate,
+        measurement.critical_queries,
+        window.step,
+        reconcile_experiment.warmup_seconds(obj),
     )
     observed = reconcile_experiment.Observed(
         analysis=engine.analyze_input(analysis_input), analysis_input=analysis_input

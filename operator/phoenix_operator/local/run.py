@@ -42,7 +42,7 @@ class LocalRunError(Exception):
 @dataclass(frozen=True)
 class Options:
     duration_seconds: float | None = None
-    measure_step_seconds: float = 5.0  # between analysed samples
+    measure_step_seconds: float = 2.0  # between analysed samples, one scrape
     prometheus_port: int = 0
     workdir: Path | None = None
     tick_seconds: float = 1.0

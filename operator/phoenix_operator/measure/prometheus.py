@@ -34,11 +34,13 @@ SOURCE_LABELS = frozenset({labels.EXPERIMENT, labels.VARIANT, labels.SCRAPE, "jo
 # scrapes for a rate, and few enough that successive samples share little of
 # their window (a 1m rate sampled every 5 s repeats itself twelve times and
 # adds almost no information). Exported points arrive in jumps, one per batch,
-# so their rate keeps a whole minute: over a few steps it would read the
-# jumps' timing instead.
+# so their rate spans at least POINTS_RATE_SECONDS: over a few steps it would
+# read the jumps' timing instead. The warmup waits for that window to fill,
+# so it is no longer than it needs to be.
 RATE_STEPS = 4
+POINTS_RATE_SECONDS = 30.0
 # What each variant is measured by, and from which of its collector's ports;
-# `{rate}` is the CPU rate window.
+# `{rate}` is the CPU rate window and `{points}` the exported points' one.
 VARIANT_QUERIES = {
     # a selector needs a matcher that rejects the empty string, hence the first one
     "active_series": (labels.EXPORT, 'count({__name__=~".+", __name__!~"up|scrape_.+"})'),
@@ -46,7 +48,7 @@ VARIANT_QUERIES = {
     # however often Prometheus scrapes the same points
     "datapoints_per_minute": (
         labels.TELEMETRY,
-        '60 * sum(rate(otelcol_exporter_sent_metric_points{exporter="prometheus"}[1m]))',
+        '60 * sum(rate(otelcol_exporter_sent_metric_points{exporter="prometheus"}[{points}]))',
     ),
     "cpu_cores": (labels.TELEMETRY, "sum(rate(otelcol_process_cpu_seconds[{rate}]))"),
     "memory_bytes": (labels.TELEMETRY, "sum(otelcol_process_memory_rss)"),
@@ -56,14 +58,14 @@ VARIANT_QUERIES = {
         labels.TELEMETRY,
         "clamp_max(({shed}) / clamp_min({received}, 1e-9), 1)".format(
             shed=(
-                "sum(rate(otelcol_receiver_refused_metric_points[1m]))"
-                " + sum(rate(otelcol_receiver_failed_metric_points[1m]))"
-                " + (sum(rate(otelcol_exporter_send_failed_metric_points[1m])) or vector(0))"
+                "sum(rate(otelcol_receiver_refused_metric_points[{points}]))"
+                " + sum(rate(otelcol_receiver_failed_metric_points[{points}]))"
+                " + (sum(rate(otelcol_exporter_send_failed_metric_points[{points}])) or vector(0))"
             ),
             received=(
-                "sum(rate(otelcol_receiver_accepted_metric_points[1m]))"
-                " + sum(rate(otelcol_receiver_refused_metric_points[1m]))"
-                " + sum(rate(otelcol_receiver_failed_metric_points[1m]))"
+                "sum(rate(otelcol_receiver_accepted_metric_points[{points}]))"
+                " + sum(rate(otelcol_receiver_refused_metric_points[{points}]))"
+                " + sum(rate(otelcol_receiver_failed_metric_points[{points}]))"
             ),
         ),
     ),
@@ -280,8 +282,11 @@ class History:
 def variant_queries(name: str, variant: str, step_seconds: float) -> dict[str, str]:
     """Each figure's PromQL for samples `step_seconds` apart, scoped to one variant's series."""
     rate = f"{RATE_STEPS * step_seconds:g}s"
+    points = f"{max(RATE_STEPS * step_seconds, POINTS_RATE_SECONDS):g}s"
     return {
-        figure: promql.scope(query.replace("{rate}", rate), labels.of_scrape(name, variant, scrape))
+        figure: promql.scope(
+            query.replace("{rate}", rate).replace("{points}", points), labels.of_scrape(name, variant, scrape)
+        )
         for figure, (scrape, query) in VARIANT_QUERIES.items()
     }
 

@@ -263,8 +263,13 @@ class ExperimentSpec(common.Model):
     """What both variants receive: a LoadSim, or a mirror of the baseline pipelineRef's real input."""
     duration: common.Duration = "10m"
     """How long the experiment runs from the moment its load starts."""
-    warmup: common.Duration = "30s"
-    """The first part of the duration, not analysed, while both pipelines settle."""
+    warmup: common.Duration = pydantic.Field(
+        default="30s",
+        description="The longest the pipelines get to settle before analysis begins. It ends sooner, once the"
+        " mean of each variant's series count and datapoint rate over its last 5 samples is within 5% of the mean"
+        " over the 5 before, and the longest rate window of the critical queries has filled (an adaptive"
+        " candidate always gets the whole warmup); status.warmup says when it ended and why.",
+    )
     analysis_interval: common.Duration = "30s"
     """How often the operator measures and re-evaluates the verdict."""
     analysis: AnalysisSpec = pydantic.Field(default_factory=AnalysisSpec)
@@ -495,6 +500,18 @@ class Range(common.Model):
     """The upper end."""
 
 
+class WarmupStatus(common.Model):
+    """When analysis began, and why then: both pipelines settled, or the warmup's limit came first."""
+
+    ended_at: datetime = pydantic.Field(description="The time of the first analysed sample.")
+    seconds: float = pydantic.Field(description="How long the warmup lasted, from the load's start.")
+    settled: bool = pydantic.Field(
+        description="True when the warmup ended early because both variants' series counts and datapoint rates"
+        " held steady; false when it ran its whole length (spec.warmup), as it always does for an adaptive"
+        " candidate, whose loop may move again after a steady spell."
+    )
+
+
 class DriftStatus(common.Model):
     """Where the drift watch of the promoted pipeline stands; the `Drifted` condition says whether it holds."""
 
@@ -533,6 +550,8 @@ class ExperimentStatus(common.StatusBase):
     analyzing_since: datetime | None = pydantic.Field(
         default=None, description="When the final analysis began; the verdict waits for the last samples."
     )
+    warmup: WarmupStatus | None = None
+    """The warmup actually used, once it is over."""
     results: Results | None = None
     """The latest measured figures; after a verdict, those it was reached on."""
     verdict: Verdict | None = None

@@ -100,7 +100,7 @@ def expected_window(obj: kinds.PhoenixExperiment, watch_interval: timedelta) -> 
     end = status.analyzing_since or (status.verdict.decided_at if status.verdict else None)
     if status.started_at is None or end is None:
         return None
-    begin = status.started_at.timestamp() + common.duration_seconds(obj.spec.warmup)
+    begin = status.started_at.timestamp() + reconcile_experiment.warmup_seconds(obj)
     span = end.timestamp() - begin
     if span <= 0:
         return None

@@ -13,7 +13,8 @@ from __future__ import annotations
 import enum
 import json
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -82,6 +83,8 @@ class Observed:
     prometheus_unreachable: bool = False
     # why the `pipelineRef` baseline cannot be copied: nothing was created
     baseline_problem: str | None = None
+    # the warmup, when this measurement ended it
+    warmup: experiment.WarmupStatus | None = None
 
 
 @dataclass(frozen=True)
@@ -311,13 +314,11 @@ def plan(obj: kinds.PhoenixExperiment, now: datetime, limits: Limits, last_measu
 def measurement_due(
     obj: kinds.PhoenixExperiment, status: experiment.ExperimentStatus, now: datetime, limits: Limits
 ) -> bool:
-    """Whether there is data worth measuring: the warmup is over and, for the
-    verdict, the samples up to the decision have settled."""
+    """Whether there is data worth measuring: the load runs (during the warmup, to see whether the
+    pipelines have settled) and, for the verdict, the samples up to the decision have settled."""
     if status.phase not in ("Running", "Analyzing") or status.started_at is None:
         return False
-    if status.phase == "Analyzing" and status.analyzing_since and now < status.analyzing_since + limits.settle:
-        return False
-    return now >= status.started_at + timedelta(seconds=common.duration_seconds(obj.spec.warmup))
+    return not (status.phase == "Analyzing" and status.analyzing_since and now < status.analyzing_since + limits.settle)
 
 
 def throttled(
@@ -346,16 +347,18 @@ class Window:
 
 
 def measurement_window(obj: kinds.PhoenixExperiment, now: datetime, limits: Limits) -> Window | None:
-    """The samples to analyse: after the warmup, up to the duration's end, without the unsettled newest.
+    """The samples to measure, up to the duration's end, without the unsettled newest: from the load's
+    start while the warmup lasts, then from its end.
 
     Aligned on multiples of the step, so successive measurements share their
     sample times. None while fewer than three samples fit.
     """
-    started = (obj.status or experiment.ExperimentStatus()).started_at
-    if started is None:
+    status = obj.status or experiment.ExperimentStatus()
+    if status.started_at is None:
         return None
+    started = status.started_at
     step = limits.measure_step.total_seconds()
-    begin = started.timestamp() + common.duration_seconds(obj.spec.warmup)
+    begin = status.warmup.ended_at.timestamp() if status.warmup else started.timestamp()
     end = min(now.timestamp() - SETTLE_STEPS * step, started.timestamp() + common.duration_seconds(obj.spec.duration))
     window = Window(math.ceil(begin / step) * step, math.floor(end / step) * step, step)
     return window if window.end >= window.start + 2 * step else None
@@ -367,6 +370,7 @@ def analysis_input(
     candidate: contract.Variant,
     queries: list[contract.CriticalQuery],
     step_seconds: float,
+    warmup: float,
 ) -> contract.AnalysisInput:
     """The engine's input: what was measured, with the experiment's objectives and prices."""
     return contract.AnalysisInput(
@@ -378,14 +382,66 @@ def analysis_input(
         cost_model=spec.analysis.cost_model,
         alpha=spec.analysis.alpha,
         mode=spec.analysis.mode,
-        planned_samples=planned_samples(spec, step_seconds),
+        planned_samples=planned_samples(spec, step_seconds, warmup),
     )
 
 
-def planned_samples(spec: experiment.ExperimentSpec, step_seconds: float) -> int:
+def planned_samples(spec: experiment.ExperimentSpec, step_seconds: float, warmup_seconds: float) -> int:
     """The samples from the warmup's end to the duration's, as `measurement_window` takes them."""
-    span = common.duration_seconds(spec.duration) - common.duration_seconds(spec.warmup)
+    span = common.duration_seconds(spec.duration) - warmup_seconds
     return max(int(span // step_seconds) + 1, 1)
+
+
+def warmup_seconds(obj: kinds.PhoenixExperiment) -> float:
+    """How long the warmup lasted, or may last while it is not over."""
+    status = obj.status or experiment.ExperimentStatus()
+    return status.warmup.seconds if status.warmup else common.duration_seconds(obj.spec.warmup)
+
+
+_RANGE = re.compile(r"\[((?:\d+(?:ms|[smhdwy]))+)(?::[^\]]*)?\]")
+_RANGE_UNIT = re.compile(r"(\d+)(ms|[smhdwy])")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def longest_range_seconds(queries: Iterable[str]) -> float:
+    """The longest range selector or subquery range in `queries`, in seconds (0 without any)."""
+    ranges = [
+        sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _RANGE_UNIT.findall(found))
+        for query in queries
+        for found in _RANGE.findall(query)
+    ]
+    return float(max(ranges, default=0))
+
+
+def warmup_end(
+    obj: kinds.PhoenixExperiment, timestamps: Sequence[float], figures: Mapping[str, Sequence[float | None]]
+) -> experiment.WarmupStatus | None:
+    """Whether the warmup is over, given the figures measured since the load's start (see
+    `phoenix_analysis.warmup`): at the sample after the pipelines settled, or at `spec.warmup` when the
+    samples reach it unsettled; None while neither has happened."""
+    from phoenix_analysis import warmup  # numpy, loaded only by a driver that measures
+
+    started = (obj.status or experiment.ExperimentStatus()).started_at
+    if started is None or len(timestamps) < 2:
+        return None
+    step = timestamps[1] - timestamps[0]
+    limit = started.timestamp() + common.duration_seconds(obj.spec.warmup)
+    # until a critical query's rate window has filled, the variants' answers differ by how Prometheus
+    # extrapolates a partial window, more for many small series than for their aggregate
+    filled = started.timestamp() + longest_range_seconds(q.query for q in obj.spec.analysis.critical_queries)
+    # an adaptive loop may move again after a steady spell: it gets the whole warmup
+    first = None if isinstance(obj.spec.candidate, pipeline.AdaptiveVariant) else warmup.first_analysed(figures)
+    if first is not None and filled <= timestamps[0] + first * step <= limit:
+        ended, settled = timestamps[0] + first * step, True
+    elif timestamps[-1] >= limit:
+        ended, settled = math.ceil(limit / step) * step, False
+    else:
+        return None
+    return experiment.WarmupStatus(
+        ended_at=datetime.fromtimestamp(ended, tz=started.tzinfo),
+        seconds=round(ended - started.timestamp(), 3),
+        settled=settled,
+    )
 
 
 def advance(obj: kinds.PhoenixExperiment, observed: Observed, now: datetime, limits: Limits = Limits()) -> Step:
@@ -481,6 +537,9 @@ def _measuring(
 ) -> Step:
     generation = obj.metadata.generation
     analysis = observed.analysis
+    if observed.warmup is not None and status.warmup is None:
+        status = status.model_copy(update={"warmup": observed.warmup})
+        return Step(status, (Event("Normal", "WarmupEnded", _warmup_message(obj, observed.warmup)),))
     if analysis is None:
         if observed.measurement_problem is None:
             return Step(status)
@@ -547,6 +606,20 @@ def _measuring(
         (Event("Normal", analysis.decision, message),),
         frozenset({"pipelines", "load"}),
         promote,
+    )
+
+
+def _warmup_message(obj: kinds.PhoenixExperiment, ended: experiment.WarmupStatus) -> str:
+    from phoenix_analysis import warmup
+
+    if isinstance(obj.spec.candidate, pipeline.AdaptiveVariant):
+        return f"the adaptive candidate's loop had the whole {obj.spec.warmup} warmup to settle; analysing from here"
+    if not ended.settled:
+        return f"the pipelines did not settle within the {obj.spec.warmup} warmup; analysing from its end"
+    return (
+        f"both pipelines settled after {ended.seconds:.0f}s: over their last {warmup.SETTLED_SAMPLES} samples, their"
+        f" series counts and datapoint rates were within {warmup.SETTLED_TOLERANCE:.0%} of the {warmup.SETTLED_SAMPLES}"
+        " before; analysing from here"
     )
 
 
