@@ -25,14 +25,14 @@ SETTLED_SAMPLES = 5
 SETTLED_TOLERANCE = 0.05
 
 
-def first_analysed(figures: Mapping[str, Sequence[float | None]]) -> int | None:
-    """The index of the first sample to analyse: the one after the first two runs of `SETTLED_SAMPLES`
-    whose means agree for every figure; None while there are none. A missing sample in either run
-    postpones the end."""
+def first_analysed(figures: Mapping[str, Sequence[float | None]], earliest: int = 0) -> int | None:
+    """The index of the first sample to analyse, `earliest` or later: the one after the first two runs
+    of `SETTLED_SAMPLES` whose means agree for every figure; None while there are none. A missing
+    sample in either run postpones the end."""
     if not figures:
         return None
     rows = np.array([[math.nan if v is None else v for v in values] for values in figures.values()], dtype=np.float64)
-    for end in range(2 * SETTLED_SAMPLES, rows.shape[1] + 1):
+    for end in range(max(2 * SETTLED_SAMPLES, earliest), rows.shape[1] + 1):
         compared = rows[:, end - 2 * SETTLED_SAMPLES : end]
         if np.any(~np.isfinite(compared)):
             continue

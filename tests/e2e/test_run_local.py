@@ -118,25 +118,35 @@ def test_quickstart_promotes_with_the_reduction_it_promises(tmp_path: Path) -> N
     assert "series baseline" in result.stderr  # progress lines go to stderr
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupt_stops_everything_and_reports_what_was_measured(tmp_path: Path, stop_signal: signal.Signals) -> None:
-    # measured from 20 s on, so the first progress line comes soon
+@pytest.mark.parametrize(
+    ("stop_signal", "at"),
+    [(signal.SIGINT, "analysis"), (signal.SIGTERM, "analysis"), (signal.SIGINT, "warmup")],
+    ids=["ctrl-c", "sigterm", "ctrl-c-in-warmup"],
+)
+def test_interrupt_stops_everything_and_reports_what_was_measured(
+    tmp_path: Path, stop_signal: signal.Signals, at: str
+) -> None:
+    # analysed from 20 s on at the latest, so the first progress line comes soon
     manifest = _manifest(tmp_path, QUICKSTART, {"warmup": "20s", "analysisInterval": "5s"})
     run = subprocess.Popen(
         [*PHOENIX, "run", "--local", "-f", manifest, "-o", "json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert run.stderr is not None
+    trigger = ("samples", "series baseline") if at == "analysis" else ("warming up",)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         line = run.stderr.readline()
-        if "samples" in line or "series baseline" in line or not line:  # the first measurement
+        if any(text in line for text in trigger) or not line:
             break
     run.send_signal(stop_signal)
     stdout, stderr = run.communicate(timeout=60)
-    assert run.returncode == 130
+    assert run.returncode == 130, stderr
     assert "interrupted; the results below are partial" in stderr
-    assert json.loads(stdout)["results"]["samplesUsed"] > 0
+    status = json.loads(stdout)
+    assert status["phase"] == "Aborted"
+    analysed = (status.get("results") or {}).get("samplesUsed", 0)
+    assert analysed > 0 if at == "analysis" else analysed == 0
 
 
 def test_missing_file_is_one_line() -> None:

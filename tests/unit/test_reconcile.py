@@ -638,6 +638,11 @@ def test_the_warmup_ends_after_both_pipelines_settle_or_at_its_limit() -> None:
     figures_30s = {name: [*values, values[-1]] for name, values in figures.items()}
     waited = reconcile_experiment.warmup_end(windowed, times_30s, figures_30s)
     assert waited is not None and (waited.seconds, waited.settled) == (30.0, False)
+    # steady long before the window fills: analysis begins as it fills
+    longer = _experiment(_running(), warmup="90s", duration="3m", analysis={"criticalQueries": [query]})
+    times, figures = _warming({"baseline.active_series": [1000.0] * 30})
+    filled = reconcile_experiment.warmup_end(longer, times, figures)
+    assert filled == experiment.WarmupStatus(ended_at=T0 + timedelta(seconds=40), seconds=40.0, settled=True)
     assert reconcile_experiment.longest_range_seconds(["max_over_time(rate(x[30s])[5m:1m])", "y"]) == 300
     # still rising at the newest sample: not over, until the samples reach the limit
     rising = [10.0 * (i + 1) for i in range(11)]

@@ -40,11 +40,11 @@ def _progress_line(progress: local_run.Progress, objective: float) -> str:
     analysis = progress.analysis
     measured = progress.measurement
     if analysis is None and measured and measured.baseline and measured.candidate:
-        series, rates = (
-            f"{_last(getattr(measured.baseline, figure)):,.0f} / {_last(getattr(measured.candidate, figure)):,.0f}"
-            for figure in ("active_series", "datapoints_per_minute")
+        baseline, candidate = (
+            f"{_last(v.active_series):,.0f} series, {_last(v.datapoints_per_minute):,.0f} datapoints/min"
+            for v in (measured.baseline, measured.candidate)
         )
-        return f"{elapsed} warming up: series baseline / candidate {series}, datapoints/min {rates}"
+        return f"{elapsed} warming up: baseline {baseline}; candidate {candidate}"
     if analysis is None:
         return f"{elapsed} waiting for data: {measured.message if measured else ''}"
     reduction = analysis.series_reduction
@@ -73,6 +73,8 @@ def _progress_line(progress: local_run.Progress, objective: float) -> str:
 def _table_rows(
     status: experiment.ExperimentStatus, analysis: contract.Result | None, warmup_limit: str
 ) -> list[tuple[str, str]]:
+    if analysis is None and status.verdict is None:  # interrupted during the warmup
+        return [("decision", f"none ({status.phase})"), ("reason", "interrupted before the warmup ended")]
     if analysis is None:  # nothing was measured: the verdict says why
         assert status.verdict is not None
         return [("decision", status.verdict.decision), *(("reason", r) for r in status.verdict.reasons)]
@@ -181,7 +183,7 @@ def run(
             signal.signal(sig, handler)
     final = outcome.status
     analysis_result = outcome.analysis
-    if analysis_result is None and final.verdict is None:
+    if analysis_result is None and final.verdict is None and not outcome.interrupted:
         why = _failure(final) or outcome.last_problem or "no analysis ran before the run ended"
         output.fail(f"error: no verdict: {why}")
     if report_path is not None:

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from phoenix_analysis import engine
 from phoenix_operator import API_VERSION
 from phoenix_operator.controllers import mirror as mirror_controller
 from phoenix_operator.measure import base as measure_base
@@ -230,6 +229,9 @@ def _measure(
         window.step,
         reconcile_experiment.warmup_seconds(obj),
     )
+    # here, not at import: the engine's scipy is ~70 MB an operator that only deploys pipelines never needs
+    from phoenix_analysis import engine
+
     observed = reconcile_experiment.Observed(
         analysis=engine.analyze_input(analysis_input), analysis_input=analysis_input
     )

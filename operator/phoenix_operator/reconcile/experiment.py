@@ -429,9 +429,11 @@ def warmup_end(
     # until a critical query's rate window has filled, the variants' answers differ by how Prometheus
     # extrapolates a partial window, more for many small series than for their aggregate
     filled = started.timestamp() + longest_range_seconds(q.query for q in obj.spec.analysis.critical_queries)
+    earliest = max(math.ceil((filled - timestamps[0]) / step), 0)
     # an adaptive loop may move again after a steady spell: it gets the whole warmup
-    first = None if isinstance(obj.spec.candidate, pipeline.AdaptiveVariant) else warmup.first_analysed(figures)
-    if first is not None and filled <= timestamps[0] + first * step <= limit:
+    adaptive = isinstance(obj.spec.candidate, pipeline.AdaptiveVariant)
+    first = None if adaptive else warmup.first_analysed(figures, earliest)
+    if first is not None and timestamps[0] + first * step <= limit:
         ended, settled = timestamps[0] + first * step, True
     elif timestamps[-1] >= limit:
         ended, settled = math.ceil(limit / step) * step, False

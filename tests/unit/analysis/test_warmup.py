@@ -55,3 +55,9 @@ def test_a_missing_sample_breaks_a_steady_run() -> None:
     values: list[float | None] = [100.0] * 2 + [None] + [100.0] * 10
     assert warmup.first_analysed({"x": values}) == 13
     assert warmup.first_analysed({}) is None
+
+
+def test_analysis_begins_no_earlier_than_asked_even_when_steady_sooner() -> None:
+    steady: list[float | None] = [100.0] * 40
+    assert warmup.first_analysed({"x": steady}, earliest=30) == 30
+    assert warmup.first_analysed({"x": steady}, earliest=41) is None
