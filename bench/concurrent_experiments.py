@@ -93,17 +93,17 @@ def main() -> int:
                     harness.wait_for("every experiment Running and measured", all_measured, 900, running.log)
                     since, cpu, queries = (
                         time.time(),
-                        operator_scale._cpu_seconds(pid),
+                        operator_scale.cpu_seconds(pid),
                         _prometheus_queries(prometheus.url),
                     )
                     print(f"steady window: {args.minutes:g} minutes", file=sys.stderr)
                     time.sleep(60 * args.minutes)
                     until = time.time()
-                    cpu = operator_scale._cpu_seconds(pid) - cpu
+                    cpu = operator_scale.cpu_seconds(pid) - cpu
                     queries = _prometheus_queries(prometheus.url) - queries
-                    rss = operator_scale._peak_rss_mb(pid)
+                    rss = operator_scale.peak_rss_mb(pid)
                     phases = _phases(plane, namespace)
-                requests = operator_scale._operator_requests(audit_log, since, until)
+                requests = operator_scale.operator_requests(audit_log, since, until)
         finally:
             prometheus.stop()
     minutes = (until - since) / 60

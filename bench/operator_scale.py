@@ -79,20 +79,20 @@ def _percentiles(latencies: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[int(0.99 * (len(ordered) - 1))]
 
 
-def _peak_rss_mb(pid: int) -> float:
+def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """Its CPU time and its ended children's (Phoenix's collector config checks run as child processes)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime
 
 
-def _operator_requests(audit_log: Path, since: float, until: float) -> Counter[tuple[str, str, str]]:
+def operator_requests(audit_log: Path, since: float, until: float) -> Counter[tuple[str, str, str]]:
     """Requests in [since, until] by user agent, verb and resource, without the test bed's and the bench's."""
     requests: Counter[tuple[str, str, str]] = Counter()
     for event in controlplane.audited_requests(audit_log, since, until):
@@ -180,7 +180,7 @@ def _run(
             pid = running.process.pid
             assert pid is not None
             first, applied = _measure(api, namespace, count, label)
-            cpu, rss = _cpu_seconds(pid), _peak_rss_mb(pid)
+            cpu, rss = cpu_seconds(pid), peak_rss_mb(pid)
     else:
         manifests = workdir / f"{namespace}.json"
         _rendered(namespace, count, manifests)
@@ -194,10 +194,10 @@ def _run(
             time.sleep(2.0)  # its informer's first list
             assert managed.pid is not None
             first, applied = _measure(api, namespace, count, label)
-            cpu, rss = _cpu_seconds(managed.pid), _peak_rss_mb(managed.pid)
+            cpu, rss = cpu_seconds(managed.pid), peak_rss_mb(managed.pid)
         finally:
             managed.stop()
-    requests = _operator_requests(audit_log, since, time.time())
+    requests = operator_requests(audit_log, since, time.time())
     print(f"  {label}: requests per pipeline by user agent, verb and resource:", file=sys.stderr)
     for (agent, verb, resource), seen in requests.most_common():
         print(f"    {seen / count:6.2f}  {agent} {verb} {resource}", file=sys.stderr)
