@@ -1,7 +1,7 @@
-"""What an operator costs the API server while nothing is left to do: finished experiments and LoadSims get no
-periodic work, so in a quiet minute it sends no request about them, nor any other read or write. Counted by the
-API server's own audit log. Its watch streams, one per kind for the whole operator, are not counted: kopf opens
-one again when the API server ends it, whatever the objects."""
+"""What an operator costs the API server while nothing is left to do: finished experiments and LoadSims get no periodic
+work, and a running load is observed from its Job's watch events, so in a quiet minute it sends no request about
+them, nor any other read or write. Counted by the API server's own audit log. Its watch streams, one per kind for
+the whole operator, are not counted: kopf opens one again when the API server ends it, whatever the objects."""
 
 from __future__ import annotations
 
@@ -27,7 +27,13 @@ FINISHED_LOAD = {
 }  # fmt: skip
 
 
-def test_finished_experiments_and_loadsims_cost_no_request_a_minute(tmp_path: Path) -> None:
+def _load_sending(plane: controlplane.ControlPlane, namespace: str, name: str) -> bool:
+    found = harness.get(plane, namespace, "lsim", name) or {}
+    ready = harness.condition(found, "Ready") or {}
+    return ready.get("reason") == "Sending" and bool(found["status"].get("startedAt"))
+
+
+def test_finished_experiments_and_loadsims_and_a_running_load_cost_no_request_a_minute(tmp_path: Path) -> None:
     audit_log = tmp_path / "audit.log"
     with controlplane.running(tmp_path / "plane", audit_log=audit_log) as plane:
         plane.install_crds()
@@ -39,7 +45,12 @@ def test_finished_experiments_and_loadsims_cost_no_request_a_minute(tmp_path: Pa
             harness.apply(plane, namespace, load)
             plane.kubectl("patch", "-n", namespace, "loadsim", f"load-{i}", "--subresource=status", "--type=merge",
                           "-p", json.dumps({"status": FINISHED_LOAD}))  # fmt: skip
+        # its Job's pod runs until deleted: the fake kubelet never ends it
+        running = {"apiVersion": "phoenix.io/v1alpha1", "kind": "LoadSim", "metadata": {"name": "running"},
+                   "spec": {"targets": [{"endpoint": "http://collector:4318"}], "duration": "30m"}}  # fmt: skip
+        harness.apply(plane, namespace, running)
         with harness.running(plane, namespace, tmp_path, "--prometheus-url", "http://127.0.0.1:9") as operator:
+            harness.wait_for("the load Sending", lambda: _load_sending(plane, namespace, "running"), 60, operator.log)
 
             def all_aborted() -> bool:
                 phases = [

@@ -37,7 +37,7 @@ OPERATOR_NEEDS = {
     "daemonsets.apps": "create get list patch watch",
     "horizontalpodautoscalers.autoscaling": "create get patch",
     "poddisruptionbudgets.policy": "create get patch",
-    "jobs.batch": "create get patch",
+    "jobs.batch": "create get list patch watch",
     "pods": "list",
     "endpointslices.discovery.k8s.io": "list watch",
     "events": "create patch",

@@ -74,3 +74,22 @@ def test_a_collector_is_ready_only_once_its_service_routes_to_it() -> None:
     assert runtime.record_workload("MODIFIED", _endpoint_slice("p-collector-abc", None, True)) is None
     assert runtime.record_workload("DELETED", _endpoint_slice("p-collector-abc")) == "p"
     assert runtime.observe_pipeline(pipeline).ready_replicas == 0  # type: ignore[union-attr]
+
+
+def test_a_running_load_is_observed_from_its_jobs_watch_events_without_a_request() -> None:
+    runtime = kubernetes.KubernetesRuntime(cast(kubernetes.Api, None), "image")  # any request would fail
+    load = kinds.LoadSim.model_validate(
+        {
+            "apiVersion": "phoenix.io/v1alpha1",
+            "kind": "LoadSim",
+            "metadata": {"name": "l", "namespace": "ns"},
+            "spec": {"targets": [{"endpoint": "http://collector:4318"}]},
+        }
+    )
+    job = {
+        "metadata": {"name": "l-load", "namespace": "ns"},
+        "status": {"active": 1, "startTime": "2026-01-01T00:00:00Z"},
+    }
+    runtime.record_job("ADDED", job)
+    observed = runtime.observe_load(load)
+    assert observed is not None and observed.active and observed.started_at == "2026-01-01T00:00:00Z"

@@ -34,11 +34,14 @@ def step(
     succeeded = conditions.find(previous.conditions, "Succeeded")
     if succeeded and succeeded.status != "Unknown":
         return None
-    try:
-        targets = reconcile_loadsim.resolve_targets(obj, _ready_endpoints(store, obj))
-        observed = runtime.apply_load(obj, targets)
-    except reconcile_loadsim.TargetsNotReady as waiting:
-        return Outcome(reconcile_loadsim.status(obj, previous, None, str(waiting), now))
+    # the targets matter only to start the load: a running one is only observed
+    observed = runtime.observe_load(obj)
+    if observed is None:
+        try:
+            targets = reconcile_loadsim.resolve_targets(obj, _ready_endpoints(store, obj))
+            observed = runtime.apply_load(obj, targets)
+        except reconcile_loadsim.TargetsNotReady as waiting:
+            return Outcome(reconcile_loadsim.status(obj, previous, None, str(waiting), now))
     return Outcome(reconcile_loadsim.status(obj, previous, observed, "", now))
 
 

@@ -12,6 +12,7 @@ from phoenix_operator import GROUP, VERSION
 from phoenix_operator.controllers import loadsim as loadsim_controller
 from phoenix_operator.handlers import context, metrics, status
 from phoenix_operator.models import kinds, loadsim, manifests
+from phoenix_operator.reconcile import loadsim as loadsim_reconcile
 from phoenix_operator.runtime import base as runtime_base
 
 PLURAL = "loadsims"
@@ -51,15 +52,26 @@ def _step(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
             kopf.warn(body, reason=outcome.failure.reason, message=outcome.failure.message)
 
 
-def watch_deletions(runtime: runtime_base.Runtime) -> None:
-    """A process runtime stops a deleted LoadSim's process; in Kubernetes the garbage collector removes its Job."""
-    if not isinstance(runtime, runtime_base.ProcessRuntime):
-        return
-    processes = runtime
+def watch_loads(runtime: runtime_base.Runtime) -> None:
+    """Register how a load's run reaches the runtime, which depends on the runtime.
 
-    async def deleted(event: kopf.RawEvent, **_: Any) -> None:
-        obj = status.deleted_object(event)
-        if isinstance(obj, kinds.LoadSim):
-            await asyncio.to_thread(processes.delete_load, obj)
+    A process runtime stops a deleted LoadSim's process; in Kubernetes the
+    garbage collector removes its Job, and the Job's watch events keep its
+    state, so observing a running load sends no request.
+    """
+    if isinstance(runtime, runtime_base.ProcessRuntime):
+        processes = runtime
 
-    kopf.on.event(GROUP, VERSION, PLURAL)(deleted)
+        async def deleted(event: kopf.RawEvent, **_: Any) -> None:
+            obj = status.deleted_object(event)
+            if isinstance(obj, kinds.LoadSim):
+                await asyncio.to_thread(processes.delete_load, obj)
+
+        kopf.on.event(GROUP, VERSION, PLURAL)(deleted)
+    elif isinstance(runtime, runtime_base.WorkloadRuntime):
+        workloads = runtime
+
+        async def job_changed(event: kopf.RawEvent, **_: Any) -> None:
+            workloads.record_job(str(event["type"]), dict(event["object"]))
+
+        kopf.on.event("batch", "v1", "jobs", labels=loadsim_reconcile.JOB_LABELS)(job_changed)

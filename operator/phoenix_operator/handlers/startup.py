@@ -54,11 +54,11 @@ PEERING_LIFETIME_SECONDS = 20
 
 def _settings(peering: str | None) -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
-    # progress and the diff base live in annotations, so the status schema stays strict
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
+    # Progress lives in annotations, so the status schema stays strict; under a "kopf." prefix, which needs no
+    # marker annotation to be recognised. The diff base is one status field. So a handled change costs one status
+    # patch and no patch of the object itself.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=f"kopf.{GROUP}")
+    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.lastHandledConfiguration")
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.peering.standalone = peering is None
     if peering is not None:
@@ -96,7 +96,7 @@ def run(options: Options) -> None:
         logging.getLogger("phoenix").info("LoadSim Jobs run the image %s", image)
         chosen = runtime_kubernetes.KubernetesRuntime(api, image)
     pipelines.watch_readiness(chosen)
-    loadsims.watch_deletions(chosen)
+    loadsims.watch_loads(chosen)
     if options.metrics_port:
         secured = None
         if not local:

@@ -109,3 +109,6 @@ class StatusBase(Model):
     """The spec generation the operator last acted on."""
     conditions: list[Condition] = pydantic.Field(default_factory=list)
     """The object's conditions, one per type."""
+    last_handled_configuration: str | None = None
+    """The spec, labels and annotations the operator last handled, as JSON: how it tells their change from a
+    status write. Kept in the status so that handling a change writes once."""

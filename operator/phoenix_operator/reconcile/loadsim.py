@@ -116,6 +116,10 @@ def resolve_targets(obj: kinds.LoadSim, pipeline_endpoints: Mapping[str, str | N
     return urls
 
 
+# what the operator watches its load Jobs by
+JOB_LABELS = {"app.kubernetes.io/name": "loadsim", "app.kubernetes.io/managed-by": "phoenix"}
+
+
 def job_name(name: str) -> str:
     return f"{name}-load"
 
@@ -138,7 +142,7 @@ def job(obj: kinds.LoadSim, targets: Sequence[str], image: str) -> dict[str, Any
         },
         "securityContext": objects.restricted_security_context(),
     }
-    labels = {"app.kubernetes.io/name": "loadsim", "app.kubernetes.io/managed-by": "phoenix"}
+    labels = dict(JOB_LABELS)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -70,7 +70,13 @@ class Runtime(Protocol):
         """The collectors' last known state; None when nothing has been seen of them yet."""
         ...
 
-    def apply_load(self, obj: kinds.LoadSim, targets: list[str]) -> reconcile_loadsim.Observed: ...
+    def observe_load(self, obj: kinds.LoadSim) -> reconcile_loadsim.Observed | None:
+        """The load's run; None when it has not been started."""
+        ...
+
+    def apply_load(self, obj: kinds.LoadSim, targets: list[str]) -> reconcile_loadsim.Observed:
+        """Start the load's run, sending to `targets`."""
+        ...
 
 
 @runtime_checkable
@@ -95,4 +101,8 @@ class WorkloadRuntime(Runtime, Protocol):
 
         Returns the owning pipeline's name if its readiness changed.
         """
+        ...
+
+    def record_job(self, event_type: str, job: dict[str, Any]) -> None:
+        """Remember a load Job's newest state, so a running load is observed without a request."""
         ...

@@ -254,7 +254,7 @@ class KubernetesRuntime:
     workload or of its Service's EndpointSlices to record_workload, and
     readiness is read from the newest ones. A collector counts as ready once
     its workload says so and the Service routes to it: load sent before that
-    would be lost.
+    would be lost. Load Jobs reach record_job the same way.
     """
 
     def __init__(self, api: Api, image: str) -> None:
@@ -263,6 +263,8 @@ class KubernetesRuntime:
         self._workloads: dict[tuple[str, str], dict[str, Any]] = {}
         # per pipeline, the ready endpoints of each of its Service's EndpointSlices
         self._routed: dict[tuple[str, str], dict[str, int]] = {}
+        # load Jobs by namespace and name, from their watch events
+        self._jobs: dict[tuple[str, str], dict[str, Any]] = {}
 
     def record_workload(self, event_type: str, workload: dict[str, Any]) -> str | None:
         """Remember a collector workload's, or EndpointSlice's, newest state.
@@ -323,13 +325,24 @@ class KubernetesRuntime:
         endpoints = reconcile_pipeline.cluster_endpoints(obj)
         return reconcile_pipeline.Observed(desired, min(ready, routed), endpoints, config_hash)
 
+    def record_job(self, event_type: str, job: dict[str, Any]) -> None:
+        key = (job["metadata"]["namespace"], job["metadata"]["name"])
+        if event_type == "DELETED":
+            self._jobs.pop(key, None)
+        else:
+            self._jobs[key] = job
+
+    def observe_load(self, obj: kinds.LoadSim) -> reconcile_loadsim.Observed | None:
+        key = (obj.metadata.namespace or "default", reconcile_loadsim.job_name(obj.metadata.name))
+        # read only until the watch has listed it, as when the operator has just started
+        job = self._jobs.get(key) or self.api.get("batch/v1", "Job", *key)
+        return None if job is None else self._load_observed(job)
+
     def apply_load(self, obj: kinds.LoadSim, targets: list[str]) -> reconcile_loadsim.Observed:
-        job = self.api.get(
-            "batch/v1", "Job", obj.metadata.namespace or "default", reconcile_loadsim.job_name(obj.metadata.name)
-        )
-        if job is None:
-            # a Job's pod template is immutable, so it is created once and then only read
-            job = self.api.apply(reconcile_loadsim.job(obj, targets, self.image))
+        # a Job's pod template is immutable, so it is created once and then only observed
+        return self._load_observed(self.api.apply(reconcile_loadsim.job(obj, targets, self.image)))
+
+    def _load_observed(self, job: dict[str, Any]) -> reconcile_loadsim.Observed:
         observed = _job_observed(job)
         if not (observed.succeeded or observed.failed):
             return observed

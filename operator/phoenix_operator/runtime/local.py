@@ -303,20 +303,29 @@ class LocalRuntime:
                 load.start()
                 self.load_started[key] = datetime.now(UTC).isoformat()
                 self._record(load)
-            code = None if load.running() else load.returncode
-            summary = self._summary_file(key)
-            return reconcile_loadsim.Observed(
-                started_at=self.load_started[key],
-                active=code is None,
-                succeeded=code == 0,
-                failed=code not in (None, 0),
-                message=f"LoadSim exited with {code}: {load.tail()}" if code not in (None, 0) else "",
-                delivery=(
-                    reconcile_loadsim.delivery(summary.read_text(encoding="utf-8"))
-                    if code is not None and summary.is_file()
-                    else None
-                ),
-            )
+            return self._load_observed(key, load)
+
+    def observe_load(self, obj: kinds.LoadSim) -> reconcile_loadsim.Observed | None:
+        key = _key(obj)
+        with self.lock:
+            load = self.loads.get(key)
+            return None if load is None else self._load_observed(key, load)
+
+    def _load_observed(self, key: str, load: process.ManagedProcess) -> reconcile_loadsim.Observed:
+        code = None if load.running() else load.returncode
+        summary = self._summary_file(key)
+        return reconcile_loadsim.Observed(
+            started_at=self.load_started[key],
+            active=code is None,
+            succeeded=code == 0,
+            failed=code not in (None, 0),
+            message=f"LoadSim exited with {code}: {load.tail()}" if code not in (None, 0) else "",
+            delivery=(
+                reconcile_loadsim.delivery(summary.read_text(encoding="utf-8"))
+                if code is not None and summary.is_file()
+                else None
+            ),
+        )
 
     def _summary_file(self, key: str) -> Path:
         return self.workdir / f"{key}.loadsim.json"
