@@ -157,8 +157,8 @@ def test_the_loop_holds_a_series_budget_through_budget_and_load_changes_and_an_o
     print(f"converged to {bed.trajectory[-1]} in {changes} adjustments")
 
     settled = bed.changes
-    bed.turns(10)
-    assert bed.changes - settled <= 1, bed.trajectory[-10:]
+    bed.turns(6)
+    assert bed.changes - settled <= 1, bed.trajectory[-6:]
 
     k_before = bed.status().adaptive.k  # type: ignore[union-attr]
     bed.store.apply(_pipeline(BUDGET // 2))

@@ -57,7 +57,7 @@ def test_the_api_server_etcd_and_prometheus_dying_mid_experiment_lose_no_status_
     manifest = test_one_driver.small_quickstart()
     manifest["metadata"] = {"name": NAME}
     workdir = tmp_path / "runtime"
-    flags = ("--runtime", "local", "--measure-step", "5s", "--workdir", str(workdir))
+    flags = ("--runtime", "local", *test_one_driver.MEASURE_STEP, "--workdir", str(workdir))
     outages = {}
     with harness.running(control_plane, namespace, tmp_path, *flags) as operator:
         harness.apply(control_plane, namespace, manifest)

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 PRODUCTION = controlplane.REPO / "examples" / "production" / "pipeline.yaml"
 MIRRORED = controlplane.REPO / "examples" / "production" / "experiment.yaml"
 SOURCE = "process-metrics"
-FLAGS = ("--runtime", "local", "--measure-step", "5s")
+FLAGS = ("--runtime", "local", "--measure-step", "2s")
 # the production pipeline's own traffic: 8 hosts of 40 processes, every 5 s, as agents would send it
 FEED = {"hosts": 8, "processes": 40, "interval": 5}
 

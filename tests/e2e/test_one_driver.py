@@ -38,9 +38,9 @@ from tests.harness import operator as harness
 
 pytestmark = pytest.mark.e2e
 QUICKSTART = controlplane.REPO / "examples" / "quickstart" / "experiment.yaml"
-MEASURE_STEP = ("--measure-step", "5s")
+MEASURE_STEP = ("--measure-step", "2s")
 # Longer than a query's 10 s timeout plus an analysis interval, so some measurement
-# fails; and longer than the 15 s lookback, so the samples of the pause are lost
+# fails; and longer than the 6 s lookback, so the samples of the pause are lost
 # and the verdict cannot be decided (it fails closed).
 PAUSE_SECONDS = 25
 TIMEOUT = 330
@@ -49,9 +49,9 @@ TIMEOUT = 330
 def small_quickstart() -> dict[str, Any]:
     manifest: dict[str, Any] = yaml.safe_load(QUICKSTART.read_text())
     spec = manifest["spec"]
-    spec["load"]["loadSim"].update(hosts=5, processesPerHost=40, churnPerMinute=0, intervalSeconds=5)
+    spec["load"]["loadSim"].update(hosts=5, processesPerHost=40, churnPerMinute=0)
     # analysis begins once both pipelines settle, at most 70 s in
-    spec.update(duration="3m", warmup="70s", analysisInterval="5s")
+    spec.update(duration="3m", warmup="70s")
     # small loads measure CPU and query totals noisily: looser objectives decide sooner
     spec["analysis"]["objectives"].update(maxQueryError=0.2, maxCpuIncrease=1.0, maxMemoryIncrease=1.0)
     # a batch late by a few seconds on a busy machine must not expire its series

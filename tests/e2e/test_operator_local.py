@@ -49,7 +49,7 @@ def local_operator(
         "--runtime",
         "local",
         "--measure-step",
-        "5s",
+        "2s",
         "--workdir",
         str(tmp_path / "runtime"),
         kubeconfig=kubeconfig,
@@ -189,7 +189,7 @@ def test_a_killed_local_operator_resumes_and_completes_with_one_verdict(
 ) -> None:
     """Killed while Running, and again while Analyzing."""
     workdir = tmp_path / "runtime"
-    flags = ("--runtime", "local", "--measure-step", "5s", "--workdir", str(workdir))
+    flags = ("--runtime", "local", "--measure-step", "2s", "--workdir", str(workdir))
     harness.apply(control_plane, namespace, yaml.safe_load(QUICKSTART.read_text()))
     with harness.running(control_plane, namespace, tmp_path, *flags) as first:
         harness.wait_for("Running", lambda: _phase(control_plane, namespace) == "Running", 120, first.log)

@@ -88,6 +88,7 @@ def test_a_hung_then_killed_candidate_is_flagged_and_its_lost_batches_refuse_a_p
     manifest = test_one_driver.small_quickstart()
     manifest["metadata"] = {"name": "restart"}
     manifest["spec"]["analysis"]["mode"] = "fixed"  # every sample, the restart's too, is in the verdict
+    manifest["spec"]["duration"] = "150s"  # it runs to its end: time enough after the warmup, the hang and the restart
     source = tmp_path / "restart.yaml"
     source.write_text(yaml.safe_dump(manifest))
     run = subprocess.Popen(

@@ -6,9 +6,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import promql_parser
 import pytest
 
 from phoenix_operator.controllers import drift as drift_controller
+from phoenix_operator.measure import prometheus, promql
 from phoenix_operator.models import experiment, kinds
 from phoenix_operator.reconcile import conditions, drift, promotion
 from phoenix_operator.runtime import memory
@@ -220,3 +222,20 @@ def test_an_automatic_rollback_restores_the_spec_from_before_the_promotion() -> 
     assert drift_controller.rollback(store, auto.model_copy(update={"status": done.status})) == (
         "the promotion to production was already rolled back"
     )
+
+
+@pytest.mark.parametrize("seconds", [22.7042, 30.0, 0.5, 300])
+def test_the_watchs_queries_over_a_span_of_any_length_are_promql(seconds: float) -> None:
+    # a verdict soon after the warmup leaves a measured span shorter than the interval, in fractions of a second
+    for query in (
+        prometheus.kept_ratio_query("lean", "candidate", seconds),
+        prometheus.cpu_per_point_query("lean", "baseline", seconds),
+        *prometheus.variant_queries("lean", "candidate", seconds / 4).values(),
+    ):
+        promql_parser.parse(query)
+
+
+@pytest.mark.parametrize("query", ["rate(cpu[1500ms])", "cpu offset 500ms", "max_over_time(cpu[5m:500ms])"])
+def test_a_query_with_a_duration_in_fractions_of_a_second_is_refused_not_changed(query: str) -> None:
+    with pytest.raises(promql.QueryError, match="not whole seconds"):
+        promql.scope(query, {"phoenix_variant": "candidate"})

@@ -36,7 +36,7 @@ def observe(
 ) -> adaptive.Observation:
     """The pipeline's exported series and each executable's processes and series at `at`."""
     scoped = labels.of_scrape(experiment, variant, labels.EXPORT)
-    window, rate_window = f"{window_seconds}s", f"{rate_window_seconds}s"
+    window, rate_window = promql.duration(window_seconds), promql.duration(rate_window_seconds)
     try:
         answers = {
             figure: client.instant_query(promql.scope(query.format(window=window, rate_window=rate_window), scoped), at)

@@ -281,8 +281,8 @@ class History:
 
 def variant_queries(name: str, variant: str, step_seconds: float) -> dict[str, str]:
     """Each figure's PromQL for samples `step_seconds` apart, scoped to one variant's series."""
-    rate = f"{RATE_STEPS * step_seconds:g}s"
-    points = f"{max(RATE_STEPS * step_seconds, POINTS_RATE_SECONDS):g}s"
+    rate = promql.duration(RATE_STEPS * step_seconds)
+    points = promql.duration(max(RATE_STEPS * step_seconds, POINTS_RATE_SECONDS))
     return {
         figure: promql.scope(
             query.replace("{rate}", rate).replace("{points}", points), labels.of_scrape(name, variant, scrape)
@@ -298,7 +298,8 @@ def load_queries(target: str) -> dict[str, str]:
 
 def _scoped(figure: tuple[str, str], experiment: str, variant: str, window_seconds: float) -> str:
     scrape, query = figure
-    return promql.scope(query.format(window=f"{window_seconds:g}s"), labels.of_scrape(experiment, variant, scrape))
+    window = promql.duration(window_seconds)
+    return promql.scope(query.format(window=window), labels.of_scrape(experiment, variant, scrape))
 
 
 def kept_ratio_query(experiment: str, variant: str, window_seconds: float) -> str:

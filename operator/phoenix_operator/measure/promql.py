@@ -36,9 +36,16 @@ class QueryError(ValueError):
     """The query is not PromQL Phoenix can scope to a variant."""
 
 
-def _duration(delta: datetime.timedelta) -> str:
-    milliseconds = round(delta.total_seconds() * 1000)
-    return f"{milliseconds}ms" if milliseconds >= 0 else f"-{-milliseconds}ms"
+def duration(seconds: float) -> str:
+    """`seconds` as a PromQL duration in whole seconds, at least one: PromQL takes no fraction, and a query is
+    printed back in whole seconds."""
+    return f"{max(1, round(seconds))}s"
+
+
+def _whole_seconds(delta: datetime.timedelta | None) -> None:
+    """Refuse a duration under or between whole seconds, which printing the query back would change."""
+    if delta is not None and delta.microseconds:
+        raise QueryError(f"a duration of {delta.total_seconds():g}s is not whole seconds, which Phoenix requires")
 
 
 def _at(modifier: object) -> str:
@@ -73,7 +80,9 @@ def _scoped_selector(selector: promql_parser.VectorSelector, labels: Mapping[str
     matchers += [f"{name}={json.dumps(value)}" for name, value in labels.items()]
     text = f"{selector.name or ''}{{{','.join(matchers)}}}"
     if selector.offset is not None:
-        text += f" offset {_duration(selector.offset)}"
+        _whole_seconds(selector.offset)
+        seconds = int(selector.offset.total_seconds())
+        text += f" offset {seconds}s" if seconds >= 0 else f" offset -{-seconds}s"
     if selector.at is not None:
         text += _at(selector.at)
     return promql_parser.parse(text)
@@ -89,6 +98,11 @@ def scope(query: str, labels: Mapping[str, str]) -> str:
     def visit(node: promql_parser.Expr) -> promql_parser.Expr | None:
         if isinstance(node, promql_parser.VectorSelector):
             return _scoped_selector(node, labels)
+        if isinstance(node, promql_parser.MatrixSelector):
+            _whole_seconds(node.range)
+        elif isinstance(node, promql_parser.SubqueryExpr):
+            for delta in (node.range, node.step, node.offset):
+                _whole_seconds(delta)
         return None
 
     return str(promql_parser.transform(tree, visit))
