@@ -12,7 +12,7 @@ from phoenix_operator import GROUP, VERSION
 from phoenix_operator.controllers import loadsim as loadsim_controller
 from phoenix_operator.handlers import context, metrics, status
 from phoenix_operator.models import kinds, loadsim, manifests
-from phoenix_operator.reconcile import loadsim as loadsim_reconcile
+from phoenix_operator.reconcile import loadsim as reconcile_loadsim
 from phoenix_operator.runtime import base as runtime_base
 
 PLURAL = "loadsims"
@@ -74,4 +74,4 @@ def watch_loads(runtime: runtime_base.Runtime) -> None:
         async def job_changed(event: kopf.RawEvent, **_: Any) -> None:
             workloads.record_job(str(event["type"]), dict(event["object"]))
 
-        kopf.on.event("batch", "v1", "jobs", labels=loadsim_reconcile.JOB_LABELS)(job_changed)
+        kopf.on.event("batch", "v1", "jobs", labels=reconcile_loadsim.JOB_LABELS)(job_changed)
