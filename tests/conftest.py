@@ -16,6 +16,13 @@ import pytest
 from phoenix_operator import binaries
 from phoenix_operator.runtime import local_components
 from tests.harness import controlplane
+from tests.harness import operator as harness
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow files first: `make test`'s workers take whole files in this order, and a long one started last
+    would leave the other workers idle while it runs."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def _require(binary: binaries.Binary) -> Path:
@@ -33,6 +40,12 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[controlp
     with controlplane.running(tmp_path_factory.mktemp("control-plane")) as plane:
         plane.install_crds()
         yield plane
+
+
+@pytest.fixture
+def namespace(control_plane: controlplane.ControlPlane) -> str:
+    """A fresh namespace in the session's control plane, so tests sharing it never see each other's objects."""
+    return harness.namespace(control_plane)
 
 
 StartCollector = Callable[..., local_components.LocalCollector]

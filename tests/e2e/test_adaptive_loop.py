@@ -30,7 +30,7 @@ from phoenix_operator.reconcile import adaptive
 from phoenix_operator.runtime import local as runtime_local
 from phoenix_operator.runtime import memory
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ADJUST_SECONDS = 10
 HOSTS = 4
 PROCESSES_PER_HOST = 150

@@ -22,18 +22,13 @@ import yaml
 from tests.harness import controlplane
 from tests.harness import operator as harness
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 PRODUCTION = controlplane.REPO / "examples" / "production" / "pipeline.yaml"
 MIRRORED = controlplane.REPO / "examples" / "production" / "experiment.yaml"
 SOURCE = "process-metrics"
 FLAGS = ("--runtime", "local", "--measure-step", "2s")
 # the production pipeline's own traffic: 8 hosts of 40 processes, every 5 s, as agents would send it
 FEED = {"hosts": 8, "processes": 40, "interval": 5}
-
-
-@pytest.fixture
-def namespace(control_plane: controlplane.ControlPlane) -> str:
-    return harness.namespace(control_plane)
 
 
 def _production() -> dict[str, Any]:
@@ -138,12 +133,6 @@ def _copies_to(plane: controlplane.ControlPlane, namespace: str) -> tuple[list[s
     return asked, (found.get("status") or {}).get("mirrors", [])
 
 
-def _phase(plane: controlplane.ControlPlane, namespace: str, name: str) -> str | None:
-    found = harness.get(plane, namespace, "pexp", name) or {}
-    phase: str | None = (found.get("status") or {}).get("phase")
-    return phase
-
-
 def _ready_on(plane: controlplane.ControlPlane, namespace: str, config_hash: str) -> bool:
     found = _pipeline(plane, namespace)
     ready = (harness.condition(found, "Ready") or {}).get("status") == "True"
@@ -180,11 +169,13 @@ def test_a_mirrored_experiment_judges_real_traffic_and_leaves_the_pipeline_as_it
         manifest = _mirrored()
         name = manifest["metadata"]["name"]
         harness.apply(control_plane, namespace, manifest)
-        harness.wait_for("Running", lambda: _phase(control_plane, namespace, name) == "Running", 90, operator.log)
+        harness.wait_for(
+            "Running", lambda: harness.phase(control_plane, namespace, name) == "Running", 90, operator.log
+        )
         assert _copies_to(control_plane, namespace) == ([name], [name])
         assert harness.get(control_plane, namespace, "lsim", f"{name}-load") is None, "a mirrored run sends no load"
         mirrored = []
-        while _phase(control_plane, namespace, name) in ("Running", "Analyzing"):
+        while harness.phase(control_plane, namespace, name) in ("Running", "Analyzing"):
             mirrored.append(_exported_series(prometheus))
             time.sleep(FEED["interval"])
             assert len(mirrored) < 80, operator.log()
@@ -237,7 +228,7 @@ def test_the_copy_is_removed_after_the_operator_is_killed_in_every_phase_and_whe
     with harness.running(control_plane, namespace, tmp_path, *flags) as operator:
         before = _production_running(control_plane, namespace, operator, feed)
         harness.apply(control_plane, namespace, manifest)
-        harness.wait_for("Initializing", lambda: _phase(control_plane, namespace, name) == "Initializing", 30)
+        harness.wait_for("Initializing", lambda: harness.phase(control_plane, namespace, name) == "Initializing", 30)
         seen.append("Initializing")
         operator.kill()
     for phase in ("Running", "Analyzing"):
@@ -245,7 +236,7 @@ def test_the_copy_is_removed_after_the_operator_is_killed_in_every_phase_and_whe
 
             def reached_or_ended(wanted: str = phase) -> str | None:
                 feed.follow()  # the restarted local runtime's collectors listen on new ports
-                found = _phase(control_plane, namespace, name)
+                found = harness.phase(control_plane, namespace, name)
                 return found if found in (wanted, "Completed", "Failed") else None
 
             reached = harness.wait_for(phase, reached_or_ended, 240, operator.log)
@@ -257,7 +248,7 @@ def test_the_copy_is_removed_after_the_operator_is_killed_in_every_phase_and_whe
     with harness.running(control_plane, namespace, tmp_path, *flags) as operator:
         harness.wait_for(
             "a verdict",
-            lambda: feed.follow() and _phase(control_plane, namespace, name) in ("Completed", "Failed"),
+            lambda: feed.follow() and harness.phase(control_plane, namespace, name) in ("Completed", "Failed"),
             120,
             operator.log,
         )

@@ -20,7 +20,7 @@ from phoenix_operator.loadsim import fleet
 from phoenix_operator.models import loadsim
 from phoenix_operator.runtime import local as runtime_local
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "examples/quickstart/experiment.yaml"
 PHOENIX = [sys.executable, "-m", "phoenix_operator"]
@@ -126,8 +126,10 @@ def test_quickstart_promotes_with_the_reduction_it_promises(tmp_path: Path) -> N
 def test_interrupt_stops_everything_and_reports_what_was_measured(
     tmp_path: Path, stop_signal: signal.Signals, at: str
 ) -> None:
-    # analysed from 20 s on at the latest, so the first progress line comes soon
-    manifest = _manifest(tmp_path, QUICKSTART, {"warmup": "20s", "analysisInterval": "5s"})
+    # analysed from 20 s on at the latest, so the first progress line comes soon; a fifth of the load is enough
+    load = yaml.YAML(typ="safe", pure=True).load(QUICKSTART.read_text())["spec"]["load"]
+    load["loadSim"]["processesPerHost"] //= 5
+    manifest = _manifest(tmp_path, QUICKSTART, {"warmup": "20s", "analysisInterval": "5s", "load": load})
     run = subprocess.Popen(
         [*PHOENIX, "run", "--local", "-f", manifest, "-o", "json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -133,6 +133,13 @@ def get(plane: controlplane.ControlPlane, namespace: str, kind: str, name: str) 
     return found
 
 
+def phase(plane: controlplane.ControlPlane, namespace: str, name: str) -> str | None:
+    """The experiment's phase, or None before it has one."""
+    found = get(plane, namespace, "pexp", name) or {}
+    current: str | None = (found.get("status") or {}).get("phase")
+    return current
+
+
 def wait_for(what: str, probe: Callable[[], Any], timeout: float, describe: Callable[[], str] = lambda: "") -> Any:
     """Poll `probe` until it returns something truthy; fail with `describe()` after timeout."""
     deadline = time.monotonic() + timeout
@@ -279,3 +286,18 @@ def metrics_reader_token(plane: controlplane.ControlPlane) -> str:
         "--serviceaccount", f"phoenix-system:{METRICS_READER}", check=False,
     )  # fmt: skip
     return plane.kubectl("create", "token", METRICS_READER, "-n", "phoenix-system").stdout.strip()
+
+
+def kubectl_phoenix(plane: controlplane.ControlPlane, *args: str) -> str:
+    """`kubectl phoenix ...` found by kubectl's plugin discovery, with this environment's commands on PATH."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    done = subprocess.run(
+        ["kubectl", "phoenix", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PATH": path, "KUBECONFIG": str(plane.kubeconfig)},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -27,11 +27,6 @@ def _active(replica: harness.Operator) -> bool:
     return log.rfind("Resuming operations") > log.rfind("Pausing operations")
 
 
-def _phase(plane: controlplane.ControlPlane, namespace: str) -> str | None:
-    phase: str | None = ((harness.get(plane, namespace, "pexp", NAME) or {}).get("status") or {}).get("phase")
-    return phase
-
-
 def test_the_standby_takes_over_a_killed_active_replica_and_every_transition_is_written_once(
     control_plane: controlplane.ControlPlane, prometheus: conftest.StartPrometheus, tmp_path: Path
 ) -> None:
@@ -57,13 +52,15 @@ def test_the_standby_takes_over_a_killed_active_replica_and_every_transition_is_
         # an empty Prometheus: the experiment runs to its end and is Inconclusive for want of data
         experiment = harness.experiment(NAME, duration="45s")
         harness.apply(control_plane, namespace, experiment)
-        harness.wait_for("Running", lambda: _phase(control_plane, namespace) == "Running", 60, active.log)
+        harness.wait_for("Running", lambda: harness.phase(control_plane, namespace, NAME) == "Running", 60, active.log)
         assert not _active(standby)
         active.kill()
         killed = time.monotonic()
         harness.wait_for("the standby to take over", lambda: _active(standby), 60, standby.log)
         handover = time.monotonic() - killed
-        harness.wait_for("Completed", lambda: _phase(control_plane, namespace) == "Completed", 120, standby.log)
+        harness.wait_for(
+            "Completed", lambda: harness.phase(control_plane, namespace, NAME) == "Completed", 120, standby.log
+        )
         found = harness.get(control_plane, namespace, "pexp", NAME)
     print(f"handover: {handover:.1f} s after SIGKILL")
     assert handover <= HANDOVER_LIMIT_SECONDS

@@ -38,11 +38,6 @@ IMAGE = "registry.example/phoenix-operator:test"
 
 
 @pytest.fixture
-def namespace(control_plane: controlplane.ControlPlane) -> str:
-    return harness.namespace(control_plane)
-
-
-@pytest.fixture
 def operator(control_plane: controlplane.ControlPlane, namespace: str, tmp_path: Path) -> Iterator[harness.Operator]:
     with harness.running(
         control_plane,
@@ -317,7 +312,9 @@ def test_secrets_reach_prometheus_and_the_collector_and_nothing_anyone_reads(
         control_plane, namespace, "pexp", "tokened", "MeasurementAvailable", "False", 60, operator.log
     )
     assert measured["reason"] == "NoData", measured
-    harness.wait_for("a verdict", lambda: _phase(control_plane, namespace, "tokened") == "Completed", 90, operator.log)
+    harness.wait_for(
+        "a verdict", lambda: harness.phase(control_plane, namespace, "tokened") == "Completed", 90, operator.log
+    )
     harness.wait_condition(
         control_plane, namespace, "ppp", vendored["metadata"]["name"], "Ready", "True", 60, operator.log
     )
@@ -547,12 +544,6 @@ def _loadsim(name: str, **spec: Any) -> dict[str, Any]:
     }
 
 
-def _phase(plane: controlplane.ControlPlane, namespace: str, name: str) -> str | None:
-    found = harness.get(plane, namespace, "pexp", name)
-    phase: str | None = ((found or {}).get("status") or {}).get("phase")
-    return phase
-
-
 def _events(plane: controlplane.ControlPlane, namespace: str, name: str) -> list[dict[str, Any]]:
     listed = json.loads(
         plane.kubectl(
@@ -679,7 +670,7 @@ def test_an_experiment_creates_its_children_runs_and_fails_when_prometheus_stays
 ) -> None:
     harness.apply(control_plane, namespace, harness.experiment("down"))
     harness.wait_for(
-        "Initializing", lambda: _phase(control_plane, namespace, "down") == "Initializing", 30, operator.log
+        "Initializing", lambda: harness.phase(control_plane, namespace, "down") == "Initializing", 30, operator.log
     )
     experiment = harness.get(control_plane, namespace, "pexp", "down")
     assert experiment is not None
@@ -689,7 +680,7 @@ def test_an_experiment_creates_its_children_runs_and_fails_when_prometheus_stays
         )
         assert child["metadata"]["ownerReferences"][0]["uid"] == experiment["metadata"]["uid"]
     harness.wait_for(
-        "Running", lambda: _phase(control_plane, namespace, "down") in ("Running", "Failed"), 60, operator.log
+        "Running", lambda: harness.phase(control_plane, namespace, "down") in ("Running", "Failed"), 60, operator.log
     )
     job = harness.wait_for(
         "the LoadSim Job", lambda: harness.get(control_plane, namespace, "job", "down-load-load"), 30, operator.log
@@ -711,7 +702,7 @@ def test_an_experiment_creates_its_children_runs_and_fails_when_prometheus_stays
     assert unavailable["reason"] == "PrometheusUnreachable"
     assert "127.0.0.1:9" in unavailable["message"]
     assert "verdict" not in harness.get(control_plane, namespace, "pexp", "down")["status"]  # type: ignore[index]
-    harness.wait_for("Failed", lambda: _phase(control_plane, namespace, "down") == "Failed", 30, operator.log)
+    harness.wait_for("Failed", lambda: harness.phase(control_plane, namespace, "down") == "Failed", 30, operator.log)
     failed = harness.get(control_plane, namespace, "pexp", "down")
     succeeded = harness.condition(failed, "Succeeded")
     assert succeeded is not None and (succeeded["status"], succeeded["reason"]) == ("False", "PrometheusUnreachable")
@@ -762,7 +753,7 @@ def test_measuring_resumes_when_prometheus_comes_back(
             server.stop()
         # it answers now, and has no series of this experiment: measuring goes on, no failure
         assert back["reason"] == "NoData", back
-        assert _phase(control_plane, namespace, "back") == "Running"
+        assert harness.phase(control_plane, namespace, "back") == "Running"
 
 
 def test_invalid_experiments_are_reported_and_the_rest_keep_being_served(
@@ -781,7 +772,7 @@ def test_invalid_experiments_are_reported_and_the_rest_keep_being_served(
     harness.apply(control_plane, namespace, harness.experiment("healthy"))
     harness.wait_for(
         "the healthy one to start",
-        lambda: _phase(control_plane, namespace, "healthy") == "Initializing",
+        lambda: harness.phase(control_plane, namespace, "healthy") == "Initializing",
         30,
         operator.log,
     )
@@ -815,7 +806,7 @@ def test_edits_to_a_started_experiment_are_refused_with_a_condition(
     manifest = harness.experiment("frozen")
     harness.apply(control_plane, namespace, manifest)
     harness.wait_for(
-        "Initializing", lambda: _phase(control_plane, namespace, "frozen") == "Initializing", 30, operator.log
+        "Initializing", lambda: harness.phase(control_plane, namespace, "frozen") == "Initializing", 30, operator.log
     )
     edited = copy.deepcopy(manifest)
     edited["spec"]["duration"] = "9m"
@@ -828,7 +819,9 @@ def test_edits_to_a_started_experiment_are_refused_with_a_condition(
     aborted = copy.deepcopy(manifest)
     aborted["spec"]["abort"] = True
     harness.apply(control_plane, namespace, aborted)
-    harness.wait_for("Aborted", lambda: _phase(control_plane, namespace, "frozen") == "Aborted", 30, operator.log)
+    harness.wait_for(
+        "Aborted", lambda: harness.phase(control_plane, namespace, "frozen") == "Aborted", 30, operator.log
+    )
     harness.wait_for(
         "the children to be removed",
         lambda: harness.get(control_plane, namespace, "ppp", "frozen-candidate") is None,
@@ -851,7 +844,7 @@ def test_a_finished_experiment_costs_nothing_and_its_ttl_deletes_it(
     )
     for manifest in (kept, expiring):
         harness.apply(control_plane, namespace, manifest)
-    harness.wait_for("Aborted", lambda: _phase(control_plane, namespace, "kept") == "Aborted", 30, operator.log)
+    harness.wait_for("Aborted", lambda: harness.phase(control_plane, namespace, "kept") == "Aborted", 30, operator.log)
     # the only experiment left is finished: nothing steps it any more
     harness.wait_for(
         "the one with a ttl to be deleted",
@@ -863,7 +856,7 @@ def test_a_finished_experiment_costs_nothing_and_its_ttl_deletes_it(
     harness.never(
         "a reconcile of a finished experiment", lambda: _experiment_reconciles(operator) > before, seconds=3 * 2.0 + 1
     )
-    assert _phase(control_plane, namespace, "kept") == "Aborted"  # without a ttl, kept
+    assert harness.phase(control_plane, namespace, "kept") == "Aborted"  # without a ttl, kept
 
 
 def test_the_operator_serves_its_metrics(
@@ -871,7 +864,7 @@ def test_the_operator_serves_its_metrics(
 ) -> None:
     harness.apply(control_plane, namespace, harness.experiment("counted"))
     harness.wait_for(
-        "Initializing", lambda: _phase(control_plane, namespace, "counted") == "Initializing", 30, operator.log
+        "Initializing", lambda: harness.phase(control_plane, namespace, "counted") == "Initializing", 30, operator.log
     )
     text = harness.wait_for(
         "metrics",
@@ -913,11 +906,13 @@ def test_a_killed_operator_resumes_every_phase_without_duplicates(
     harness.apply(control_plane, namespace, harness.experiment("restart"))
     with harness.running(control_plane, namespace, tmp_path, *flags) as first:
         harness.wait_for(
-            "Initializing", lambda: _phase(control_plane, namespace, "restart") == "Initializing", 30, first.log
+            "Initializing", lambda: harness.phase(control_plane, namespace, "restart") == "Initializing", 30, first.log
         )
         first.kill()
     with harness.running(control_plane, namespace, tmp_path, *flags) as second:
-        harness.wait_for("Running", lambda: _phase(control_plane, namespace, "restart") == "Running", 60, second.log)
+        harness.wait_for(
+            "Running", lambda: harness.phase(control_plane, namespace, "restart") == "Running", 60, second.log
+        )
         running = harness.get(control_plane, namespace, "pexp", "restart")
         children = _children(control_plane, namespace, "restart")
         second.kill()

@@ -51,11 +51,6 @@ def kubeconfig(control_plane: controlplane.ControlPlane, monkeypatch: pytest.Mon
     return control_plane.kubeconfig
 
 
-@pytest.fixture
-def namespace(control_plane: controlplane.ControlPlane) -> str:
-    return harness.namespace(control_plane)
-
-
 def _plugin(*args: str) -> tuple[int, str, str]:
     result = runner.invoke(app.app, list(args))
     return result.exit_code, result.stdout, result.stderr

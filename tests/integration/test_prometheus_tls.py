@@ -87,11 +87,6 @@ def operator(control_plane: controlplane.ControlPlane, namespace: str, tmp_path:
         yield running
 
 
-@pytest.fixture
-def namespace(control_plane: controlplane.ControlPlane) -> str:
-    return harness.namespace(control_plane)
-
-
 def _prometheus(url: str, ca_secret: str) -> dict[str, Any]:
     def ref(name: str, key: str) -> dict[str, str]:
         return {"name": name, "key": key}
