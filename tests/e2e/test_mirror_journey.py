@@ -289,3 +289,5 @@ def test_the_copy_is_removed_after_the_operator_is_killed_in_every_phase_and_whe
             operator.log,
         )
         assert _copies_to(control_plane, namespace) == ([], [])
+    # the killed operators' collectors were reaped by the next, even one killed while it started them
+    assert harness.started_under(str(tmp_path / "runtime")) == []

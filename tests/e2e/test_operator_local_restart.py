@@ -86,3 +86,4 @@ def test_a_killed_local_operator_resumes_and_completes_with_one_verdict(
         assert len(decisions) == 1 and decisions[0].get("count", 1) == 1
         pipelines = json.loads(control_plane.kubectl("get", "ppp", "-n", namespace, "-o", "json").stdout)["items"]
         assert pipelines == [] or all(p["metadata"].get("deletionTimestamp") for p in pipelines)
+    assert harness.started_under(str(workdir)) == [], "a collector, load or Prometheus outlived the operators"

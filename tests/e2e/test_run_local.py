@@ -19,27 +19,12 @@ from ruamel import yaml
 from phoenix_operator.loadsim import fleet
 from phoenix_operator.models import loadsim
 from phoenix_operator.runtime import local as runtime_local
+from tests.harness import operator as harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "examples/quickstart/experiment.yaml"
 PHOENIX = [sys.executable, "-m", "phoenix_operator"]
-
-
-def _started_under(marker: str) -> list[str]:
-    """Command lines of live processes that name `marker` in their command line or environment."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                environ = (entry / "environ").read_bytes().decode(errors="replace")
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if state != "Z" and (marker in cmdline or marker in environ):
-                found.append(cmdline)
-    return found
 
 
 @pytest.fixture(autouse=True)
@@ -55,9 +40,9 @@ def no_strays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     monkeypatch.setenv("TMPDIR", str(marker))
     yield
     deadline = time.monotonic() + 10
-    while _started_under(str(marker)) and time.monotonic() < deadline:
+    while harness.started_under(str(marker)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _started_under(str(marker)) == [], "a local run left processes behind"
+    assert harness.started_under(str(marker)) == [], "a local run left processes behind"
 
 
 def _run(*args: str, timeout: float = 420) -> subprocess.CompletedProcess[str]:

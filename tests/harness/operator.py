@@ -301,3 +301,19 @@ def kubectl_phoenix(plane: controlplane.ControlPlane, *args: str) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def started_under(marker: str) -> list[str]:
+    """Command lines of live processes that name `marker` in their command line or environment."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                environ = (entry / "environ").read_bytes().decode(errors="replace")
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state != "Z" and (marker in cmdline or marker in environ):
+                found.append(cmdline)
+    return found

@@ -123,17 +123,18 @@ class LocalRuntime:
             extra_args=[f"--query.lookback-delta={lookback_seconds(load_interval_seconds)}s"],
             file_sd_dir=targets,
         )
+        runtime = cls(root, server, secrets=secrets)
+        server.on_start = runtime._record
         try:
             server.start()
         except process.StartupError:
             server.stop()
             raise
-        runtime = cls(root, server, secrets=secrets)
-        runtime._record(server.process)
         return runtime
 
-    def _record(self, started: process.ManagedProcess | None) -> None:
-        if started is None or started.pid is None:
+    def _record(self, started: process.ManagedProcess) -> None:
+        """Note a child in the registry the next operator on this workdir reaps, as soon as it exists."""
+        if started.pid is None:
             return
         self.started[str(started.pid)] = started.argv[0]
         (self.workdir / REGISTRY).write_text(json.dumps(self.started), encoding="utf-8")
@@ -200,7 +201,9 @@ class LocalRuntime:
                 env = {s.env_var: self._secret(obj, s.secret) for s in rendered.secret_env}
             except runtime_base.SecretUnreadable as error:
                 unreadable = str(error)
-            collector = local_components.LocalCollector(obj.metadata.name, config, self.workdir / key, env)
+            collector = local_components.LocalCollector(
+                obj.metadata.name, config, self.workdir / key, env, on_start=self._record
+            )
             # a new config keeps the ports, as a pod keeps its Service: the load's endpoints stay valid
             same_ports = running is not None and running.failure is None
             if running is not None and same_ports:
@@ -215,7 +218,6 @@ class LocalRuntime:
             except process.StartupError as error:
                 collector.stop()
                 running.failure = f"collector failed to start: {error}"
-            self._record(collector.process)
             self._write_targets()
             return self._observed(running)
 
@@ -251,7 +253,6 @@ class LocalRuntime:
             return
         with contextlib.suppress(process.StartupError):  # still down: measurements say so, and the next look retries
             server.start()
-            self._record(server.process)
 
     def observe_pipeline(self, obj: kinds.PhoenixProcessPipeline) -> reconcile_pipeline.Observed | None:
         with self.lock:
@@ -267,7 +268,6 @@ class LocalRuntime:
                 except process.StartupError as error:
                     collector.stop()
                     running.failure = f"collector failed to restart: {error}"
-                self._record(collector.process)
             return self._observed(running)
 
     def delete_pipeline(self, obj: kinds.PhoenixProcessPipeline) -> None:
@@ -296,13 +296,14 @@ class LocalRuntime:
                     "phoenix_operator",
                     *reconcile_loadsim.arguments(obj.spec, targets, summary_file=str(summary), metrics=metrics),
                 ]
-                load = process.ManagedProcess(f"loadsim {key}", argv, self.workdir / f"{key}.loadsim.log")
+                load = process.ManagedProcess(
+                    f"loadsim {key}", argv, self.workdir / f"{key}.loadsim.log", on_start=self._record
+                )
                 self.loads[key] = load
                 self.load_metrics[key] = f"{metrics[0]}:{metrics[1]}"
                 self._write_targets()
                 load.start()
                 self.load_started[key] = datetime.now(UTC).isoformat()
-                self._record(load)
             return self._load_observed(key, load)
 
     def observe_load(self, obj: kinds.LoadSim) -> reconcile_loadsim.Observed | None:

@@ -45,6 +45,7 @@ class LocalCollector:
     workdir: Path
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
     listen: render_pipeline.Listen = dataclasses.field(default_factory=loopback_listen)
+    on_start: Callable[[process.ManagedProcess], None] | None = None
     process: process.ManagedProcess | None = None
 
     @property
@@ -81,6 +82,7 @@ class LocalCollector:
             [str(binary), f"--config=file:{config}"],
             self.workdir / f"{self.name}.log",
             env={"PATH": "/usr/bin:/bin", **self.env},
+            on_start=self.on_start,
         )
         self.process.start()
         started = self.process
@@ -158,6 +160,7 @@ class LocalPrometheus:
     file_sd_dir: Path | None = None
     retention: str = "1d"
     rule_files: Sequence[Path] = ()
+    on_start: Callable[[process.ManagedProcess], None] | None = None
     process: process.ManagedProcess | None = None
 
     @property
@@ -190,6 +193,7 @@ class LocalPrometheus:
                 *self.extra_args,
             ],
             self.workdir / "prometheus.log",
+            on_start=self.on_start,
         )
         self.process.start()
         self.process.wait_healthy(lambda: _http_ok(f"{self.url}/-/ready"), timeout, "readiness")

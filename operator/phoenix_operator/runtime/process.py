@@ -61,12 +61,16 @@ class ManagedProcess:
         log_path: Path,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        on_start: Callable[[ManagedProcess], None] | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
+        # told the moment the child exists, before any wait on it: whoever must reap it later learns its pid
+        # even if this process is killed while the child starts
+        self.on_start = on_start
         self._popen: subprocess.Popen[bytes] | None = None
         self._log_start = 0  # the log is appended to; tail() shows only this start's output
 
@@ -90,6 +94,8 @@ class ManagedProcess:
                 )
             except OSError as error:
                 raise StartupError(f"{self.name}: cannot start {self.argv[0]}: {error}") from None
+        if self.on_start is not None:
+            self.on_start(self)
 
     @property
     def returncode(self) -> int | None:
