@@ -53,12 +53,12 @@ e2e: venv tools
 	$(BIN)/pytest tests/e2e
 
 # pytest exits 5 when it collected nothing; that must fail, and it does,
-# because only exit code 0 passes here. Five workers on two cores, each taking
+# because only exit code 0 passes here. Four workers on two cores, each taking
 # whole test files: the long experiments mostly wait on their clocks, and a
 # file's module fixtures (one_driver's scenarios) must run once, in one worker.
 # The files go out in collection order, which puts the slow ones first.
 test: venv tools lint
-	$(BIN)/pytest -n 5 --dist loadfile --no-loadscope-reorder tests
+	$(BIN)/pytest -n 4 --dist loadfile --no-loadscope-reorder tests
 
 demo: venv demo-tools
 	$(BIN)/phoenix run --local -f examples/quickstart/experiment.yaml --report phoenix-report.html

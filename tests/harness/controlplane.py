@@ -92,7 +92,7 @@ class ControlPlane:
     def install_crds(self) -> None:
         self.kubectl("apply", "--server-side", "-k", str(REPO / "crds"))
         names = [f"crd/{kind.crd_name}" for kind in kinds.KINDS]
-        self.kubectl("wait", "--for=condition=Established", "--timeout=30s", *names)
+        self.kubectl("wait", "--for=condition=Established", "--timeout=120s", *names)
 
 
 def _b64(path: Path) -> str:
