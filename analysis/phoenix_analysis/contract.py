@@ -278,6 +278,15 @@ class VariantSummary(_Strict):
     monthly_cost_usd: float
 
 
+class ConfidenceSequence(_Strict):
+    """The series reduction's running estimate and bounds, one point per sample the engine used."""
+
+    sample: list[int]  # each point's sample in the input, gaps included: gap samples have no point
+    estimate: list[float]
+    ci_low: list[float]
+    ci_high: list[float]
+
+
 class Result(_Strict):
     decision: Decision = "Inconclusive"
     reasons: list[Reason] = pydantic.Field(default_factory=list)
@@ -296,7 +305,7 @@ class Result(_Strict):
     decided_at_index: int | None = None
     mode: Literal["sequential", "fixed"] = "sequential"
     wilcoxon_p_value: float | None = None
-    series_reduction_sequence: dict[str, list[float]] | None = None
+    series_reduction_sequence: ConfidenceSequence | None = None
 
     @property
     def reason_texts(self) -> list[str]:

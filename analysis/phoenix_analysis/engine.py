@@ -343,9 +343,12 @@ def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
         decided_at_index=sample_at if decided_at is not None and spec.mode == "sequential" else None,
         mode=spec.mode,
         wilcoxon_p_value=wilcoxon_p_value,
-        series_reduction_sequence={
-            name: values.tolist() for name, values in zip(("estimate", "ciLow", "ciHigh"), series.bounds, strict=True)
-        },
+        series_reduction_sequence=contract.ConfidenceSequence(
+            sample=kept.tolist(),
+            estimate=series.bounds[0].tolist(),
+            ci_low=series.bounds[1].tolist(),
+            ci_high=series.bounds[2].tolist(),
+        ),
     )
 
 

@@ -162,11 +162,12 @@ def from_run(
         series = {"baseline": measurement.baseline.active_series, "candidate": measurement.candidate.active_series}
         charts.append(_chart("Active series per variant", xs, series))
         sequence = analysis.series_reduction_sequence
-        if sequence and len(sequence["estimate"]) == len(xs):
+        if sequence:
             charts.append(
                 _chart(
                     "Series reduction: estimate and confidence sequence (dashed: objective)",
-                    xs, {"candidate": sequence["estimate"]}, (sequence["ciLow"], sequence["ciHigh"]), objective, True,
+                    [xs[i] for i in sequence.sample], {"candidate": sequence.estimate},
+                    (sequence.ci_low, sequence.ci_high), objective, True,
                 )
             )  # fmt: skip
         for query in measurement.critical_queries:
