@@ -8,6 +8,7 @@ says how to get it.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from dataclasses import dataclass
@@ -55,11 +56,18 @@ def find(binary: Binary) -> Path | None:
     if explicit:
         path = Path(explicit)
         return path if path.is_file() and os.access(path, os.X_OK) else None
-    cached = sorted(tools_dir().glob(binary.cache_glob)) if binary.cache_glob else []
-    if cached:
-        return cached[-1]
+    cached = _newest_build(str(tools_dir()), binary.cache_glob) if binary.cache_glob else None
+    if cached is not None:
+        return cached
     on_path = shutil.which(binary.name)
     return Path(on_path) if on_path else None
+
+
+# once per directory: the operator looks for the collector on every reconcile, and a glob reads the directory
+@functools.lru_cache(maxsize=32)
+def _newest_build(directory: str, pattern: str) -> Path | None:
+    builds = sorted(Path(directory).glob(pattern))
+    return builds[-1] if builds else None
 
 
 def require(binary: Binary) -> Path:

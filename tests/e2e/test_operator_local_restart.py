@@ -6,13 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
+from tests.e2e import test_one_driver
 from tests.harness import controlplane
 from tests.harness import operator as harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-QUICKSTART = controlplane.REPO / "examples" / "quickstart" / "experiment.yaml"
 
 
 def _alive(pid: int) -> bool:
@@ -25,10 +24,10 @@ def _alive(pid: int) -> bool:
 def test_a_killed_local_operator_resumes_and_completes_with_one_verdict(
     control_plane: controlplane.ControlPlane, namespace: str, tmp_path: Path
 ) -> None:
-    """Killed while Running, and again while Analyzing."""
+    """Killed while Running, and again while Analyzing, on the small quickstart: it tests resuming, not the numbers."""
     workdir = tmp_path / "runtime"
     flags = ("--runtime", "local", "--measure-step", "2s", "--workdir", str(workdir))
-    harness.apply(control_plane, namespace, yaml.safe_load(QUICKSTART.read_text()))
+    harness.apply(control_plane, namespace, test_one_driver.small_quickstart())
     with harness.running(control_plane, namespace, tmp_path, *flags) as first:
         harness.wait_for(
             "Running", lambda: harness.phase(control_plane, namespace, "quickstart") == "Running", 120, first.log

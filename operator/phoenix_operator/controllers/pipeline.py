@@ -47,9 +47,9 @@ def deploy(store: runtime_base.Store, runtime: runtime_base.Runtime, namespace: 
         now = datetime.now(UTC)
         new = reconcile_pipeline.invalid_status(obj, previous, obj.metadata.generation, str(error), now)
         return _write(store, body, new, ("Warning", "InvalidSpec", str(error)))
-    refusal = (
-        collector.refusal(reconcile_pipeline.shape(obj, previous.adaptive, mirrors)) if collector.installed() else None
-    )
+    # a config already deployed was judged before it was
+    judged = rendered.config_hash == previous.config_hash or not collector.installed()
+    refusal = None if judged else collector.refusal(reconcile_pipeline.shape(obj, previous.adaptive, mirrors))
     if refusal is not None:
         # never deployed: the ConfigMap the running collectors would reload stays as it is
         new = reconcile_pipeline.rejected_status(obj, previous, refusal, datetime.now(UTC))

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -136,10 +137,21 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+_loaders = threading.local()
+
+
+def _loader() -> yaml.YAML:
+    """A libyaml-backed loader, one per thread: the operator renders on every reconcile, from several threads,
+    and building one reads ruamel's plug-in directory."""
+    loader: yaml.YAML | None = getattr(_loaders, "yaml", None)
+    if loader is None:
+        loader = _loaders.yaml = yaml.YAML(typ="safe")
+    return loader
+
+
 def _parse(text: str) -> dict[str, Any]:
-    loader = yaml.YAML(typ="safe")  # libyaml-backed parsing: the operator renders on every reconcile
     try:
-        parsed = loader.load(io.StringIO(text))
+        parsed = _loader().load(io.StringIO(text))
     except yaml_error.YAMLError as error:
         raise RenderError(f"template produced invalid YAML: {error}") from None
     if not isinstance(parsed, dict):
