@@ -32,7 +32,7 @@ from tests import conftest
 from tests.harness import controlplane, faults, otlp
 from tests.harness import operator as harness
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 EXAMPLES = controlplane.REPO / "examples"
 IMAGE = "registry.example/phoenix-operator:test"
 

@@ -135,6 +135,9 @@ def run(
     if metrics_port:
         from prometheus_client import start_http_server
 
+        for each in target:  # before the first scrape can come
+            sender.count_from_zero(each)
+
         try:
             start_http_server(metrics_port, addr=metrics_address, registry=sender.REGISTRY)
         except OSError as error:

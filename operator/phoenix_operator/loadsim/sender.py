@@ -45,6 +45,12 @@ class UnreachableTarget(Exception):
     pass
 
 
+def count_from_zero(target: str) -> None:
+    """Every counter of `target` reads 0 from now on, so a scrape tells "none failed" from "not scraped"."""
+    for counter in (POINTS, BATCHES, BYTES, ERRORS, DROPPED):
+        counter.labels(target)
+
+
 def metrics_url(target: str) -> str:
     base = target.rstrip("/")
     return base if base.endswith("/v1/metrics") else f"{base}/v1/metrics"
@@ -94,9 +100,7 @@ class TargetSender:
         self.stats = TargetStats(self.target)
         self._queues = [asyncio.Queue(maxsize=self.queue_size) for _ in range(self.lanes)]
         self._url = metrics_url(self.target)
-        # every counter reads 0 from the start, so a scrape tells "none failed" from "not scraped"
-        for counter in (POINTS, BATCHES, BYTES, ERRORS, DROPPED):
-            counter.labels(self.target)
+        count_from_zero(self.target)
 
     def offer(self, body: bytes, points: int, host: int) -> None:
         """Queue a request without waiting; a full queue drops it and counts the drop."""
