@@ -7,7 +7,6 @@ fails the test with the name of the binary and `make tools`; it never skips.
 
 from __future__ import annotations
 
-import collections
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -22,15 +21,8 @@ from tests.harness import operator as harness
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The slow files first: `make test`'s workers take whole files in this order, and a long one started last
-    would leave the other workers idle while it runs. Among them, those with the most tests first: a worker takes
-    another file once two or fewer of its tests are left, so two one-test experiments would pair up on it."""
-    per_file = collections.Counter(item.path for item in items)
-
-    def order(item: pytest.Item) -> tuple[bool, int]:
-        slow = item.get_closest_marker("slow") is not None
-        return not slow, -per_file[item.path] if slow else 0
-
-    items.sort(key=order)
+    would leave the other workers idle while it runs."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def _require(binary: binaries.Binary) -> Path:
