@@ -58,7 +58,7 @@ e2e: venv tools
 # file's module fixtures (one_driver's scenarios) must run once, in one worker.
 # The files go out in collection order, which puts the slow ones first.
 test: venv tools lint
-	$(BIN)/pytest -n 5 --dist loadfile --no-loadscope-reorder tests
+	$(BIN)/pytest -n 4 --dist loadfile --no-loadscope-reorder tests
 
 demo: venv demo-tools
 	$(BIN)/phoenix run --local -f examples/quickstart/experiment.yaml --report phoenix-report.html

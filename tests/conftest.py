@@ -8,7 +8,7 @@ fails the test with the name of the binary and `make tools`; it never skips.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -61,8 +61,10 @@ def otelcol(tmp_path: Path) -> Iterator[StartCollector]:
     _require(binaries.OTELCOL)
     started: list[local_components.LocalCollector] = []
 
-    def start(render: Callable[..., str], name: str = "collector") -> local_components.LocalCollector:
-        collector = local_components.LocalCollector(name, render, tmp_path / name)
+    def start(
+        render: Callable[..., str], name: str = "collector", env: Mapping[str, str] | None = None
+    ) -> local_components.LocalCollector:
+        collector = local_components.LocalCollector(name, render, tmp_path / name, env or {})
         started.append(collector)
         collector.start()
         return collector

@@ -58,9 +58,12 @@ def test_an_overloaded_collector_refuses_data_and_stays_up(otelcol: conftest.Sta
             "collector": {"resources": {"limits": {"memory": f"{CONTAINER_MIB}Mi"}}},
         }
     )
-    collector = otelcol(
-        lambda listen: render_pipeline.render(spec, experiment="overload", variant="baseline", listen=listen).text
-    )
+
+    def rendered(listen: render_pipeline.Listen) -> render_pipeline.RenderedConfig:
+        return render_pipeline.render(spec, experiment="overload", variant="baseline", listen=listen)
+
+    # with the environment either runtime gives it
+    collector = otelcol(lambda listen: rendered(listen).text, env=rendered(render_pipeline.Listen()).runtime_env)
     telemetry = collector.telemetry_address
     statuses: dict[int, int] = {}
     highest_heap = highest_rss = 0.0

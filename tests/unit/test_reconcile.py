@@ -414,6 +414,22 @@ def test_a_config_change_changes_only_the_pod_template_hash() -> None:
     assert reconcile_pipeline.manifests(one, reconcile_pipeline.render(one)) == first  # rendering is deterministic
 
 
+def test_the_collector_container_collects_garbage_harder_near_the_memory_limiters_limit() -> None:
+    obj = kinds.PhoenixProcessPipeline.model_validate(
+        {
+            "apiVersion": "phoenix.io/v1alpha1",
+            "kind": "PhoenixProcessPipeline",
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
+            "spec": {"template": "baseline", "collector": {"resources": {"limits": {"memory": "512Mi"}}}},
+        }
+    )
+    rendered = reconcile_pipeline.render(obj)
+    container = reconcile_pipeline.manifests(obj, rendered)[1]["spec"]["template"]["spec"]["containers"][0]
+    limiter = rendered.config["processors"]["memory_limiter"]["limit_mib"]
+    assert limiter == 409
+    assert {"name": "GOMEMLIMIT", "value": f"{limiter}MiB"} in container["env"]
+
+
 def test_a_pipeline_is_valid_once_rendered_and_ready_only_with_its_own_config() -> None:
     obj = kinds.PhoenixProcessPipeline.model_validate(
         {

@@ -81,7 +81,8 @@ def _metadata(obj: kinds.PhoenixProcessPipeline) -> dict[str, Any]:
 
 def _container(spec: render_pipeline.AnyPipelineSpec, rendered: render_pipeline.RenderedConfig) -> dict[str, Any]:
     collector = spec.collector
-    env = [
+    env: list[dict[str, Any]] = [{"name": name, "value": value} for name, value in rendered.runtime_env.items()]
+    env += [
         {"name": s.env_var, "valueFrom": {"secretKeyRef": {"name": s.secret.name, "key": s.secret.key}}}
         for s in rendered.secret_env
     ]

@@ -87,6 +87,17 @@ class RenderedConfig:
     secret_env: tuple[SecretEnv, ...]
     adaptation: Adaptation = Adaptation()
     mirrors: tuple[Mirror, ...] = ()
+    memory_limit_mib: int | None = None
+
+    @property
+    def runtime_env(self) -> dict[str, str]:
+        """The collector's environment besides secrets, the same in a pod and a local process.
+
+        GOMEMLIMIT at the memory_limiter's limit makes Go collect garbage harder as the heap nears it:
+        the limiter checks once a second and refuses only new data, so without it the garbage of a
+        burst (and of the refused requests' decoding) can carry the process past its container's limit.
+        """
+        return {} if self.memory_limit_mib is None else {"GOMEMLIMIT": f"{self.memory_limit_mib}MiB"}
 
 
 class RenderError(Exception):
@@ -212,4 +223,6 @@ def render(
         checks.check_structure(config)
     except checks.InvalidConfig as error:
         raise RenderError(f"template {spec.template}: {error}") from None
-    return RenderedConfig(text, config, config_hash(config), secrets, adaptation, tuple(mirrors))
+    return RenderedConfig(
+        text, config, config_hash(config), secrets, adaptation, tuple(mirrors), memory_limit_mib=memory_limit_mib
+    )

@@ -194,11 +194,11 @@ class LocalRuntime:
                     mirrors=rendered.mirrors,
                 ).text
 
-            env: dict[str, str] = {}
+            env = rendered.runtime_env
             unreadable: str | None = None
             try:
                 # as a pod's secretKeyRef would: the values reach the process, never a file or a log
-                env = {s.env_var: self._secret(obj, s.secret) for s in rendered.secret_env}
+                env |= {s.env_var: self._secret(obj, s.secret) for s in rendered.secret_env}
             except runtime_base.SecretUnreadable as error:
                 unreadable = str(error)
             collector = local_components.LocalCollector(
