@@ -4,6 +4,7 @@ resources to both shadows, samples whole hosts, and never holds up or refuses th
 from __future__ import annotations
 
 import re
+import statistics
 import time
 from collections.abc import Callable
 
@@ -53,9 +54,14 @@ def _shadow(otelcol: conftest.StartCollector, variant: str) -> local_components.
     return otelcol(render, variant)
 
 
-def _send_every_host(production: local_components.LocalCollector) -> None:
+def _send_every_host(production: local_components.LocalCollector) -> list[float]:
+    """The seconds each host's request took."""
+    took = []
     for host in HOSTS:
+        began = time.monotonic()
         assert otlp.post(production.otlp_http_url, otlp.gauge_request("mirror.probe", 1.0, {"host.name": host})) == 200
+        took.append(time.monotonic() - began)
+    return took
 
 
 def test_a_sampled_mirror_copies_the_same_whole_hosts_to_both_shadows(otelcol: conftest.StartCollector) -> None:
@@ -84,22 +90,22 @@ def test_a_mirror_whose_shadows_are_down_never_holds_up_or_refuses_the_pipelines
     closed = [f"http://127.0.0.1:{process.free_port()}" for _ in range(2)]
     mirror = render_pipeline.Mirror("lean", (("baseline", closed[0]), ("candidate", closed[1])))
     production = {"mirrored": _production(otelcol, (mirror,)), "unmirrored": _production(otelcol, (), "plain")}
-    elapsed = dict.fromkeys(production, 0.0)
+    took: dict[str, list[float]] = {which: [] for which in production}
     for _ in range(3):
         for which, collector in production.items():
-            began = time.monotonic()
-            _send_every_host(collector)
-            elapsed[which] += time.monotonic() - began
+            took[which] += _send_every_host(collector)
     for collector in production.values():
         _wait("the pipeline's own export", lambda c=collector: _exported_hosts(c) == set(HOSTS))  # type: ignore[misc]
     mirrored = production["mirrored"]
     accepted = otlp.telemetry(mirrored.telemetry_address, "otelcol_receiver_accepted_metric_points")
     refused = otlp.telemetry(mirrored.telemetry_address, "otelcol_receiver_refused_metric_points")
-    ratio = elapsed["mirrored"] / elapsed["unmirrored"]
+    median = {which: statistics.median(seconds) for which, seconds in took.items()}
     print(
-        f"120 requests each: mirrored to two closed ports {elapsed['mirrored']:.2f}s, unmirrored"
-        f" {elapsed['unmirrored']:.2f}s (ratio {ratio:.2f}); accepted {accepted:g}, refused {refused:g}"
+        f"120 requests each: mirrored to two closed ports {sum(took['mirrored']):.2f}s in all, median"
+        f" {median['mirrored'] * 1000:.0f} ms; unmirrored {sum(took['unmirrored']):.2f}s, median"
+        f" {median['unmirrored'] * 1000:.0f} ms; accepted {accepted:g}, refused {refused:g}"
     )
     assert accepted == 3 * len(HOSTS) and refused == 0
-    # a send held up by the mirror would wait out the exporter's 2 s timeout, several times over
-    assert elapsed["mirrored"] < 1.5 * elapsed["unmirrored"] + 1.0
+    # A send held up by the mirror would wait out the exporter's 2 s timeout, each time. The median, not the
+    # total: on a busy machine the mirrored collector's failed connections cost CPU, which the total shows.
+    assert median["mirrored"] < median["unmirrored"] + 0.5

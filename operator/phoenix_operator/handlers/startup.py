@@ -50,6 +50,10 @@ class Options:
 
 
 PEERING_LIFETIME_SECONDS = 20
+# Seconds between attempts of one API request, about five minutes in all. kopf's default gives up after
+# about a minute, and a watch that gives up stops the whole operator: an API server restarting on a busy
+# machine answers 503 ("before all known HTTP paths have been installed") for longer than that.
+API_RETRY_BACKOFFS_SECONDS = (1, 1, 2, 3, 5, 8, 13, 21, 30, 30, 30, 30, 30, 30, 30, 30)
 
 
 def _settings(peering: str | None) -> kopf.OperatorSettings:
@@ -71,6 +75,7 @@ def _settings(peering: str | None) -> kopf.OperatorSettings:
         # takes over from a killed active one within it
         settings.peering.lifetime = PEERING_LIFETIME_SECONDS
     settings.execution.max_workers = 4
+    settings.networking.error_backoffs = API_RETRY_BACKOFFS_SECONDS
     return settings
 
 
