@@ -35,7 +35,7 @@ def test_collector_validates_configs_rendered_from_hostile_values(value: str) ->
 def test_collector_rejects_a_broken_config() -> None:
     rendered = render_cases.rendered("baseline-defaults")
     broken = render_pipeline.RenderedConfig(
-        rendered.text.replace("limit_mib: 512", "limit_mib: lots"), rendered.config, "", ()
+        rendered.text.replace("limit_mib: 512", "limit_mib: lots"), rendered.config, "", (), 512
     )
     with pytest.raises(collector.CollectorRejected, match="limit_mib"):
         collector.validate(broken)

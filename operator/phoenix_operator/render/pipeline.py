@@ -85,9 +85,9 @@ class RenderedConfig:
     config: dict[str, Any]
     config_hash: str
     secret_env: tuple[SecretEnv, ...]
+    memory_limit_mib: int  # the memory_limiter's
     adaptation: Adaptation = Adaptation()
     mirrors: tuple[Mirror, ...] = ()
-    memory_limit_mib: int | None = None
 
     @property
     def runtime_env(self) -> dict[str, str]:
@@ -97,7 +97,7 @@ class RenderedConfig:
         the limiter checks once a second and refuses only new data, so without it the garbage of a
         burst (and of the refused requests' decoding) can carry the process past its container's limit.
         """
-        return {} if self.memory_limit_mib is None else {"GOMEMLIMIT": f"{self.memory_limit_mib}MiB"}
+        return {"GOMEMLIMIT": f"{self.memory_limit_mib}MiB"}
 
 
 class RenderError(Exception):
@@ -223,6 +223,4 @@ def render(
         checks.check_structure(config)
     except checks.InvalidConfig as error:
         raise RenderError(f"template {spec.template}: {error}") from None
-    return RenderedConfig(
-        text, config, config_hash(config), secrets, adaptation, tuple(mirrors), memory_limit_mib=memory_limit_mib
-    )
+    return RenderedConfig(text, config, config_hash(config), secrets, memory_limit_mib, adaptation, tuple(mirrors))
