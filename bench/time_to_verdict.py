@@ -18,7 +18,7 @@ objective. On i.i.d. noise, where savvi's assumptions hold, the samples to a
 verdict are compared; on AR(1) noise, as real scrapes give, so are the false
 Promotes at a true reduction equal to the objective.
 
-    .venv/bin/python -m bench.time_to_verdict [--simulations 200]
+    .venv/bin/python -m bench.time_to_verdict [--simulations 200] [--null-simulations 1000]
 """
 
 from __future__ import annotations
@@ -104,14 +104,19 @@ def savvi_verdict(series: np.ndarray[Any, Any], alpha: float) -> tuple[int, str]
     return _first_verdict(bounds[:, 0], bounds[:, 1], 1)
 
 
-def compare_with_savvi(simulations: int, alpha: float) -> None:
+def compare_with_savvi(simulations: int, null_simulations: int, alpha: float) -> None:
     print(f"\npeer savvi {version('savvi')}: the same series reduction, a look after every sample, alpha {alpha}")
     rng = np.random.default_rng(11)
     for noise, phi in NOISES:
         runs = {"phoenix": phoenix_verdict, "savvi": savvi_verdict}
-        nulls = [reduction_series(rng, HORIZON, OBJECTIVE, phi) for _ in range(simulations)]
+        nulls = [reduction_series(rng, HORIZON, OBJECTIVE, phi) for _ in range(null_simulations)]
         false = {name: np.mean([judge(x, alpha)[1] == "Promote" for x in nulls]) for name, judge in runs.items()}
-        line = [f"{noise}: false Promote at the objective phoenix {false['phoenix']:.3f}, savvi {false['savvi']:.3f}"]
+        # how closely this many runs pin down a rate near alpha
+        standard_error = np.sqrt(alpha * (1 - alpha) / null_simulations)
+        line = [
+            f"{noise}: false Promote at the objective phoenix {false['phoenix']:.3f}, savvi {false['savvi']:.3f}"
+            f" (+-{standard_error:.3f}, {null_simulations} runs)"
+        ]
         if phi == 0:
             for effect in PEER_EFFECTS:
                 series = [reduction_series(rng, HORIZON, OBJECTIVE + effect, phi) for _ in range(simulations)]
@@ -160,6 +165,12 @@ def compare_with_fixed(effect: float, nulls: list[dict[str, Any]], false_sequent
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--simulations", type=int, default=200)
+    parser.add_argument(
+        "--null-simulations",
+        type=int,
+        default=1000,
+        help="runs at a true reduction equal to the objective, for the false-Promote rates against savvi",
+    )
     args = parser.parse_args()
     null_rng = np.random.default_rng(7)
     nulls = [simulate.experiment(null_rng, HORIZON, reduction=OBJECTIVE) for _ in range(args.simulations)]
@@ -167,7 +178,7 @@ def main() -> int:
     print(f"objective {OBJECTIVE:.2f}: sequential false promotions at the objective {false_sequential:.3f}")
     for effect in FIXED_EFFECTS:
         compare_with_fixed(effect, nulls, false_sequential, args.simulations)
-    compare_with_savvi(args.simulations, 0.05)
+    compare_with_savvi(args.simulations, args.null_simulations, 0.05)
     return 0
 
 
