@@ -89,10 +89,22 @@ class ControlPlane:
         _write_kubeconfig(path, self.url, self.workdir / "apiserver-certs" / "apiserver.crt", {"token": token})
         return path
 
-    def install_crds(self) -> None:
-        self.kubectl("apply", "--server-side", "-k", str(REPO / "crds"))
+    def install_crds(self, timeout: float = 120) -> None:
+        """Apply the CRDs and wait until they are served. A busy API server can answer an apply or a read with an
+        error for a moment (kubectl then exits 1 at once), so both are retried until the deadline."""
+        deadline = time.monotonic() + timeout
         names = [f"crd/{kind.crd_name}" for kind in kinds.KINDS]
-        self.kubectl("wait", "--for=condition=Established", "--timeout=120s", *names)
+        steps = [["apply", "--server-side", "-k", str(REPO / "crds")], ["wait", "--for=condition=Established", *names]]
+        for step in steps:
+            while True:
+                remaining = max(1, int(deadline - time.monotonic()))
+                result = self.kubectl(*step, f"--timeout={min(remaining, 50)}s", check=False)
+                if result.returncode == 0:
+                    break
+                if time.monotonic() >= deadline:
+                    error = result.stderr.strip()
+                    raise RuntimeError(f"kubectl {step[0]} of the CRDs kept failing for {timeout:g} s: {error}")
+                time.sleep(1)
 
 
 def _b64(path: Path) -> str:
