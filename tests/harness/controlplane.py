@@ -93,18 +93,16 @@ class ControlPlane:
         """Apply the CRDs and wait until they are served. A busy API server can answer an apply or a read with an
         error for a moment (kubectl then exits 1 at once), so both are retried until the deadline."""
         deadline = time.monotonic() + timeout
+        self._until_it_succeeds(deadline, "apply", "--server-side", "-k", str(REPO / "crds"))
         names = [f"crd/{kind.crd_name}" for kind in kinds.KINDS]
-        steps = [["apply", "--server-side", "-k", str(REPO / "crds")], ["wait", "--for=condition=Established", *names]]
-        for step in steps:
-            while True:
-                remaining = max(1, int(deadline - time.monotonic()))
-                result = self.kubectl(*step, f"--timeout={min(remaining, 50)}s", check=False)
-                if result.returncode == 0:
-                    break
-                if time.monotonic() >= deadline:
-                    error = result.stderr.strip()
-                    raise RuntimeError(f"kubectl {step[0]} of the CRDs kept failing for {timeout:g} s: {error}")
-                time.sleep(1)
+        # each wait within kubectl()'s own 60 s limit
+        self._until_it_succeeds(deadline, "wait", "--for=condition=Established", "--timeout=50s", *names)
+
+    def _until_it_succeeds(self, deadline: float, *args: str) -> None:
+        while (result := self.kubectl(*args, check=False)).returncode != 0:
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"kubectl {args[0]} kept failing until its deadline: {result.stderr.strip()}")
+            time.sleep(1)
 
 
 def _b64(path: Path) -> str:
