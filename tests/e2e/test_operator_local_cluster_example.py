@@ -48,7 +48,7 @@ def test_the_cluster_example_shadows_promotes_watches_and_rolls_back(
     spec = manifest["spec"]
     del spec["analysis"]["prometheus"]  # the local runtime's own Prometheus scrapes the collectors
     spec["candidate"]["parameters"]["metricExpiration"] = "8s"
-    spec["load"]["loadSim"].update(hosts=2, intervalSeconds=5)  # its 150 processes per host
+    spec["load"]["loadSim"].update(hosts=2, intervalSeconds=2)  # its 150 processes per host
     # every clock shorter, the query's rate window with the warmup that lets it fill
     spec.update(duration="3m", warmup="75s", analysisInterval="10s")
     for query in spec["analysis"]["criticalQueries"]:
@@ -127,7 +127,8 @@ def _promoted_watched_and_rolled_back(
 
     feed = _feed(endpoint, load, load["processesPerHost"])
     try:
-        interval = 30  # six of the load's batches: where the window's edges fall moves the share little
+        # six of the load's batches: where the window's edges fall moves the share little
+        interval = 6 * load["intervalSeconds"]
         watch = {**manifest["spec"]["driftWatch"], "interval": f"{interval}s", "rollback": "auto"}
         plane.kubectl(
             "patch", "pexp", name, "-n", namespace, "--type=merge", "-p", json.dumps({"spec": {"driftWatch": watch}})
