@@ -52,7 +52,7 @@ def _mirrored(name: str | None = None, duration: str = "150s") -> dict[str, Any]
     # two minutes; the guardrail's own calibration is a unit test
     spec["analysis"]["objectives"]["maxCpuIncrease"] = 1.0
     for query in spec["analysis"]["criticalQueries"]:
-        query["query"] = query["query"].replace("[5m]", "[1m]")
+        query["query"] = query["query"].replace("[5m]", "[30s]")  # six of the feed's batches
     if name:
         manifest["metadata"]["name"] = name
     return manifest

@@ -29,12 +29,14 @@ from phoenix_operator.render import pipeline as render_pipeline
 from phoenix_operator.runtime import base as runtime_base
 from phoenix_operator.runtime import local_components, process
 
-# Faster than any load interval, so no batch is replaced in the exporter before
-# Prometheus has scraped it; samples keep the datapoints' own times, so
-# scraping often only re-reads the same samples.
+# Once per batch of a load sent every 2 s, like the quickstart's: an exporter
+# keeps only a series' newest point, so now and then a batch replaces the one
+# before it unscraped on one variant (README, "A known limit"). Twice as often
+# timed out a fifth of the scrapes of the quickstart's 7,000-series baseline
+# on a busy 2-core machine, and each timeout is a lost batch.
 SCRAPE_SECONDS = 2
 # The operator's runtime serves every experiment from one Prometheus, so its
-# lookback is set once, for loads sent every 5 s like the quickstart's.
+# lookback is set once, long enough for loads sent every 5 s or more often.
 SHARED_LOAD_INTERVAL_SECONDS = 5.0
 REGISTRY = "processes.json"
 # The job name a cluster's ServiceMonitor gives the operator (components/prometheus).
