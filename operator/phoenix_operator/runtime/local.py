@@ -31,9 +31,9 @@ from phoenix_operator.runtime import local_components, process
 
 # Once per batch of a load sent every 2 s, like the quickstart's: an exporter
 # keeps only a series' newest point, so now and then a batch replaces the one
-# before it unscraped on one variant (README, "A known limit"). Twice as often
-# timed out a fifth of the scrapes of the quickstart's 7,000-series baseline
-# on a busy 2-core machine, and each timeout is a lost batch.
+# before it unscraped on one variant (README, "A known limit"). Scraping every
+# second timed out a fifth of the scrapes of the quickstart's 7,000-series
+# baseline on a busy 2-core machine, and each timeout is a lost batch.
 SCRAPE_SECONDS = 2
 # The operator's runtime serves every experiment from one Prometheus, so its
 # lookback is set once, long enough for loads sent every 5 s or more often.
