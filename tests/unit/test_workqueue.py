@@ -90,6 +90,23 @@ def test_a_failure_is_retried_after_a_backoff_and_a_conflict_at_once() -> None:
     assert calls[1][0] - calls[0][0] >= 0.9  # the first backoff is one second
 
 
+def test_a_conflict_runs_again_before_the_keys_queued_behind_it() -> None:
+    seen: list[tuple[str, bool]] = []
+
+    async def process(key: workqueue.Key, apply: bool) -> bool:
+        seen.append((key[1], apply))
+        return key[1] != "a" or len(seen) > 1
+
+    async def scenario() -> None:
+        queue = workqueue.WorkQueue(FAST)
+        for name in "abc":
+            queue.add(("ns", name), apply=True)
+        await _run(queue, process, lambda: len(seen) == 4)
+
+    asyncio.run(scenario())
+    assert seen == [("a", True), ("a", False), ("b", True), ("c", True)]
+
+
 def test_work_beyond_the_burst_goes_at_the_configured_rate() -> None:
     done: list[workqueue.Key] = []
 

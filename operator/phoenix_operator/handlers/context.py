@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,9 +17,10 @@ class Context:
     store: runtime_base.Store
     runtime: runtime_base.Runtime
     experiments: experiment_controller.Settings
-    # pipelines to render, apply and report, and the tasks working through them
+    # pipelines to render, apply and report, the tasks working through them and their threads
     deploys: workqueue.WorkQueue
     deploy_workers: list[asyncio.Task[None]] = field(default_factory=list)
+    deploy_threads: concurrent.futures.ThreadPoolExecutor | None = None
     memory: experiment_controller.Memory = field(default_factory=experiment_controller.Memory)
     phases: dict[str, str] = field(default_factory=dict)
 

@@ -10,6 +10,7 @@ of the deployed state, always from the pipeline's newest spec.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,8 +34,10 @@ ADAPT_TICK_SECONDS = 5.0
 # Each deploy mostly waits on the API server's answers (a read, the applies, a
 # status), so several run at once; one blocked on a slow API server or a
 # starting local collector does not hold up the rest. The work queue's rate
-# limit, not this, bounds the load on the API server.
-WORKERS = 8
+# limit, not this, bounds the load on the API server. They get threads of
+# their own: asyncio's shared pool has CPUs + 4 (six on two cores), and the
+# experiments' handlers wait on Prometheus in it.
+WORKERS = 16
 
 
 def _key(body: Any) -> workqueue.Key:
@@ -63,13 +66,16 @@ async def remirror(old: Any, new: Any, memo: kopf.Memo, body: kopf.Body, **_: An
 
 async def _deploy(ctx: context.Context, key: workqueue.Key, apply: bool) -> bool:
     with metrics.reconciling("PhoenixProcessPipeline"):
-        return await asyncio.to_thread(pipeline_controller.deploy, ctx.store, ctx.runtime, *key, apply)
+        return await asyncio.get_running_loop().run_in_executor(
+            ctx.deploy_threads, pipeline_controller.deploy, ctx.store, ctx.runtime, *key, apply
+        )
 
 
 @kopf.on.startup()
 async def start_deploying(memo: kopf.Memo, **_: Any) -> None:
     ctx = context.context(memo)
     metrics.DEPLOY_QUEUE.set_function(lambda: len(ctx.deploys))
+    ctx.deploy_threads = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="deploy")
     ctx.deploy_workers = [
         asyncio.create_task(ctx.deploys.work(lambda key, apply: _deploy(ctx, key, apply))) for _ in range(WORKERS)
     ]
@@ -77,8 +83,11 @@ async def start_deploying(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.cleanup()
 async def stop_deploying(memo: kopf.Memo, **_: Any) -> None:
-    for worker in context.context(memo).deploy_workers:
+    ctx = context.context(memo)
+    for worker in ctx.deploy_workers:
         worker.cancel()
+    if ctx.deploy_threads is not None:
+        ctx.deploy_threads.shutdown(wait=False, cancel_futures=True)
 
 
 def _adaptive(spec: kopf.Spec, **_: Any) -> bool:

@@ -68,7 +68,7 @@ class WorkQueue:
             await asyncio.sleep((1 - self._tokens) / self.limits.per_second)
 
     async def work(self, process: Callable[[Key, bool], Awaitable[bool]]) -> None:
-        """Process keys forever. `process` returns False to be called again at once
+        """Process keys forever. `process` returns False to be called again at once, ahead of the queue
         (the object changed under it); an exception retries after a backoff."""
         while True:
             await self._token()
@@ -85,7 +85,9 @@ class WorkQueue:
             else:
                 self._failures.pop(key, None)
                 if not done:
-                    self.add(key, apply=False)
+                    # changed under it, most often by its own acknowledgement landing: next, from the newer
+                    # state, rather than behind every key queued since
+                    self._pending = {key: self._pending.get(key, False), **self._pending}
             finally:
                 self._processing.discard(key)
                 self._changed.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -149,6 +150,8 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 _loaders = threading.local()
+# Configs kept parsed, about 10 KB each: a burst of new pipelines renders each several times within seconds.
+PARSED_CONFIGS = 1024
 
 
 def _loader() -> yaml.YAML:
@@ -168,6 +171,16 @@ def _parse(text: str) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise RenderError("template produced no YAML mapping")
     return parsed
+
+
+@functools.lru_cache(maxsize=PARSED_CONFIGS)
+def _parsed(text: str) -> tuple[dict[str, Any], str]:
+    """The config `text` renders and its hash, structure checked. Parsing costs most of a render, and the
+    operator renders a pipeline's unchanged spec again at each of its workloads' events and the shared
+    shape of a spec once per pipeline, so the same text is parsed once; the config is shared: read only."""
+    config = _parse(text)
+    checks.check_structure(config)
+    return config, config_hash(config)
 
 
 def render(
@@ -218,9 +231,8 @@ def render(
         )
     except jinja2.TemplateError as error:
         raise RenderError(f"template {spec.template}: {error}") from None
-    config = _parse(text)
     try:
-        checks.check_structure(config)
+        config, hashed = _parsed(text)
     except checks.InvalidConfig as error:
         raise RenderError(f"template {spec.template}: {error}") from None
-    return RenderedConfig(text, config, config_hash(config), secrets, memory_limit_mib, adaptation, tuple(mirrors))
+    return RenderedConfig(text, config, hashed, secrets, memory_limit_mib, adaptation, tuple(mirrors))
