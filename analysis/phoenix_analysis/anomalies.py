@@ -12,11 +12,19 @@ sample is flagged when one variant:
   MIN_RELATIVE_SCALE, so a perfectly steady series does not flag noise;
 - receives less than half its usual input over PAUSE_SAMPLES samples while
   the other does not (a load pause for one target);
-- restarted (its uptime or accepted-points counter fell).
+- restarted (its uptime or accepted-points counter fell);
+- missed a batch at the edge of a critical query's window: its edge points
+  (the series with a point in the window's first or last step) fall more
+  than MISSED_SHARE below their median around the sample while the other
+  variant's do not. The variants store the same batches, with the same timestamps, so a
+  batch only one of them holds was replaced in its exporter before its
+  scrape: a rate over that window reads short on that variant alone.
 Each flagged sample gets the first pattern that explains it: a restart within
 RESTART_REACH samples before it (or the gap that precedes it), a scrape gap,
-a load pause, or else an unexplained spike. Gap samples leave the analysis,
-having no value; the others stay in.
+a missed batch, a load pause, or else an unexplained spike. Gap and
+missed-batch samples leave the analysis; the others stay in. A missed batch
+is the measurement's miss, not the variant's behaviour, so it is not counted
+as an anomaly against the verdict.
 """
 
 from __future__ import annotations
@@ -39,8 +47,11 @@ MIN_RELATIVE_SCALE = 0.01
 PAUSE_SAMPLES = 3
 # a restarted collector's series fill in again and its rate windows span the restart for a few samples
 RESTART_REACH = 4
+# a drop in the edge points smaller than this is churn, not a batch missed for a share of the series
+MISSED_SHARE = 0.05
 VariantName = Literal["baseline", "candidate"]
-Pattern = Literal["collector restart", "scrape gap", "load pause", "spike"]
+Pattern = Literal["collector restart", "scrape gap", "missed batch", "load pause", "spike"]
+MISSED: Pattern = "missed batch"
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,7 @@ class VariantSeries:
     figures: dict[str, Floats]  # every figure the verdict uses; NaN is a gap
     accepted_points: Floats | None
     uptime_seconds: Floats | None
+    edge_points: Floats | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,26 @@ def _paused(accepted: Floats | None, n: int) -> Mask:
     return paused
 
 
+def _missed(edge_points: Floats | None, n: int) -> Mask:
+    """Where the edge points fall more than MISSED_SHARE below the median of up to WINDOW samples on each side.
+
+    Both sides, so the first samples are judged too (the first window's
+    start is where a variant's first batches may be missing) and a series
+    count that grows through the run is not read as a fall.
+    """
+    if edge_points is None:
+        return np.zeros(n, dtype=bool)
+    padded = np.concatenate([np.full(WINDOW, np.nan), edge_points, np.full(WINDOW, np.nan)])
+    around = np.lib.stride_tricks.sliding_window_view(padded, 2 * WINDOW + 1)[:n].copy()
+    around[:, WINDOW] = np.nan  # the sample itself
+    enough = np.sum(~np.isnan(around), axis=1) >= MIN_HISTORY
+    recent = np.full(n, np.nan)
+    recent[enough] = np.nanmedian(around[enough], axis=1)
+    with np.errstate(invalid="ignore"):
+        missed: Mask = enough & (edge_points < (1 - MISSED_SHARE) * recent)
+    return missed
+
+
 def _restarts(variant: VariantSeries, n: int) -> Mask:
     restarted = np.zeros(n, dtype=bool)
     for counter in (variant.accepted_points, variant.uptime_seconds):
@@ -104,6 +136,7 @@ def detect(variants: dict[VariantName, VariantSeries], n: int) -> list[Flag]:
     gaps = {v: np.any([np.isnan(x) for x in variants[v].figures.values()], axis=0) for v in names}
     departs = {v: departures(variants[v].figures["active_series"]) for v in names}
     paused = {v: _paused(variants[v].accepted_points, n) for v in names}
+    missed = {v: _missed(variants[v].edge_points, n) for v in names}
     flags: list[Flag] = []
     for v in names:
         other = next(o for o in names if o != v)
@@ -114,13 +147,16 @@ def detect(variants: dict[VariantName, VariantSeries], n: int) -> list[Flag]:
             while first > 0 and gaps[v][first - 1]:
                 first -= 1
             near_restart[first : index + RESTART_REACH + 1] = True
+        missed_alone = missed[v] & ~missed[other]
         alone = (departs[v] & ~departs[other]) | (paused[v] & ~paused[other])
-        for index in np.flatnonzero(gaps[v] | alone | restarted):
+        for index in np.flatnonzero(gaps[v] | missed_alone | alone | restarted):
             pattern: Pattern = (
                 "collector restart"
                 if near_restart[index]
                 else "scrape gap"
                 if gaps[v][index]
+                else MISSED
+                if missed_alone[index]
                 else "load pause"
                 if paused[v][index]
                 else "spike"

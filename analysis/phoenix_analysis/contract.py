@@ -62,6 +62,9 @@ class Variant(_Strict):
     """The LoadSim's count of batches this variant's collector accepted, as read at each sample."""
     load_batches_failed: Samples | None = None
     """The LoadSim's count of batches it could not deliver to this variant (send errors and drops)."""
+    edge_points: Samples | None = None
+    """The fewest series of the critical queries with a point in the first or the last step of their windows:
+    it drops where this variant's scrape missed a batch the other stored."""
 
 
 class CriticalQuery(_Strict):
@@ -259,14 +262,14 @@ class InputAgreement(_Strict):
 class AnomalousSample(_Strict):
     index: int
     variant: Literal["baseline", "candidate"]
-    pattern: Literal["collector restart", "scrape gap", "load pause", "spike"]
+    pattern: Literal["collector restart", "scrape gap", "missed batch", "load pause", "spike"]
 
 
 class Anomalies(_Strict):
     samples: list[AnomalousSample] = pydantic.Field(default_factory=list)
-    share: float = 0.0  # of the samples used, the share flagged
+    share: float = 0.0  # of the samples used, the share flagged (missed batches aside)
     limit: float = 0.05
-    excluded: int = 0  # gap samples, which leave the analysis; the others stay in
+    excluded: int = 0  # gap and missed-batch samples, which leave the analysis; the others stay in
 
 
 class VariantSummary(_Strict):

@@ -54,7 +54,7 @@ GUARDED = {
     "refused_points_ratio": "candidate points refused or failed",
 }
 # Figures that tell what happened to a variant (its input, its restarts) and are not compared themselves
-DIAGNOSTIC = ("accepted_points", "uptime_seconds", "load_batches_sent", "load_batches_failed")
+DIAGNOSTIC = ("accepted_points", "uptime_seconds", "load_batches_sent", "load_batches_failed", "edge_points")
 VARIANT_NAMES: tuple[anomalies.VariantName, ...] = ("baseline", "candidate")
 # how far ahead the time to a decision is looked for, in multiples of the samples so far
 MAX_GROWTH = 100
@@ -194,7 +194,6 @@ def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
             reasons=[contract.Reason(kind=contract.ReasonKind.NO_DECISION, text="no decision: " + p) for p in problems],
         )
     n = len(full["baseline.active_series"])
-    kept = np.flatnonzero(~_gaps(full))
     flags = anomalies.detect(
         {
             v: anomalies.VariantSeries(
@@ -205,11 +204,14 @@ def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
                 },
                 accepted_points=full.get(f"{v}.accepted_points"),
                 uptime_seconds=full.get(f"{v}.uptime_seconds"),
+                edge_points=full.get(f"{v}.edge_points"),
             )
             for v in VARIANT_NAMES
         },
         n,
     )
+    missed = np.isin(np.arange(n), [f.index for f in flags if f.pattern == anomalies.MISSED])
+    kept = np.flatnonzero(~_gaps(full) & ~missed)
     spec = _without_gaps(spec, kept) if len(kept) < n else spec
     arrays = {k: v[kept] for k, v in full.items()}
     bound: Callable[[Floats, float], Bounds] = (
@@ -266,7 +268,7 @@ def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
             {v: full[f"{v}.load_batches_failed"] for v in VARIANT_NAMES},
             spec.objectives.max_input_difference,
         )
-    flagged_so_far = np.cumsum(np.isin(np.arange(n), [f.index for f in flags]))[kept]
+    flagged_so_far = np.cumsum(np.isin(np.arange(n), [f.index for f in flags if f.pattern != anomalies.MISSED]))[kept]
     share = flagged_so_far / (kept + 1)
     too_many_anomalies = share > spec.objectives.max_anomaly_share
     blocked_promote = ~projection_clears | too_many_anomalies
@@ -431,6 +433,8 @@ def _trust_reasons(
     if anomaly_report.share > anomaly_report.limit:
         counts: dict[str, int] = {}
         for sample in anomaly_report.samples:
+            if sample.pattern == anomalies.MISSED:
+                continue
             label = f"{sample.pattern} on the {sample.variant}"
             counts[label] = counts.get(label, 0) + 1
         told = ", ".join(f"{count} {label}" for label, count in counts.items())

@@ -30,7 +30,9 @@ RATE = {"java": 0.5, "bash": 0.01}  # CPU seconds per second, per process
 EXPORTED = 'phoenix_experiment="exp",phoenix_scrape="export",job="export"'
 
 
-def _openmetrics(start: int) -> str:
+def _openmetrics(start: int, skew: int = 0, missed: tuple[str, str, int] | None = None) -> str:
+    """Known data from `start`; the process points `skew` seconds after each step, and without the batch
+    `missed` (variant, host, step), as a scrape that missed it would store them."""
     lines = ["# TYPE process_cpu_time_seconds counter"]
     for variant in ("baseline", "candidate"):
         for host in HOSTS:
@@ -42,8 +44,10 @@ def _openmetrics(start: int) -> str:
                     process_labels = f'host_name="{host}",process_executable_name="{exe}"{pid_label}'
                     labels = f'{EXPORTED},phoenix_variant="{variant}",{process_labels}'
                     for i in range(SAMPLES):
+                        if missed == (variant, host, i):
+                            continue
                         value = RATE[exe] * processes * STEP * i
-                        lines.append(f"process_cpu_time_seconds_total{{{labels}}} {value} {start + STEP * i}")
+                        lines.append(f"process_cpu_time_seconds_total{{{labels}}} {value} {start + STEP * i + skew}")
     # what the collectors' own telemetry says they exported, one point per series per step
     lines.append("# TYPE otelcol_exporter_sent_metric_points gauge")
     for variant, series in (("baseline", 8), ("candidate", 4)):
@@ -149,6 +153,31 @@ def test_rewritten_queries_give_each_variant_its_own_values(
         assert np.allclose(share[variant][""], 1.5 / 1.51)
     count = _query(result, 3)
     assert set(count["baseline"][""]) == {8.0} and set(count["candidate"][""]) == {4.0}
+
+
+def test_a_batch_one_variant_missed_shows_where_a_rate_window_ends_or_begins_without_it(
+    promtool_backfill: Callable[[str], local_components.LocalPrometheus],
+) -> None:
+    start = (int(time.time()) - 3 * 3600) // STEP * STEP
+    lost = 20
+    # points 7 s after each step, as a load's batches land between samples
+    server = promtool_backfill(_openmetrics(start, skew=7, missed=("baseline", "h1", lost)))
+    window = reconcile_experiment.Window(start + 120, start + STEP * (SAMPLES - 1), STEP)
+    query = "sum(rate(process_cpu_time_seconds_total[1m]))"
+    result = prom.Provider(prom.Client(server.url)).measure("exp", _queries(query), window)
+    assert result.phase == "Successful", result.message
+    assert result.baseline is not None and result.candidate is not None
+    lost_at = start + STEP * lost + 7
+    # the first sample whose window ends after the lost point, and the first whose window begins after it
+    edges = [result.timestamps.index(float(lost_at - 7 + STEP)), result.timestamps.index(float(lost_at - 7 + 4 * STEP))]
+    # every series of the baseline but h1's four has a point in each edge step there; the candidate's all four
+    assert [i for i, points in enumerate(result.baseline.edge_points or []) if points != 8] == edges
+    assert result.baseline.edge_points is not None and {result.baseline.edge_points[i] for i in edges} == {4.0}
+    assert set(result.candidate.edge_points or []) == {4.0}
+    # and those are the samples where the baseline's rate reads short of the candidate's
+    rates = {v: np.array(getattr(result.critical_queries[0], v)[""], dtype=float) for v in ("baseline", "candidate")}
+    short = np.flatnonzero(rates["baseline"] < rates["candidate"] * 0.999)
+    assert short.tolist() == edges, (rates, edges)
 
 
 @pytest.mark.parametrize(

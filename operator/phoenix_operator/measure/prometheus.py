@@ -97,12 +97,16 @@ LOAD_QUERIES = {
         " + sum(phoenix_loadsim_batches_dropped_total{{target={target}}})"
     ),
 }
+# The series of the critical queries' selectors with a point in one measurement step, `{offset}` before
+# the sample: a batch the export scrape missed (the exporter keeps only each series' newest point) leaves
+# its series without one
+EDGE_POINTS = "(count(count_over_time({selector}[{step}]{offset})) or vector(0))"
 # Figures from the collector's own telemetry: absent together when it is not scraped
 TELEMETRY_FIGURES = ("cpu_cores", "memory_bytes", "refused_points_ratio", "accepted_points", "uptime_seconds")
 # Figures kept only when both variants have them
 OPTIONAL_FIGURES = (*TELEMETRY_FIGURES, *LOAD_QUERIES)
 # Figures that describe a variant's input and restarts: a sample without them is not cut from the span
-DIAGNOSTIC_FIGURES = ("accepted_points", "uptime_seconds", *LOAD_QUERIES)
+DIAGNOSTIC_FIGURES = ("accepted_points", "uptime_seconds", "edge_points", *LOAD_QUERIES)
 Samples = list[float | None]
 # Prometheus refuses a range query of more than 11,000 points per series.
 MAX_POINTS_PER_QUERY = 10_000
@@ -323,6 +327,31 @@ def memory_query(experiment: str, variant: str) -> str:
     return _scoped(MEMORY, experiment, variant, 0)
 
 
+def edge_offsets(queries: Sequence[experiment.CriticalQuery], step_seconds: float) -> list[int]:
+    """How far before a sample the critical queries' windows have an edge step, in whole seconds.
+
+    A rate reads its window's first and last points and extrapolates to the
+    window's edges; a batch missing at either edge makes it read short, so
+    each window's last step (0) and, for a range longer than a step, its
+    first one (range - step) are where a missed batch matters. An offset or
+    @ in a query is not followed.
+    """
+    step = round(step_seconds)
+    ranges = {round(reconcile_experiment.longest_range_seconds([q.query])) for q in queries}
+    return sorted({0} | {r - step for r in ranges if r > step})
+
+
+def edge_points_queries(selectors: Sequence[str], offsets: Sequence[int], step_seconds: float) -> list[str]:
+    """One query per edge offset: the series of `selectors` with a point in that step."""
+    step = promql.duration(step_seconds)
+    return [
+        " + ".join(
+            EDGE_POINTS.format(selector=s, step=step, offset=f" offset {offset}s" if offset else "") for s in selectors
+        )
+        for offset in offsets
+    ]
+
+
 def _single(series: dict[str, npt.NDArray[np.float64]], length: int) -> npt.NDArray[np.float64]:
     return next(iter(series.values())) if series else np.full(length, np.nan)
 
@@ -343,6 +372,25 @@ class Provider:
         if self.history is None:
             return self.client.range_query(query, window)
         return self.history.range_query(self.client, query, window)
+
+    def _edge_points(
+        self,
+        experiment: str,
+        variant: str,
+        queries: Sequence[experiment.CriticalQuery],
+        window: reconcile_experiment.Window,
+    ) -> npt.NDArray[np.float64]:
+        """At each sample, the fewest series of the critical queries with a point in an edge step of their
+        windows: it drops by the share of the series whose batch the variant's scrape missed."""
+        selectors = list(
+            dict.fromkeys(s for q in queries for s in promql.selectors(q.query, labels.of_variant(experiment, variant)))
+        )
+        offsets = edge_offsets(queries, window.step)
+        counts = [
+            _single(self._range_query(query, window), len(window.timestamps))
+            for query in edge_points_queries(selectors, offsets, window.step)
+        ]
+        return np.asarray(np.fmin.reduce(counts), dtype=np.float64)
 
     def measure(
         self,
@@ -374,6 +422,8 @@ class Provider:
                     answer[variant] = self._range_query(
                         promql.scope(query.query, labels.of_variant(experiment, variant)), window
                     )
+                if queries:
+                    measured["edge_points"] = self._edge_points(experiment, variant, queries, window)
         except PrometheusError as error:
             return base.Measurement("Error", str(error))
         except promql.QueryError as error:

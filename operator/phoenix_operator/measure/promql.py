@@ -63,7 +63,8 @@ def _at(modifier: object) -> str:
 _UNPRINTABLE = ('"', "\\", "\n")
 
 
-def _scoped_selector(selector: promql_parser.VectorSelector, labels: Mapping[str, str]) -> promql_parser.Expr:
+def _selector_text(selector: promql_parser.VectorSelector, labels: Mapping[str, str]) -> str:
+    """The selector's name and matchers, with `labels` in place of any the user wrote for them."""
     if selector.matchers.or_matchers:
         raise QueryError("selectors with `or` matchers are not supported")
     for matcher in selector.matchers.matchers:
@@ -78,7 +79,11 @@ def _scoped_selector(selector: promql_parser.VectorSelector, labels: Mapping[str
         if m.name not in labels and not (selector.name and m.name == "__name__")
     ]
     matchers += [f"{name}={json.dumps(value)}" for name, value in labels.items()]
-    text = f"{selector.name or ''}{{{','.join(matchers)}}}"
+    return f"{selector.name or ''}{{{','.join(matchers)}}}"
+
+
+def _scoped_selector(selector: promql_parser.VectorSelector, labels: Mapping[str, str]) -> promql_parser.Expr:
+    text = _selector_text(selector, labels)
     if selector.offset is not None:
         _whole_seconds(selector.offset)
         seconds = int(selector.offset.total_seconds())
@@ -88,12 +93,16 @@ def _scoped_selector(selector: promql_parser.VectorSelector, labels: Mapping[str
     return promql_parser.parse(text)
 
 
-def scope(query: str, labels: Mapping[str, str]) -> str:
-    """`query` with `labels` (e.g. phoenix_variant) as equality matchers on every selector."""
+def _parsed(query: str) -> promql_parser.Expr:
     try:
-        tree = promql_parser.parse(query)
+        return promql_parser.parse(query)
     except ValueError as error:
         raise QueryError(f"invalid PromQL: {error}") from None
+
+
+def scope(query: str, labels: Mapping[str, str]) -> str:
+    """`query` with `labels` (e.g. phoenix_variant) as equality matchers on every selector."""
+    tree = _parsed(query)
 
     def visit(node: promql_parser.Expr) -> promql_parser.Expr | None:
         if isinstance(node, promql_parser.VectorSelector):
@@ -106,6 +115,20 @@ def scope(query: str, labels: Mapping[str, str]) -> str:
         return None
 
     return str(promql_parser.transform(tree, visit))
+
+
+def selectors(query: str, labels: Mapping[str, str]) -> list[str]:
+    """The series `query` reads: each distinct vector selector, scoped to `labels`, without offset or @."""
+    found: list[str] = []
+
+    def visit(node: promql_parser.Expr) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            text = _selector_text(node, labels)
+            if text not in found:
+                found.append(text)
+
+    promql_parser.transform(_parsed(query), visit)
+    return found
 
 
 def matchers(selector: str) -> list[str]:

@@ -423,8 +423,8 @@ class AnomalousSample(common.Model):
     index: int = pydantic.Field(description="The sample's position from the warmup's end.")
     variant: Literal["baseline", "candidate"]
     """The variant that misbehaved."""
-    pattern: Literal["collector restart", "scrape gap", "load pause", "spike"]
-    """What it looked like: collector restart, scrape gap, load pause or spike."""
+    pattern: Literal["collector restart", "scrape gap", "missed batch", "load pause", "spike"]
+    """What it looked like: collector restart, scrape gap, missed batch, load pause or spike."""
 
 
 class Anomalies(common.Model):
@@ -434,10 +434,13 @@ class Anomalies(common.Model):
         default_factory=list, description=f"The first {MAX_ANOMALIES_IN_STATUS} flagged samples."
     )
     count: int = pydantic.Field(default=0, description="All flagged samples.")
-    share: float = pydantic.Field(default=0.0, description="Of the samples used, the share flagged.")
+    share: float = pydantic.Field(
+        default=0.0, description="Of the samples used, the share flagged; missed batches are not counted."
+    )
     limit: float = pydantic.Field(default=0.05, description="maxAnomalyShare: above it there is no verdict.")
     excluded: int = pydantic.Field(
-        default=0, description="Scrape gaps, which have no value and leave the analysis; the others stay in."
+        default=0,
+        description="Scrape gaps and missed batches, which leave the analysis; the others stay in.",
     )
 
 

@@ -162,6 +162,43 @@ def test_too_many_anomalies_give_no_verdict_and_say_which() -> None:
     assert told and "20 scrape gap on the candidate" in told[0], result["reasons"]
 
 
+def _with_edge_points(data: dict[str, Any], baseline: list[float], candidate: list[float]) -> dict[str, Any]:
+    data["baseline"]["edgePoints"], data["candidate"]["edgePoints"] = baseline, candidate
+    return data
+
+
+def test_a_batch_one_variant_missed_leaves_the_analysis_and_is_not_held_against_the_verdict() -> None:
+    data = _clear_win()
+    data["mode"] = "fixed"
+    n = len(data["baseline"]["activeSeries"])
+    baseline, candidate = [4000.0] * n, [800.0] * n
+    # one host of ten missed: at the window's end, then where the window begins without it
+    for index in (0, 100, 111):
+        baseline[index] = 3600.0
+        for answer in data["criticalQueries"][0]["baseline"].values():
+            answer[index] *= 0.9  # what the rate then reads
+    unmarked = engine.analyze(copy.deepcopy(data))
+    result = engine.analyze(_with_edge_points(data, baseline, candidate))
+    assert result["decision"] == "Promote", result["reasons"]
+    missed = [s for s in result["anomalies"]["samples"] if s["pattern"] == "missed batch"]
+    assert missed == [{"index": i, "variant": "baseline", "pattern": "missed batch"} for i in (0, 100, 111)]
+    # left out, and not counted among the anomalies held against a verdict
+    assert result["anomalies"]["excluded"] == 3
+    assert result["anomalies"]["share"] == unmarked["anomalies"]["share"]
+    # the three short readings, left in, are what the query's error would otherwise carry
+    assert result["fidelity"]["worstError"] < unmarked["fidelity"]["worstError"]
+
+
+def test_a_dip_both_variants_share_is_the_load_not_a_missed_batch() -> None:
+    data = _clear_win()
+    n = len(data["baseline"]["activeSeries"])
+    baseline, candidate = [4000.0] * n, [800.0] * n
+    baseline[50], candidate[50] = 2000.0, 400.0
+    result = engine.analyze(_with_edge_points(data, baseline, candidate))
+    assert not [s for s in result["anomalies"]["samples"] if s["pattern"] == "missed batch"]
+    assert result["anomalies"]["excluded"] == 0
+
+
 def test_a_restart_is_flagged_with_its_pattern() -> None:
     data = _clear_win(candidate_restart_at=100)
     data["mode"] = "fixed"
