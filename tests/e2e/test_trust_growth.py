@@ -37,6 +37,8 @@ def test_a_candidate_whose_series_grow_is_not_promoted(tmp_path: Path) -> None:
     manifest["metadata"] = {"name": "growth"}
     spec = manifest["spec"]
     spec["load"]["loadSim"]["profile"] = "worker-growth"
+    # it is never promoted, so it runs to its end: as long as the trend needs to show against the noise
+    spec["duration"] = "150s"
     growing = profiles.PROFILES["worker-growth"].growth_executable
     spec["candidate"]["parameters"]["keepProcesses"] = {"executableNames": [growing]}
     source, saved = tmp_path / "growth.yaml", tmp_path / "input.json"
@@ -45,6 +47,7 @@ def test_a_candidate_whose_series_grow_is_not_promoted(tmp_path: Path) -> None:
                        "--workdir", str(tmp_path / "run"), "--save-input", str(saved),
                        timeout=test_one_driver.TIMEOUT)  # fmt: skip
     verdict, trend = printed["verdict"], printed["results"]["trend"]
+    print(verdict["decision"], trend)
     objective = spec["analysis"]["objectives"]["minSeriesReduction"]
     assert verdict["decision"] != "Promote", verdict
     assert trend["slopePerHour"]["ciHigh"] < 0 and trend["adverse"], trend

@@ -136,17 +136,13 @@ def trust_rows(
                     patterns.get(f"{sample.pattern} ({sample.variant})", 0) + 1
                 )
             kept = (
-                "; gaps left the analysis, the others stay in"
+                "; gaps and missed batches left the analysis, the others stay in"
                 if anomalies.share <= anomalies.limit
                 else ", above the limit"
             )
             told = ", ".join(f"{n} {label}" for label, n in patterns.items())
-            rows.append(
-                (
-                    "anomalies",
-                    f"{count} samples, {anomalies.share:.1%} of them (limit {anomalies.limit:.0%}){kept}: {told}",
-                )
-            )
+            share = f"{anomalies.share:.1%} of the samples against a limit of {anomalies.limit:.0%}"
+            rows.append(("anomalies", f"{count} samples ({share}, missed batches aside){kept}: {told}"))
     return rows
 
 
