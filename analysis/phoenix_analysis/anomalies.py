@@ -16,9 +16,10 @@ sample is flagged when one variant:
 - missed a batch at the edge of a critical query's window: its edge points
   (the series with a point in the window's first or last step) fall more
   than MISSED_SHARE below their median around the sample while the other
-  variant's do not. The variants store the same batches, with the same timestamps, so a
-  batch only one of them holds was replaced in its exporter before its
-  scrape: a rate over that window reads short on that variant alone.
+  variant's do not. The variants store the same batches, with the same
+  timestamps, so a batch only one of them holds was replaced in its
+  exporter before its scrape: a rate over that window reads short on that
+  variant alone.
 Each flagged sample gets the first pattern that explains it: a restart within
 RESTART_REACH samples before it (or the gap that precedes it), a scrape gap,
 a missed batch, a load pause, or else an unexplained spike. Gap and

@@ -180,6 +180,18 @@ def test_a_batch_one_variant_missed_shows_where_a_rate_window_ends_or_begins_wit
     assert short.tolist() == edges, (rates, edges)
 
 
+def test_the_series_a_query_reads_are_its_named_selectors_once_each() -> None:
+    query = (
+        'sum(rate(x{a="b"}[1m] offset 5m)) / sum(rate(x{a="b"}[5m]))'
+        ' + sum({__name__="y"}) + sum(rate({__name__=~"z.*"}[1m]))'
+    )
+    # a selector matching metric names by pattern would give a range function's series clashing labels
+    assert promql.selectors(query, {"phoenix_variant": "c"}) == [
+        'x{a="b",phoenix_variant="c"}',
+        '{__name__="y",phoenix_variant="c"}',
+    ]
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [

@@ -118,11 +118,16 @@ def scope(query: str, labels: Mapping[str, str]) -> str:
 
 
 def selectors(query: str, labels: Mapping[str, str]) -> list[str]:
-    """The series `query` reads: each distinct vector selector, scoped to `labels`, without offset or @."""
+    """The series `query` reads: each distinct vector selector that names its metric, scoped to `labels`,
+    without offset or @. One that matches names by pattern is left out: a range function over it would
+    give series of different metrics the same labels, which Prometheus refuses."""
     found: list[str] = []
 
     def visit(node: promql_parser.Expr) -> None:
-        if isinstance(node, promql_parser.VectorSelector):
+        if isinstance(node, promql_parser.VectorSelector) and (
+            node.name
+            or any(m.name == "__name__" and m.op == promql_parser.MatchOp.Equal for m in node.matchers.matchers)
+        ):
             text = _selector_text(node, labels)
             if text not in found:
                 found.append(text)
