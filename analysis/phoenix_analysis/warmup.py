@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-SETTLED_SAMPLES = 5
+SETTLED_SAMPLES = 4
 SETTLED_TOLERANCE = 0.05
 
 

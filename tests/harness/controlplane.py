@@ -53,8 +53,21 @@ class ControlPlane:
     url: str
     kubeconfig: Path
     workdir: Path
+    # the admin's connection, for what tests read over and over while they wait: a kubectl
+    # process costs about 80 ms of CPU a call, which a two-core machine's experiments feel
+    reader: httpx.Client
     # etcd and kube-apiserver, each with the check that it serves again after a restart
     components: dict[str, tuple[process.ManagedProcess, Callable[[], bool]]] = field(default_factory=dict)
+
+    def read(self, path: str, **params: str) -> dict[str, Any] | None:
+        """GET one API path as the admin; None for any answer but 200 (absent, refused, or the server down),
+        as `kubectl get` would fail."""
+        with contextlib.suppress(httpx.HTTPError):
+            answer = self.reader.get(path, params=params)
+            if answer.status_code == 200:
+                found: dict[str, Any] = answer.json()
+                return found
+        return None
 
     def crash(self, name: str) -> None:
         """SIGKILL etcd or kube-apiserver, as a node failure would: nothing is flushed or said goodbye."""
@@ -132,11 +145,15 @@ current-context: phoenix-test
     )
 
 
-def _ready(url: str, cert: Path, key: Path, ca: Path) -> bool:
+def _admin(cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(ca))
     context.load_cert_chain(str(cert), str(key))
+    return context
+
+
+def _ready(url: str, cert: Path, key: Path, ca: Path) -> bool:
     with contextlib.suppress(httpx.HTTPError, OSError):
-        return httpx.get(f"{url}/readyz", verify=context, timeout=2.0).status_code == 200
+        return httpx.get(f"{url}/readyz", verify=_admin(cert, key, ca), timeout=2.0).status_code == 200
     return False
 
 
@@ -307,7 +324,9 @@ def running(workdir: Path, timeout: float = 90.0, audit_log: Path | None = None)
         ca = workdir / "apiserver-certs" / "apiserver.crt"
         admin = {"client-certificate-data": _b64(pki["admin_cert"]), "client-key-data": _b64(pki["admin_key"])}
         _write_kubeconfig(kubeconfig, url, ca, admin)
-        plane = ControlPlane(url, kubeconfig, workdir)
+        reader = httpx.Client(base_url=url, verify=_admin(pki["admin_cert"], pki["admin_key"], ca), timeout=10.0)
+        started.callback(reader.close)
+        plane = ControlPlane(url, kubeconfig, workdir, reader)
         plane.components["etcd"] = (etcd, lambda: process.port_open(etcd_port))
         plane.components["kube-apiserver"] = (apiserver, lambda: _ready(url, pki["admin_cert"], pki["admin_key"], ca))
         scheduler_bin = binaries.require(binaries.KUBE_SCHEDULER)

@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from phoenix_operator import API_VERSION
+from phoenix_operator.models import kinds
 from phoenix_operator.runtime import process
 from tests.harness import certs, controlplane
 
@@ -125,12 +127,23 @@ def namespace(plane: controlplane.ControlPlane) -> str:
     return name
 
 
+# the collection of each kind tests read, by the name they call it
+COLLECTIONS = {
+    "configmap": "api/v1/namespaces/{namespace}/configmaps",
+    "service": "api/v1/namespaces/{namespace}/services",
+    "pod": "api/v1/namespaces/{namespace}/pods",
+    "deployment": "apis/apps/v1/namespaces/{namespace}/deployments",
+    "daemonset": "apis/apps/v1/namespaces/{namespace}/daemonsets",
+    "replicaset": "apis/apps/v1/namespaces/{namespace}/replicasets",
+    "job": "apis/batch/v1/namespaces/{namespace}/jobs",
+    "hpa": "apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers",
+    **{kind.short_name: f"apis/{API_VERSION}/namespaces/{{namespace}}/{kind.plural}" for kind in kinds.KINDS},
+}
+
+
 def get(plane: controlplane.ControlPlane, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
-    result = plane.kubectl("get", "-n", namespace, kind, name, "-o", "json", check=False)
-    if result.returncode != 0:
-        return None
-    found: dict[str, Any] = json.loads(result.stdout)
-    return found
+    """The object, or None where `kubectl get` would fail."""
+    return plane.read(f"{COLLECTIONS[kind].format(namespace=namespace)}/{name}")
 
 
 def phase(plane: controlplane.ControlPlane, namespace: str, name: str) -> str | None:
@@ -211,8 +224,8 @@ def experiment(name: str, **spec: Any) -> dict[str, Any]:
 
 def _running_job_pod(plane: controlplane.ControlPlane, namespace: str, job: str, timeout: float) -> dict[str, Any]:
     def running_pod() -> dict[str, Any] | None:
-        listed = plane.kubectl("get", "pods", "-n", namespace, "-l", f"job-name={job}", "-o", "json").stdout
-        pods = [p for p in json.loads(listed)["items"] if (p.get("status") or {}).get("phase") == "Running"]
+        listed = plane.read(COLLECTIONS["pod"].format(namespace=namespace), labelSelector=f"job-name={job}") or {}
+        pods = [p for p in listed.get("items", []) if (p.get("status") or {}).get("phase") == "Running"]
         return pods[0] if pods else None
 
     pod: dict[str, Any] = wait_for(f"a running pod of the Job {job}", running_pod, timeout)

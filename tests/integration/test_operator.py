@@ -570,10 +570,12 @@ def test_an_experiment_against_a_running_pipeline_shadows_it_and_leaves_it_alone
     # the running pipeline's own spec, minus where its data goes, labelled as the experiment's baseline
     copied = {"exporters": [], "experiment_ref": "lean", "variant": "baseline"}
     assert _parsed(shadow).spec == _parsed(before).spec.model_copy(update=copied)
-    candidate = harness.get(control_plane, namespace, "ppp", "lean-candidate")
-    assert candidate is not None and _parsed(candidate).spec.collector == _parsed(before).spec.collector
-    load = harness.get(control_plane, namespace, "lsim", "lean-load")
-    assert load is not None
+    # the experiment creates its children one after another
+    candidate = harness.wait_for(
+        "the candidate", lambda: harness.get(control_plane, namespace, "ppp", "lean-candidate"), 30, operator.log
+    )
+    assert _parsed(candidate).spec.collector == _parsed(before).spec.collector
+    load = harness.wait_for("the load", lambda: harness.get(control_plane, namespace, "lsim", "lean-load"), 30)
     assert load["spec"]["targets"] == [{"pipelineRef": "lean-baseline"}, {"pipelineRef": "lean-candidate"}]
     # its ConfigMap renders no vendor exporter, so not one synthetic point can leave for the vendor
     config = harness.wait_for(
@@ -606,7 +608,7 @@ def test_a_mirrored_experiment_copies_the_running_pipelines_input_to_its_shadows
         "the copy running",
         lambda: (
             (found := harness.get(control_plane, namespace, "pexp", name))
-            and found["status"]["phase"] == "Running"
+            and (found.get("status") or {}).get("phase") == "Running"
             and found
         ),
         60,

@@ -644,8 +644,8 @@ def test_the_warmup_ends_after_both_pipelines_settle_or_at_its_limit() -> None:
     steady = [1000.0] * len(ramp)
     times, figures = _warming({"baseline.active_series": steady, "baseline.datapoints_per_minute": ramp})
     ended = reconcile_experiment.warmup_end(obj, times, figures)
-    # the means of samples 3..7 and 8..12 (8 s to 26 s in) are the first to agree within 5%: analysis begins at 28 s
-    assert ended == experiment.WarmupStatus(ended_at=T0 + timedelta(seconds=28), seconds=28.0, settled=True)
+    # the means of samples 3..6 and 7..10 (8 s to 22 s in) are the first to agree within 5%: analysis begins at 24 s
+    assert ended == experiment.WarmupStatus(ended_at=T0 + timedelta(seconds=24), seconds=24.0, settled=True)
     # a critical query's 40 s rate window has not filled by then: the limit ends it, unsettled
     query = {"name": "q", "query": "sum(rate(process_cpu_time_seconds_total[40s]))"}
     windowed = _experiment(_running(), warmup="30s", duration="2m", analysis={"criticalQueries": [query]})

@@ -266,8 +266,8 @@ class ExperimentSpec(common.Model):
     warmup: common.Duration = pydantic.Field(
         default="30s",
         description="The longest the pipelines get to settle before analysis begins. It ends sooner, once the"
-        " mean of each variant's series count and datapoint rate over its last 5 samples is within 5% of the mean"
-        " over the 5 before, and the longest rate window of the critical queries has filled (an adaptive"
+        " mean of each variant's series count and datapoint rate over its last 4 samples is within 5% of the mean"
+        " over the 4 before, and the longest rate window of the critical queries has filled (an adaptive"
         " candidate always gets the whole warmup); status.warmup says when it ended and why.",
     )
     analysis_interval: common.Duration = "30s"

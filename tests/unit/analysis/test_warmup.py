@@ -53,7 +53,7 @@ def test_series_that_keep_growing_never_settle() -> None:
 
 def test_a_missing_sample_breaks_a_steady_run() -> None:
     values: list[float | None] = [100.0] * 2 + [None] + [100.0] * 10
-    assert warmup.first_analysed({"x": values}) == 13
+    assert warmup.first_analysed({"x": values}) == 3 + 2 * warmup.SETTLED_SAMPLES
     assert warmup.first_analysed({}) is None
 
 
