@@ -137,6 +137,8 @@ COLLECTIONS = {
     "replicaset": "apis/apps/v1/namespaces/{namespace}/replicasets",
     "job": "apis/batch/v1/namespaces/{namespace}/jobs",
     "hpa": "apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers",
+    "endpointslice": "apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices",
+    "pdb": "apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets",
     **{kind.short_name: f"apis/{API_VERSION}/namespaces/{{namespace}}/{kind.plural}" for kind in kinds.KINDS},
 }
 
@@ -144,6 +146,16 @@ COLLECTIONS = {
 def get(plane: controlplane.ControlPlane, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
     """The object, or None where `kubectl get` would fail."""
     return plane.read(f"{COLLECTIONS[kind].format(namespace=namespace)}/{name}")
+
+
+def listed(plane: controlplane.ControlPlane, namespace: str, kind: str, **params: str) -> list[dict[str, Any]]:
+    """The kind's objects in `namespace`, each naming its kind and apiVersion as `kubectl get -o json` shows them
+    (a list of built-in objects leaves them out); raises where kubectl would fail, so that no answer never reads
+    as nothing there."""
+    found = plane.read(COLLECTIONS[kind].format(namespace=namespace), **params)
+    assert found is not None, f"the API server did not list {kind} in {namespace}"
+    named = {"apiVersion": found["apiVersion"], "kind": str(found["kind"]).removesuffix("List")}
+    return [{**named, **item} for item in found["items"]]
 
 
 def phase(plane: controlplane.ControlPlane, namespace: str, name: str) -> str | None:
@@ -224,8 +236,8 @@ def experiment(name: str, **spec: Any) -> dict[str, Any]:
 
 def _running_job_pod(plane: controlplane.ControlPlane, namespace: str, job: str, timeout: float) -> dict[str, Any]:
     def running_pod() -> dict[str, Any] | None:
-        listed = plane.read(COLLECTIONS["pod"].format(namespace=namespace), labelSelector=f"job-name={job}") or {}
-        pods = [p for p in listed.get("items", []) if (p.get("status") or {}).get("phase") == "Running"]
+        pods = [p for p in listed(plane, namespace, "pod", labelSelector=f"job-name={job}")
+                if (p.get("status") or {}).get("phase") == "Running"]  # fmt: skip
         return pods[0] if pods else None
 
     pod: dict[str, Any] = wait_for(f"a running pod of the Job {job}", running_pod, timeout)

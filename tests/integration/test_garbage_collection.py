@@ -20,16 +20,11 @@ from tests.harness import operator as harness
 pytestmark = pytest.mark.integration
 EXPERIMENTS = 50
 # everything an experiment comes to own, directly or through its children
-OWNED_KINDS = (
-    "phoenixprocesspipelines", "loadsims", "configmaps", "deployments", "replicasets", "pods", "services",
-    "endpointslices", "jobs", "poddisruptionbudgets",
-)  # fmt: skip
+OWNED_KINDS = ("ppp", "lsim", "configmap", "deployment", "replicaset", "pod", "service", "endpointslice", "job", "pdb")
 
 
 def _objects(plane: controlplane.ControlPlane, namespace: str) -> list[dict[str, Any]]:
-    listed = plane.kubectl("get", ",".join(OWNED_KINDS), "-n", namespace, "-o", "json").stdout
-    items: list[dict[str, Any]] = json.loads(listed)["items"]
-    return items
+    return [found for kind in OWNED_KINDS for found in harness.listed(plane, namespace, kind)]
 
 
 def _owned(objects: list[dict[str, Any]], roots: set[str]) -> list[dict[str, Any]]:
