@@ -46,6 +46,8 @@ def environment() -> sandbox.SandboxedEnvironment:
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
+        # the templates ship with the package: no stat of the file at every render to see whether it changed
+        auto_reload=False,
     )
     env.filters.update(yaml_str=yaml_str, ottl_str=ottl_str, ottl_executable_is=ottl_executable_is)
     return env
@@ -58,6 +60,7 @@ def report_environment() -> sandbox.SandboxedEnvironment:
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,
         autoescape=True,
+        auto_reload=False,
     )
 
 
