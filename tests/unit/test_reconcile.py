@@ -638,6 +638,13 @@ def _warming(values: dict[str, list[float | None]], step: float = 2.0) -> tuple[
     return [T0.timestamp() + step * (i + 1) for i in range(length)], values
 
 
+def test_the_warmup_field_states_the_rule_the_analysis_applies() -> None:
+    # written out, not formatted from the constants: the models stay importable without numpy for offline commands
+    described = experiment.ExperimentSpec.model_fields["warmup"].description or ""
+    assert f"over its last {warmup.SETTLED_SAMPLES} samples" in described
+    assert f"within {warmup.SETTLED_TOLERANCE:.0%} of the mean over the {warmup.SETTLED_SAMPLES} before" in described
+
+
 def test_the_warmup_ends_after_both_pipelines_settle_or_at_its_limit() -> None:
     obj = _experiment(_running(), warmup="30s", duration="2m")
     ramp = [10.0, 40.0, 70.0, 95.0, 100.0, 101.0, 99.0, 100.0, 102.0, 100.0, 100.0, 99.0, 100.0, 101.0]
