@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import pytest
 
-from phoenix_operator.handlers import startup
+from phoenix_operator import GROUP
+from phoenix_operator.handlers import loadsims, pipelines, startup
+from phoenix_operator.runtime import kubernetes as runtime_kubernetes
 
 FIELD = "status.lastHandledConfiguration"
 
@@ -46,8 +48,8 @@ def _pipeline() -> dict[str, Any]:
 BODIES = {
     "written": _pipeline(),
     "new": {k: v for k, v in _pipeline().items() if k != "status"},
-    "bare": {"apiVersion": "v1", "kind": "X", "metadata": {"name": "x"}, "spec": {}},
-    "no metadata": {"spec": {"a": 1}},
+    "bare": {"apiVersion": "phoenix.io/v1alpha1", "kind": "LoadSim", "metadata": {"name": "x"}, "spec": {}},
+    "no metadata": {"apiVersion": "phoenix.io/v1alpha1", "kind": "LoadSim", "spec": {"a": 1}},
 }
 EXTRA_FIELDS: list[list[Any]] = [
     [],
@@ -77,3 +79,31 @@ def test_the_essence_is_a_copy_a_later_change_of_the_body_leaves_alone() -> None
     raw["metadata"]["labels"]["team"] = "ops"
     assert essence["spec"]["parameters"]["dropMetrics"] == ["a", "b"]
     assert essence["metadata"]["labels"] == {"team": "sre"}
+
+
+def test_a_workload_watched_for_readiness_gets_an_empty_essence() -> None:
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "p1-collector", "labels": {"app.kubernetes.io/managed-by": "phoenix"}},
+        "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "otelcol", "image": "otelcol"}]}}},
+    }
+    essence = startup.DiffBaseStorage(field=FIELD).build(body=kopf.Body(deployment))  # type: ignore[arg-type]
+    assert essence == {}
+
+
+def test_only_phoenix_kinds_have_the_handlers_kopf_compares_essences_for() -> None:
+    """The empty essence above is safe while kopf passes other kinds' events to event handlers alone."""
+    # registering reads the runtime's type only, so it needs no API server
+    runtime = runtime_kubernetes.KubernetesRuntime(cast(runtime_kubernetes.Api, None), "phoenix-operator:test")
+    pipelines.watch_readiness(runtime)
+    loadsims.watch_loads(runtime)
+    registry = kopf.get_default_registry()
+    watched = {handler.selector.group for handler in registry._watching.get_all_handlers()}
+    compared = {
+        handler.selector.group
+        for handlers in (registry._changing, registry._spawning)
+        for handler in handlers.get_all_handlers()
+    }
+    assert {"apps", "discovery.k8s.io", "batch"} <= watched  # the workloads are registered
+    assert compared == {GROUP}

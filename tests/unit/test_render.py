@@ -29,6 +29,25 @@ def test_golden(name: str) -> None:
     assert text == golden.read_text()
 
 
+# scalars whose type YAML 1.1 and 1.2 resolve differently, or that look like numbers, times or nulls
+TRICKY_SCALARS = ["yes", "No", "on", "OFF", "y", "010", "0o10", "0x1F", "1:20", "1_000", "1e3", ".inf", "-.Inf",
+                  ".nan", "~", "null", "", "True", "FALSE", "2026-12-07", "0.5", "+12", "0b101", "'on'"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(render_cases.CASES))
+def test_the_operators_loader_parses_every_config_as_ruamels_default_loader_does(name: str) -> None:
+    text = render_cases.rendered(name).text
+    assert "%YAML" not in text  # the fixed version holds only without a directive
+    assert render_pipeline._parse(text) == yaml.YAML(typ="safe").load(text)
+
+
+def test_the_operators_loader_resolves_scalars_by_yaml_1_2() -> None:
+    text = "".join(f"k{i}: {value}\n" for i, value in enumerate(TRICKY_SCALARS))
+    ours, default = render_pipeline._parse(text), yaml.YAML(typ="safe").load(text)
+    assert repr(ours) == repr(default)  # repr: nan is unequal to itself
+    assert ours["k0"] == "yes" and ours["k2"] == "on" and ours["k5"] == 10 and ours["k8"] == "1:20"
+
+
 def _processors(name: str) -> list[str]:
     config = render_cases.rendered(name).config
     names: list[str] = config["service"]["pipelines"]["metrics"]["processors"]
