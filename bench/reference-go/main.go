@@ -1,8 +1,10 @@
 // The Go peer of bench/operator_scale.py: a minimal controller-runtime
-// operator that reconciles PhoenixProcessPipelines the way Phoenix does, by
-// server-side applying each pipeline's ConfigMap, Deployment and Service and
-// writing a status. It does not render: the bench gives it the manifests
-// Phoenix rendered, so the rendering work is Phoenix's alone.
+// operator that reconciles PhoenixProcessPipelines the way Phoenix does: it
+// acknowledges a new generation with a first status ("Deploying"), then
+// server-side applies the pipeline's ConfigMap, Deployment,
+// PodDisruptionBudget and Service and writes the status that says they are
+// applied. It does not render: the bench gives it the manifests Phoenix
+// rendered, so the rendering work is Phoenix's alone.
 //
 //	reference-go --namespace NS --manifests FILE [--qps N --burst N] [--workers N]
 //
@@ -50,6 +52,9 @@ func (r *reconciler) Reconcile(ctx context.Context, request ctrl.Request) (ctrl.
 	if !known {
 		return ctrl.Result{}, nil
 	}
+	if err := r.acknowledge(ctx, pipeline); err != nil {
+		return ctrl.Result{}, err
+	}
 	owner := map[string]any{
 		"apiVersion": pipelineKind.GroupVersion().String(), "kind": pipelineKind.Kind,
 		"name": pipeline.GetName(), "uid": string(pipeline.GetUID()),
@@ -65,20 +70,34 @@ func (r *reconciler) Reconcile(ctx context.Context, request ctrl.Request) (ctrl.
 			return ctrl.Result{}, err
 		}
 	}
+	return ctrl.Result{}, r.writeReady(ctx, pipeline, "WaitingForCollectors", "the children are applied")
+}
+
+// acknowledge writes the first status of a generation not seen yet, as Phoenix's handler does before
+// its work queue applies anything.
+func (r *reconciler) acknowledge(ctx context.Context, pipeline *unstructured.Unstructured) error {
+	seen, _, err := unstructured.NestedInt64(pipeline.Object, "status", "observedGeneration")
+	if err != nil || seen == pipeline.GetGeneration() {
+		return err
+	}
+	return r.writeReady(ctx, pipeline, "Deploying", "applying the children")
+}
+
+func (r *reconciler) writeReady(ctx context.Context, pipeline *unstructured.Unstructured, reason, message string) error {
 	now := time.Now().UTC().Format(time.RFC3339)
 	base := pipeline.DeepCopy()
 	status := map[string]any{
 		"observedGeneration": pipeline.GetGeneration(),
 		"conditions": []any{map[string]any{
-			"type": "Ready", "status": "False", "reason": "WaitingForCollectors",
-			"message": "the children are applied", "lastTransitionTime": now,
+			"type": "Ready", "status": "False", "reason": reason,
+			"message": message, "lastTransitionTime": now,
 			"observedGeneration": pipeline.GetGeneration(),
 		}},
 	}
 	if err := unstructured.SetNestedMap(pipeline.Object, status, "status"); err != nil {
-		return ctrl.Result{}, err
+		return err
 	}
-	return ctrl.Result{}, r.client.Status().Patch(ctx, pipeline, client.MergeFrom(base))
+	return r.client.Status().Patch(ctx, pipeline, client.MergeFrom(base))
 }
 
 func main() {

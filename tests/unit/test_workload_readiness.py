@@ -76,6 +76,43 @@ def test_a_collector_is_ready_only_once_its_service_routes_to_it() -> None:
     assert runtime.observe_pipeline(pipeline).ready_replicas == 0  # type: ignore[union-attr]
 
 
+def _pipeline() -> kinds.PhoenixProcessPipeline:
+    return kinds.PhoenixProcessPipeline.model_validate(
+        {
+            "apiVersion": "phoenix.io/v1alpha1",
+            "kind": "PhoenixProcessPipeline",
+            "metadata": {"name": "p", "namespace": "ns"},
+            "spec": {"template": "baseline"},
+        }
+    )
+
+
+def test_the_applied_workload_is_observed_before_its_watch_event_arrives() -> None:
+    # a deploy whose status write lost to another write runs again, observing only: it must read the
+    # children it has just applied, or it reports the pipeline still deploying until an event comes
+    runtime = kubernetes.KubernetesRuntime(cast(kubernetes.Api, None), "image")
+    answer = _deployment(ready=0)
+    answer["status"] = {}  # the apply's answer: the controller has not seen the spec yet
+    runtime._remember_applied(("ns", "p"), answer)
+    observed = runtime.observe_pipeline(_pipeline())
+    assert observed is not None and (observed.desired_replicas, observed.config_hash) == (2, None)
+    # the same state in the watch event changes no readiness, so it queues no second deploy
+    assert runtime.record_workload("ADDED", answer) is None
+
+
+def test_an_applied_answer_never_replaces_a_newer_state_from_the_watch() -> None:
+    runtime = kubernetes.KubernetesRuntime(cast(kubernetes.Api, None), "image")
+    assert runtime.record_workload("MODIFIED", _deployment(ready=2)) == "p"  # rolled out: config "h"
+    late = _deployment(ready=0)
+    late["status"] = {}
+    runtime._remember_applied(("ns", "p"), late)  # the same generation, answered before that event
+    assert runtime.observe_pipeline(_pipeline()).config_hash == "h"  # type: ignore[union-attr]
+    newer = _deployment(ready=0)
+    newer["metadata"]["generation"] = 2  # a new config applied: its rollout has not begun
+    runtime._remember_applied(("ns", "p"), newer)
+    assert runtime.observe_pipeline(_pipeline()).config_hash is None  # type: ignore[union-attr]
+
+
 def test_a_running_load_is_observed_from_its_jobs_watch_events_without_a_request() -> None:
     runtime = kubernetes.KubernetesRuntime(cast(kubernetes.Api, None), "image")  # any request would fail
     load = kinds.LoadSim.model_validate(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -269,6 +270,8 @@ class KubernetesRuntime:
         self.api = api
         self.image = image
         self._workloads: dict[tuple[str, str], dict[str, Any]] = {}
+        # the watch's events arrive on the event loop, the applies' answers in the deploy threads
+        self._workloads_lock = threading.Lock()
         # per pipeline, the ready endpoints of each of its Service's EndpointSlices
         self._routed: dict[tuple[str, str], dict[str, int]] = {}
         # load Jobs by namespace and name, from their watch events
@@ -290,10 +293,11 @@ class KubernetesRuntime:
         if owner is None:
             return None
         key = (workload["metadata"]["namespace"], owner)
-        previous = self._workloads.pop(key, None)
-        if event_type == "DELETED":
-            return None
-        self._workloads[key] = workload
+        with self._workloads_lock:
+            previous = self._workloads.pop(key, None)
+            if event_type == "DELETED":
+                return None
+            self._workloads[key] = workload
         before = _readiness(previous) if previous else (0, 0, None)
         after = _readiness(workload)
         return owner if (before[1], before[2]) != (after[1], after[2]) else None
@@ -319,7 +323,22 @@ class KubernetesRuntime:
             applied = self.api.apply(manifest)
             if manifest["kind"] in ("Deployment", "DaemonSet"):
                 workload = applied
+        self._remember_applied((obj.metadata.namespace or "default", obj.metadata.name), workload)
         return self._pipeline_observed(obj, workload)
+
+    def _remember_applied(self, key: tuple[str, str], workload: dict[str, Any]) -> None:
+        """The applied workload's answer, as its watch event will bring it, unless the watch brought it already.
+
+        So a pipeline observed before that event arrives (a deploy whose status write lost to another write
+        and runs again, observing only) reads the children it applied, not none; and the event, which then
+        changes no readiness, queues no deploy.
+        """
+        if not workload:
+            return
+        with self._workloads_lock:
+            known = self._workloads.get(key)
+            if known is None or known["kind"] != workload["kind"] or _generation(known) < _generation(workload):
+                self._workloads[key] = workload
 
     def observe_pipeline(self, obj: kinds.PhoenixProcessPipeline) -> reconcile_pipeline.Observed | None:
         workload = self._workloads.get((obj.metadata.namespace or "default", obj.metadata.name))
@@ -359,12 +378,16 @@ class KubernetesRuntime:
         return dataclasses.replace(observed, delivery=_delivery(pods))
 
 
+def _generation(workload: dict[str, Any]) -> int:
+    return int(workload["metadata"].get("generation") or 0)
+
+
 def _readiness(workload: dict[str, Any]) -> tuple[int, int, str | None]:
     """Desired and ready collectors of a Deployment or DaemonSet, and the config they run."""
     status = workload.get("status") or {}
     template = ((workload.get("spec") or {}).get("template") or {}).get("metadata") or {}
     config_hash = (template.get("annotations") or {}).get(reconcile_pipeline.CONFIG_HASH_ANNOTATION)
-    if int(status.get("observedGeneration") or 0) < int(workload["metadata"].get("generation") or 0):
+    if int(status.get("observedGeneration") or 0) < _generation(workload):
         # the controller has not seen this spec yet: the counts below are the previous rollout's
         config_hash = None
     if workload["kind"] == "Deployment":
