@@ -110,7 +110,8 @@ def experiment(
 
 
 def prefix(data: dict[str, Any], n: int) -> dict[str, Any]:
-    """The same experiment input cut to its first n samples, as an earlier look would see it."""
+    """The same experiment input cut to its first n samples, as an earlier look would see it: still planned
+    for all of the samples (unless it says otherwise), as the operator's looks are."""
 
     def cut(node: Any) -> Any:
         if isinstance(node, list) and node and isinstance(node[0], float):
@@ -122,6 +123,7 @@ def prefix(data: dict[str, Any], n: int) -> dict[str, Any]:
         return node
 
     result: dict[str, Any] = cut(data)
+    result.setdefault("plannedSamples", len(data["baseline"]["activeSeries"]))
     return result
 
 

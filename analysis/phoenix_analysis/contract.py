@@ -126,7 +126,8 @@ class AnalysisInput(_Strict):
     mode: Literal["sequential", "fixed"] = "sequential"
     """sequential: decide at the first sample that can; fixed: one test at the last."""
     planned_samples: Annotated[int, pydantic.Field(gt=0)] | None = None
-    """The samples the run is planned to take: the reduction's trend is projected to its end (default: those given)."""
+    """The samples the run is planned to take: the reduction's trend is projected to its end, and the confidence
+    sequences are tightest there (default: those given)."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSON `phoenix analyze -f` reads."""

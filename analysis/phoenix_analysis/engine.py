@@ -214,10 +214,15 @@ def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
     kept = np.flatnonzero(~_gaps(full) & ~missed)
     spec = _without_gaps(spec, kept) if len(kept) < n else spec
     arrays = {k: v[kept] for k, v in full.items()}
-    bound: Callable[[Floats, float], Bounds] = (
-        intervals.running_confidence_sequence if spec.mode == "sequential" else intervals.running_fixed_interval
-    )
     alpha = spec.alpha
+    planned = max(spec.planned_samples or n, n)
+    tightest_at = intervals.sequence_tuning(spec.planned_samples or n)
+
+    def bound(x: Floats, alpha: float) -> Bounds:
+        if spec.mode == "sequential":
+            return intervals.running_confidence_sequence(x, alpha, tightest_at)
+        return intervals.running_fixed_interval(x, alpha)
+
     a = arrays
     series_reduction = 1 - a["candidate.active_series"] / a["baseline.active_series"]
     objective = spec.objectives.min_series_reduction
@@ -228,8 +233,8 @@ def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
     else:
         series_bounds = bound(series_reduction, alpha)
     series = _Check("series reduction", series_bounds, objective, False)
-    planned_end = float(max(spec.planned_samples or n, n) - 1)
-    fits = trend.fits(series_reduction, kept.astype(np.float64), planned_end, alpha)
+    planned_end = float(planned - 1)
+    fits = trend.fits(series_reduction, kept.astype(np.float64), planned_end, alpha, tightest_at)
     projection_clears = fits.projected_low > objective
     dpm = bound(1 - a["candidate.datapoints_per_minute"] / a["baseline.datapoints_per_minute"], alpha)
     costs = {
@@ -260,6 +265,7 @@ def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
             full["candidate.accepted_points"],
             spec.objectives.max_input_difference,
             alpha,
+            tightest_at,
         )
     delivered = None
     if "baseline.load_batches_sent" in full and "baseline.load_batches_failed" in full:
@@ -302,7 +308,7 @@ def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
     if decision == "Inconclusive" and not (query_problems or unmeasured):
         blocking = _interval(trend_report.projected_at_end) if not projection_clears[at] else None
         more = _samples_to_decide(
-            [series, *vetoes], blocking, objective, at, planned_end, _critical_values(spec.mode, alpha)
+            [series, *vetoes], blocking, objective, at, planned_end, _critical_values(spec.mode, alpha, tightest_at)
         )
     if more is not None:
         seconds_to_decide = more * spec.interval_seconds
@@ -499,10 +505,10 @@ def _constant_bounds(value: intervals.Interval, n: int) -> Bounds:
     return (np.full(n, value.estimate), np.full(n, value.low), np.full(n, value.high))
 
 
-def _critical_values(mode: str, alpha: float) -> Callable[[Floats], Floats]:
+def _critical_values(mode: str, alpha: float, tightest_at: int) -> Callable[[Floats], Floats]:
     """The margin in standard errors at k samples: the sequence's, which grows slowly, or the fixed z."""
     if mode == "sequential":
-        return lambda k: intervals.sequence_critical_value(k, alpha)
+        return lambda k: intervals.sequence_critical_value(k, alpha, tightest_at)
     z = float(stats.norm.ppf(1 - alpha / 2))
     return lambda k: np.full(len(k), z)
 

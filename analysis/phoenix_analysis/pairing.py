@@ -57,7 +57,7 @@ def increments(counter: Floats) -> Floats:
     return steps
 
 
-def agreement(baseline: Floats, candidate: Floats, tolerance: float, alpha: float) -> Agreement:
+def agreement(baseline: Floats, candidate: Floats, tolerance: float, alpha: float, tightest_at: int) -> Agreement:
     got = {name: np.cumsum(increments(counter)) for name, counter in (("b", baseline), ("c", candidate))}
     n = len(baseline)
     per_sample = got["b"][-1] / max(n - 1, 1)
@@ -65,7 +65,7 @@ def agreement(baseline: Floats, candidate: Floats, tolerance: float, alpha: floa
         differs = np.full(n, got["c"][-1] > 0)
         return Agreement(got["b"], got["c"], np.where(differs, np.inf, 0.0), differs)
     gap = (got["c"] - got["b"]) / per_sample
-    drift = trend.fits(gap, np.arange(n, dtype=np.float64), float(n - 1), alpha)
+    drift = trend.fits(gap, np.arange(n, dtype=np.float64), float(n - 1), alpha, tightest_at)
     differs = (drift.slope_low > tolerance) | (drift.slope_high < -tolerance)
     return Agreement(got["b"], got["c"], drift.slope, differs)
 

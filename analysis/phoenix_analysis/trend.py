@@ -57,8 +57,10 @@ class Fits:
         )
 
 
-def fits(x: Floats, t: Floats, planned_end: float, alpha: float) -> Fits:
-    """Fits of x[:k] against t[:k] for every k; `planned_end` is the t the run is planned to reach."""
+def fits(x: Floats, t: Floats, planned_end: float, alpha: float, tightest_at: int) -> Fits:
+    """Fits of x[:k] against t[:k] for every k; `planned_end` is the t the run is planned to reach.
+
+    `tightest_at` tunes the time-uniform critical value as `intervals.sequence_tuning` does."""
     y = x - float(np.mean(x))  # shift-invariant slope; centring avoids cancellation
     centre_t = float(np.mean(t))
     s = t - centre_t
@@ -102,7 +104,7 @@ def fits(x: Floats, t: Floats, planned_end: float, alpha: float) -> Fits:
     # The projection's lower bound is one-sided at alpha, time-uniform as the mean's sequence is (it is
     # checked at every sample) and widened for few samples; the slope's interval is the same two-sided at 2 alpha.
     small_sample = _t_quantile(degrees, 1 - alpha) / float(stats.norm.ppf(1 - alpha))
-    critical = intervals.sequence_critical_value(k, 2 * alpha) * small_sample
+    critical = intervals.sequence_critical_value(k, 2 * alpha, tightest_at) * small_sample
     level = float(np.mean(x))
     projected = level + intercept + slope * end
     return Fits(

@@ -37,19 +37,21 @@ def _at_least(rate: float, bound: float, what: str) -> None:
     assert rate >= bound - _tolerance(bound), rate
 
 
-def _rate(decision: str, seed: int, mode: str = "sequential", **effects: float) -> float:
+def _rate(decision: str, seed: int, mode: str = "sequential", samples: int = N_SAMPLES, **effects: float) -> float:
     rng = np.random.default_rng(seed)
     hits = 0
     for _ in range(N_SIMULATIONS):
-        data = simulate.experiment(rng, N_SAMPLES, **effects)  # type: ignore[arg-type]
+        data = simulate.experiment(rng, samples, **effects)  # type: ignore[arg-type]
         data["mode"] = mode
         hits += engine.analyze(data)["decision"] == decision
     return hits / N_SIMULATIONS
 
 
 def test_sequential_false_promotion_at_the_objective_is_at_most_alpha() -> None:
-    """True reduction exactly at the objective, checked after every sample."""
+    """True reduction exactly at the objective, checked after every sample, in a long run and in a short one
+    (whose confidence sequence is tuned to be tightest at its 40 samples)."""
     _at_most(_rate("Promote", seed=1, reduction=0.5), ALPHA, "false promotion at the objective")
+    _at_most(_rate("Promote", seed=3, samples=40, reduction=0.5), ALPHA, "false promotion at the objective, 40 samples")
 
 
 def test_a_a_never_promotes_a_reduction_that_is_not_there() -> None:
@@ -139,7 +141,9 @@ def test_repeated_checks_of_the_fixed_test_inflate_false_promotions() -> None:
         data = simulate.experiment(rng, N_SAMPLES, reduction=0.5)
         reduction = 1 - np.array(data["candidate"]["activeSeries"]) / np.array(data["baseline"]["activeSeries"])
         peeking_fixed += bool(np.any(intervals.running_fixed_interval(reduction, ALPHA)[1][looks] > 0.5))
-        sequence_low = intervals.running_confidence_sequence(reduction, ALPHA)[1][engine.MIN_SAMPLES - 1 :]
+        sequence_low = intervals.running_confidence_sequence(reduction, ALPHA, intervals.sequence_tuning(N_SAMPLES))[1][
+            engine.MIN_SAMPLES - 1 :
+        ]
         peeking_sequence += bool(np.any(sequence_low > 0.5))
     fixed_rate, sequence_rate = peeking_fixed / simulations, peeking_sequence / simulations
     print(f"peeked fixed interval {fixed_rate:.3f}, confidence sequence {sequence_rate:.3f} over {simulations} runs")
@@ -197,16 +201,19 @@ def _recorded_error_noise() -> tuple[float, float]:
 
 def test_the_query_error_interval_covers_the_true_mean_error() -> None:
     """At the noise of a real run, the query error's confidence sequence holds the true mean error at every
-    sample from the first decision on, in at least 1 - alpha of runs."""
+    sample from the first decision on, in at least 1 - alpha of runs, long and short (each sequence tuned for
+    its run's length)."""
     cv, phi = _recorded_error_noise()
     rng = np.random.default_rng(21)
-    covered = 0
-    for _ in range(N_SIMULATIONS):
-        errors = simulate.query_errors(rng, N_SAMPLES, 0.002, cv, phi)
-        _, low, high = intervals.running_confidence_sequence(errors, ALPHA)
-        looked = slice(engine.MIN_SAMPLES - 1, None)
-        covered += bool(np.all((low[looked] <= 0.002) & (high[looked] >= 0.002)))
-    _at_least(covered / N_SIMULATIONS, 1 - ALPHA, f"query error coverage at cv {cv:.2f}, lag-1 {phi:.2f}")
+    for samples in (N_SAMPLES, 40):
+        covered = 0
+        for _ in range(N_SIMULATIONS):
+            errors = simulate.query_errors(rng, samples, 0.002, cv, phi)
+            _, low, high = intervals.running_confidence_sequence(errors, ALPHA, intervals.sequence_tuning(samples))
+            looked = slice(engine.MIN_SAMPLES - 1, None)
+            covered += bool(np.all((low[looked] <= 0.002) & (high[looked] >= 0.002)))
+        what = f"query error coverage at cv {cv:.2f}, lag-1 {phi:.2f}, {samples} samples"
+        _at_least(covered / N_SIMULATIONS, 1 - ALPHA, what)
 
 
 def test_a_query_error_of_a_fifth_of_the_limit_is_shown_within_twenty_samples() -> None:
@@ -218,7 +225,7 @@ def test_a_query_error_of_a_fifth_of_the_limit_is_shown_within_twenty_samples() 
         shown = 0
         for _ in range(N_SIMULATIONS):
             errors = simulate.query_errors(rng, 20, 0.002, cv, phi, repeats)
-            high = intervals.running_confidence_sequence(errors, ALPHA)[2]
+            high = intervals.running_confidence_sequence(errors, ALPHA, intervals.sequence_tuning(N_SAMPLES))[2]
             shown += bool(np.any(high[engine.MIN_SAMPLES - 1 :] < 0.01))
         _at_least(shown / N_SIMULATIONS, 0.8, f"query error 0.2% shown below 1% in 20 samples, repeats {repeats}")
 
