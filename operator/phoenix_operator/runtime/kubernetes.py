@@ -333,8 +333,6 @@ class KubernetesRuntime:
         and runs again, observing only) reads the children it applied, not none; and the event, which then
         changes no readiness, queues no deploy.
         """
-        if not workload:
-            return
         with self._workloads_lock:
             known = self._workloads.get(key)
             if known is None or known["kind"] != workload["kind"] or _generation(known) < _generation(workload):
