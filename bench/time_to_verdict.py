@@ -94,7 +94,7 @@ def _first_verdict(low: np.ndarray[Any, Any], high: np.ndarray[Any, Any], first:
 
 
 def phoenix_verdict(series: np.ndarray[Any, Any], alpha: float) -> tuple[int, str]:
-    _, low, high = intervals.running_confidence_sequence(series, alpha, intervals.sequence_tuning(HORIZON))
+    _, low, high = intervals.running_confidence_sequence(series, alpha, HORIZON)
     return _first_verdict(low, high, engine.MIN_SAMPLES)
 
 

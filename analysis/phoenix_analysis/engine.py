@@ -216,7 +216,7 @@ def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
     arrays = {k: v[kept] for k, v in full.items()}
     alpha = spec.alpha
     planned = max(spec.planned_samples or n, n)
-    tightest_at = intervals.sequence_tuning(spec.planned_samples or n)
+    tightest_at = spec.planned_samples or n  # the sequences' tuning: from the plan, never the data
 
     def bound(x: Floats, alpha: float) -> Bounds:
         if spec.mode == "sequential":

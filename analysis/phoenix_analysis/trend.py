@@ -60,7 +60,7 @@ class Fits:
 def fits(x: Floats, t: Floats, planned_end: float, alpha: float, tightest_at: int) -> Fits:
     """Fits of x[:k] against t[:k] for every k; `planned_end` is the t the run is planned to reach.
 
-    `tightest_at` tunes the time-uniform critical value as `intervals.sequence_tuning` does."""
+    `tightest_at` tunes the time-uniform critical value as `intervals.running_confidence_sequence`'s."""
     y = x - float(np.mean(x))  # shift-invariant slope; centring avoids cancellation
     centre_t = float(np.mean(t))
     s = t - centre_t

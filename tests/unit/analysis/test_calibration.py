@@ -141,9 +141,7 @@ def test_repeated_checks_of_the_fixed_test_inflate_false_promotions() -> None:
         data = simulate.experiment(rng, N_SAMPLES, reduction=0.5)
         reduction = 1 - np.array(data["candidate"]["activeSeries"]) / np.array(data["baseline"]["activeSeries"])
         peeking_fixed += bool(np.any(intervals.running_fixed_interval(reduction, ALPHA)[1][looks] > 0.5))
-        sequence_low = intervals.running_confidence_sequence(reduction, ALPHA, intervals.sequence_tuning(N_SAMPLES))[1][
-            engine.MIN_SAMPLES - 1 :
-        ]
+        sequence_low = intervals.running_confidence_sequence(reduction, ALPHA, N_SAMPLES)[1][engine.MIN_SAMPLES - 1 :]
         peeking_sequence += bool(np.any(sequence_low > 0.5))
     fixed_rate, sequence_rate = peeking_fixed / simulations, peeking_sequence / simulations
     print(f"peeked fixed interval {fixed_rate:.3f}, confidence sequence {sequence_rate:.3f} over {simulations} runs")
@@ -209,7 +207,7 @@ def test_the_query_error_interval_covers_the_true_mean_error() -> None:
         covered = 0
         for _ in range(N_SIMULATIONS):
             errors = simulate.query_errors(rng, samples, 0.002, cv, phi)
-            _, low, high = intervals.running_confidence_sequence(errors, ALPHA, intervals.sequence_tuning(samples))
+            _, low, high = intervals.running_confidence_sequence(errors, ALPHA, samples)
             looked = slice(engine.MIN_SAMPLES - 1, None)
             covered += bool(np.all((low[looked] <= 0.002) & (high[looked] >= 0.002)))
         what = f"query error coverage at cv {cv:.2f}, lag-1 {phi:.2f}, {samples} samples"
@@ -225,7 +223,7 @@ def test_a_query_error_of_a_fifth_of_the_limit_is_shown_within_twenty_samples() 
         shown = 0
         for _ in range(N_SIMULATIONS):
             errors = simulate.query_errors(rng, 20, 0.002, cv, phi, repeats)
-            high = intervals.running_confidence_sequence(errors, ALPHA, intervals.sequence_tuning(N_SAMPLES))[2]
+            high = intervals.running_confidence_sequence(errors, ALPHA, N_SAMPLES)[2]
             shown += bool(np.any(high[engine.MIN_SAMPLES - 1 :] < 0.01))
         _at_least(shown / N_SIMULATIONS, 0.8, f"query error 0.2% shown below 1% in 20 samples, repeats {repeats}")
 
