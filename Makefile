@@ -15,7 +15,7 @@ help:
 	@echo "make tools  build or install otelcol-phoenix, etcd, kube-apiserver and the test bed, telemetrygen, kube-score, prometheus"
 	@echo "make demo-tools  only what make demo runs: otelcol-phoenix and prometheus"
 	@echo "make crds   regenerate crds/ from the models"
-	@echo "make calibrate  the verdict's calibration with 5,000 simulations per rate (about half an hour)"
+	@echo "make calibrate  the verdict's calibration with 5,000 simulations per rate (about 35 minutes)"
 	@echo "make fuzz   the fuzz tests with 20,000 random inputs each instead of the suite's seeded few (minutes)"
 
 $(VENV)/.installed: pyproject.toml

@@ -215,8 +215,8 @@ def analyze_input(spec: contract.AnalysisInput) -> contract.Result:
     spec = _without_gaps(spec, kept) if len(kept) < n else spec
     arrays = {k: v[kept] for k, v in full.items()}
     alpha = spec.alpha
-    planned = max(spec.planned_samples or n, n)
     tightest_at = spec.planned_samples or n  # the sequences' tuning: from the plan, never the data
+    planned = max(tightest_at, n)
 
     def bound(x: Floats, alpha: float) -> Bounds:
         if spec.mode == "sequential":

@@ -21,7 +21,14 @@ as it can be by its end. The plan is fixed before the data, as the
 time-uniform guarantee needs. Tuning for a point before the end narrows the
 early bounds further, but they then under-cover right-skewed query errors
 (0.90 of runs covered at a quarter of the plan, against 0.94 at the plan).
-`fixed_interval` is the classical fixed-horizon interval for comparison.
+`running_fixed_interval` is the classical fixed-horizon interval for comparison.
+
+Both widen the bound on a skewed series' long-tail side by Hall's (1992)
+Cornish-Fisher term for the studentized mean, skewness (2z^2 + 1) / 6 sqrt(k)
+standard errors. A right-skewed series' mean and variance both run low until
+a large value comes, so a symmetric upper bound falls below the true mean too
+often: at a real run's query-error noise it held the true mean in 0.934 of
+5,000 runs, short of the 0.95 it promises.
 """
 
 from __future__ import annotations
@@ -99,12 +106,14 @@ def running_mean_and_long_run_variance(x: Floats) -> tuple[Floats, Floats, Float
     return mean + centre, long_run, degrees
 
 
-def _bounded(mean: Floats, margin: Floats, degrees: Floats, alpha: float) -> tuple[Floats, Floats, Floats]:
-    """Widen the margin for small samples.
+def _bounded(
+    mean: Floats, low_margin: Floats, high_margin: Floats, degrees: Floats, alpha: float
+) -> tuple[Floats, Floats, Floats]:
+    """Widen the margins for small samples.
 
     The variance is estimated from the data, so a Student-t correction on
-    the long-run variance's degrees of freedom widens the margin where few
-    samples back it, and vanishes as they grow.
+    the long-run variance's degrees of freedom widens the margins where few
+    samples back them, and vanishes as they grow.
     """
     # tenths of a degree of freedom, capped where t and normal agree, so ppf runs on few values
     degrees = np.clip(np.round(degrees, 1), 1, 1000)
@@ -112,8 +121,20 @@ def _bounded(mean: Floats, margin: Floats, degrees: Floats, alpha: float) -> tup
     t_over_normal = np.asarray(stats.t.ppf(1 - alpha / 2, unique), dtype=np.float64) / float(
         stats.norm.ppf(1 - alpha / 2)
     )
-    widened = margin * t_over_normal[positions]
-    return mean, mean - widened, mean + widened
+    widening = t_over_normal[positions]
+    return mean, mean - low_margin * widening, mean + high_margin * widening
+
+
+def running_skewness(x: Floats) -> Floats:
+    """Sample skewness of x[:k] for every k = 1..n (0 where x[:k] does not vary)."""
+    y = x - float(np.mean(x))
+    k = np.arange(1, len(x) + 1, dtype=np.float64)
+    first, second, third = (np.cumsum(y**power) / k for power in (1, 2, 3))
+    variance = second - first**2
+    third_moment = third - 3 * first * second + 2 * first**3
+    with np.errstate(divide="ignore", invalid="ignore"):
+        skewness = np.where(variance > 0, third_moment / np.maximum(variance, 0.0) ** 1.5, 0.0)
+    return np.asarray(skewness, dtype=np.float64)
 
 
 def _cs_margin(k: Floats, alpha: float, tightest_at: int) -> Floats:
@@ -142,7 +163,14 @@ def running_fixed_interval(x: Floats, alpha: float) -> tuple[Floats, Floats, Flo
 def _running_bounds(x: Floats, alpha: float, critical: Floats) -> tuple[Floats, Floats, Floats]:
     mean, variance, degrees = running_mean_and_long_run_variance(x)
     k = np.arange(1, len(x) + 1, dtype=np.float64)
-    return _bounded(mean, critical * np.sqrt(variance / k), degrees, alpha)
+    standard_error = np.sqrt(variance / k)
+    # widened on the long tail's side only, the side a skewed series' mean misses on
+    skewness = running_skewness(x)
+    skew_term = standard_error * (2 * critical**2 + 1) / (6 * np.sqrt(k))
+    symmetric = critical * standard_error
+    low_margin = symmetric + skew_term * np.maximum(-skewness, 0.0)
+    high_margin = symmetric + skew_term * np.maximum(skewness, 0.0)
+    return _bounded(mean, low_margin, high_margin, degrees, alpha)
 
 
 def hodges_lehmann_interval(x: Floats, alpha: float, threshold: float) -> tuple[Interval, float]:

@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy import stats
 from typer.testing import CliRunner
 
-from phoenix_analysis import contract, engine
+from phoenix_analysis import contract, engine, intervals
 from phoenix_operator.cli import app
 from tests import simulate
 
@@ -418,3 +419,16 @@ def test_an_inconclusive_says_about_how_much_longer_it_needs_and_a_verdict_does_
     assert told and told[0].startswith("at the current variance, about "), early.reason_texts
     assert "more would decide it" in told[0]
     assert engine.analyze(_clear_win())["secondsToDecide"] is None
+
+
+def test_a_skewed_series_bound_is_widened_on_its_long_tail_side_by_its_skewness() -> None:
+    rng = np.random.default_rng(3)
+    right_skewed = rng.lognormal(0.0, 0.8, 60)
+    skewness = intervals.running_skewness(right_skewed)
+    assert np.allclose(skewness[2:], [stats.skew(right_skewed[:k]) for k in range(3, 61)])
+    mean, low, high = intervals.running_confidence_sequence(right_skewed, 0.05, 60)
+    assert np.all((high - mean)[9:] > (mean - low)[9:])
+    # mirrored, the long tail is on the other side, and so is the wider margin
+    mirrored_mean, mirrored_low, mirrored_high = intervals.running_confidence_sequence(-right_skewed, 0.05, 60)
+    assert np.allclose(mirrored_mean - mirrored_low, high - mean)
+    assert np.allclose(mirrored_high - mirrored_mean, mean - low)
