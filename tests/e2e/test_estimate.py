@@ -91,6 +91,7 @@ def test_both_modes_predict_the_series_real_collectors_export(
             break
         measured = now
         time.sleep(2)
+    assert all(measured.values()), f"no steady series count on both variants within 30 s: {measured}"
     manifest = tmp_path / "experiment.yaml"
     experiment = {
         "apiVersion": "phoenix.io/v1alpha1",
