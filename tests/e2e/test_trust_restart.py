@@ -33,9 +33,12 @@ HANG_SECONDS = 25
 
 def _candidate_collector(registry: Path, name: str) -> int:
     started: dict[str, str] = json.loads(registry.read_text())
-    for pid in started:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        if "otelcol" in started[pid] and f"{name}-candidate" in cmdline:
+    for pid in (p for p, argv0 in started.items() if "otelcol" in argv0):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except FileNotFoundError:  # the registry keeps every process the run started, ended ones too
+            continue
+        if f"{name}-candidate" in cmdline:
             return int(pid)
     raise AssertionError(f"no candidate collector among {started}")
 
