@@ -53,10 +53,11 @@ e2e: venv tools
 	$(BIN)/pytest tests/e2e
 
 # pytest exits 5 when it collected nothing; that must fail, and it does,
-# because only exit code 0 passes here. Four workers on two cores, each taking
-# whole test files: the long experiments mostly wait on their clocks, and a
-# file's module fixtures (one_driver's scenarios) must run once, in one worker.
-# The files go out in collection order, which puts the slow ones first.
+# because only exit code 0 passes here. Four workers on two cores: the long
+# experiments mostly wait on their clocks. Integration and e2e files go out
+# whole, since a file's module fixtures (one_driver's scenarios) must run once,
+# in one worker; unit tests one by one (tests/conftest.py). They go out in
+# collection order, which puts the slow files first.
 test: venv tools lint
 	$(BIN)/pytest -n 4 --dist loadfile --no-loadscope-reorder tests
 

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
+from xdist.remote import Producer
+from xdist.scheduler import LoadFileScheduling
 
 from phoenix_operator import binaries
 from phoenix_operator.runtime import local_components
@@ -23,6 +25,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The slow files first: `make test`'s workers take whole files in this order, and a long one started last
     would leave the other workers idle while it runs."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+class _WholeFilesButUnitTests(LoadFileScheduling):
+    """Whole files, except that each unit test goes out alone.
+
+    Integration and e2e files share components in module fixtures, so a file runs in one worker. Unit
+    tests share nothing; sent out one by one they spread the last minutes' work, the calibration file's
+    four minutes among them, over every worker instead of leaving one worker to run that file alone."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return nodeid if nodeid.startswith("tests/unit/") else super()._split_scope(nodeid)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LoadFileScheduling | None:
+    return _WholeFilesButUnitTests(config, log) if config.getoption("dist") == "loadfile" else None
 
 
 def _require(binary: binaries.Binary) -> Path:
