@@ -61,6 +61,7 @@ def _estimate(path: Path, *args: str) -> dict[str, Any]:
     return answer
 
 
+@pytest.mark.alone
 @pytest.mark.parametrize(
     ("load", "parameters"),
     [_quickstart(), (HIGH_CARDINALITY, KEEPING_POSTGRES)],

@@ -86,7 +86,7 @@ class Feed:
     def stop(self) -> None:
         if self.sender is not None:
             self.sender.terminate()
-            self.sender.wait(10)
+            self.sender.wait(30)  # it drains its queue for up to two intervals first, 10 s here
             self.sender = None
 
 

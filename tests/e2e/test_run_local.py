@@ -61,6 +61,7 @@ def _manifest(tmp_path: Path, source: Path, edit: dict[str, Any]) -> str:
     return str(path)
 
 
+@pytest.mark.alone
 def test_quickstart_promotes_with_the_reduction_it_promises(tmp_path: Path) -> None:
     report = tmp_path / "report.html"
     result = _run("-f", str(QUICKSTART), "-o", "json", "--report", str(report))
