@@ -58,8 +58,9 @@ e2e: venv tools
 # whole, since a file's module fixtures (one_driver's scenarios) must run once,
 # in one worker; unit tests one by one (tests/conftest.py). They go out in
 # collection order, which puts the slow files first. The tests marked alone
-# hold the full-size quickstart to its numbers, as `make demo` runs it on an
-# otherwise idle machine: they run afterwards, one at a time.
+# need the machine to itself (the full-size quickstart held to its numbers, as
+# `make demo` runs it, and a collector flooded past its limit): they run
+# afterwards, one at a time.
 test: venv tools lint
 	$(BIN)/pytest -n 4 --dist loadfile --no-loadscope-reorder -m "not alone" tests
 	$(BIN)/pytest -m alone tests

@@ -50,6 +50,7 @@ def _rss_bytes(pid: int) -> float:
     return float(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) * 1024  # type: ignore[union-attr]
 
 
+@pytest.mark.alone
 def test_an_overloaded_collector_refuses_data_and_stays_up(otelcol: conftest.StartCollector) -> None:
     spec = pipeline.BaselinePipelineSpec.model_validate(
         {
