@@ -28,7 +28,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 class _WholeFilesButUnitTests(LoadFileScheduling):
-    """Whole files, except that each unit test goes out alone.
+    """Whole files, except that unit tests go out one by one.
 
     Integration and e2e files share components in module fixtures, so a file runs in one worker. Unit
     tests share nothing; sent out one by one they spread the last minutes' work, the calibration file's
