@@ -53,17 +53,24 @@ e2e: venv tools
 	$(BIN)/pytest tests/e2e
 
 # pytest exits 5 when it collected nothing; that must fail, and it does,
-# because only exit code 0 passes here. Four workers on two cores: the long
-# experiments mostly wait on their clocks. Integration and e2e files go out
-# whole, since a file's module fixtures (one_driver's scenarios) must run once,
-# in one worker; unit tests one by one (tests/conftest.py). They go out in
-# collection order, which puts the slow files first. The tests marked alone
-# need the machine to itself (the full-size quickstart held to its numbers, as
-# `make demo` runs it, and a collector flooded past its limit): they run
-# afterwards, one at a time.
+# because only exit code 0 passes here. Three runs, each printing its slowest
+# tests, and every one runs even when one before it failed, so a red run shows
+# all its failures:
+# - the unit tests, one worker per core: they are CPU-bound;
+# - the integration and e2e files on four workers, each taking whole files
+#   (a file's module fixtures, such as one_driver's scenarios, run once, in
+#   one worker). At most two files of real experiments run at once
+#   (tests/conftest.py); the other workers take the rest, which mostly wait on
+#   the control plane;
+# - the tests marked alone, one at a time: they need the machine to itself
+#   (the full-size quickstart held to its numbers, as `make demo` runs it, and
+#   a collector flooded past its limit).
 test: venv tools lint
-	$(BIN)/pytest -n 4 --dist loadfile --no-loadscope-reorder -m "not alone" tests
-	$(BIN)/pytest -m alone tests
+	@failed=0; \
+	$(BIN)/pytest -n 2 -m "not alone" tests/unit || failed=1; \
+	$(BIN)/pytest -n 4 --dist loadfile --no-loadscope-reorder -m "not alone" tests/integration tests/e2e || failed=1; \
+	$(BIN)/pytest -m alone tests || failed=1; \
+	exit $$failed
 
 demo: venv demo-tools
 	$(BIN)/phoenix run --local -f examples/quickstart/experiment.yaml --report phoenix-report.html

@@ -7,13 +7,16 @@ fails the test with the name of the binary and `make tools`; it never skips.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import itertools
+import os
 import subprocess
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
-from xdist.remote import Producer
-from xdist.scheduler import LoadFileScheduling
 
 from phoenix_operator import binaries
 from phoenix_operator.runtime import local_components
@@ -22,25 +25,52 @@ from tests.harness import operator as harness
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow files first: `make test`'s workers take whole files in this order, and a long one started last
-    would leave the other workers idle while it runs."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Workers take whole files in this order. Within each kind the files marked `slow` come first, so a long
+    one never starts last and leaves the other workers idle; files of real experiments alternate with the
+    rest, so a worker that finishes one usually takes a file that needs no experiment slot."""
+    files: dict[Path, list[pytest.Item]] = {}
+    for item in items:
+        files.setdefault(item.path, []).append(item)
+
+    def slow_first(paths: list[Path]) -> list[Path]:
+        return sorted(paths, key=lambda path: files[path][0].get_closest_marker("slow") is None)
+
+    experiments = slow_first([path for path in files if files[path][0].get_closest_marker("experiment")])
+    others = slow_first([path for path in files if not files[path][0].get_closest_marker("experiment")])
+    alternating = [path for pair in itertools.zip_longest(experiments, others) for path in pair if path is not None]
+    items[:] = [item for path in alternating for item in files[path]]
 
 
-class _WholeFilesButUnitTests(LoadFileScheduling):
-    """Whole files, except that unit tests go out one by one.
-
-    Integration and e2e files share components in module fixtures, so a file runs in one worker. Unit
-    tests share nothing; sent out one by one they spread the last minutes' work, the calibration file's
-    four minutes among them, over every worker instead of leaving one worker to run that file alone."""
-
-    def _split_scope(self, nodeid: str) -> str:
-        return nodeid if nodeid.startswith("tests/unit/") else super()._split_scope(nodeid)
+# Each real experiment keeps about a core busy with its collectors, Prometheus and load. More at once than
+# the machine has cores starve one another's scrapes and clocks, and the verdicts their tests hold them to
+# turn Inconclusive.
+EXPERIMENTS_AT_ONCE = 2
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LoadFileScheduling | None:
-    return _WholeFilesButUnitTests(config, log) if config.getoption("dist") == "loadfile" else None
+@pytest.fixture(scope="module", autouse=True)
+def experiment_slot(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A file marked `experiment` runs while it holds one of the run's slots, which every xdist worker shares."""
+    if request.node.get_closest_marker("experiment") is None:
+        yield
+        return
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # workers' base dirs are siblings
+    with _one_of_the_slots(shared, EXPERIMENTS_AT_ONCE):
+        yield
+
+
+@contextlib.contextmanager
+def _one_of_the_slots(directory: Path, slots: int) -> Iterator[None]:
+    while True:
+        for index in range(slots):
+            with (directory / f"experiment-slot-{index}.lock").open("a") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                yield  # closing the file releases the lock, and a worker that dies releases it too
+                return
+        time.sleep(1)
 
 
 def _require(binary: binaries.Binary) -> Path:

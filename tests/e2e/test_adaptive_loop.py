@@ -31,7 +31,7 @@ from phoenix_operator.reconcile import adaptive
 from phoenix_operator.runtime import local as runtime_local
 from phoenix_operator.runtime import memory
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.experiment]
 ADJUST_SECONDS = 5
 # how soon a turn measures, or says it could not: the next turn, its query's timeout, and a turn to spare
 TURN_MEASURED_SECONDS = 2 * ADJUST_SECONDS + prometheus.Client.timeout

@@ -22,7 +22,7 @@ from tests.e2e import test_one_driver
 from tests.harness import controlplane
 from tests.harness import operator as harness
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.experiment]
 OUTAGE_SECONDS = 20
 NAME = "chaos"
 

@@ -22,7 +22,7 @@ import yaml
 from tests.harness import controlplane
 from tests.harness import operator as harness
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.experiment]
 PRODUCTION = controlplane.REPO / "examples" / "production" / "pipeline.yaml"
 MIRRORED = controlplane.REPO / "examples" / "production" / "experiment.yaml"
 SOURCE = "process-metrics"

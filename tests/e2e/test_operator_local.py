@@ -20,7 +20,7 @@ from tests.e2e import test_one_driver
 from tests.harness import controlplane, otlp
 from tests.harness import operator as harness
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.experiment]
 CLUSTER_EXAMPLE = controlplane.REPO / "examples" / "experiment.yaml"
 PIPELINE_EXAMPLE = controlplane.REPO / "examples" / "pipeline.yaml"
 TOKEN_ACCESS = controlplane.REPO / "docs" / "prometheus-token-access.yaml"

@@ -17,7 +17,7 @@ import yaml
 from tests.harness import controlplane
 from tests.harness import operator as harness
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.experiment]
 CLUSTER_EXAMPLE = controlplane.REPO / "examples" / "experiment.yaml"
 
 

@@ -11,7 +11,7 @@ from tests.e2e import test_one_driver
 from tests.harness import controlplane
 from tests.harness import operator as harness
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.experiment]
 
 
 def _alive(pid: int) -> bool:

@@ -21,7 +21,7 @@ from phoenix_operator.models import loadsim
 from phoenix_operator.runtime import local as runtime_local
 from tests.harness import operator as harness
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.experiment]
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "examples/quickstart/experiment.yaml"
 PHOENIX = [sys.executable, "-m", "phoenix_operator"]

@@ -20,7 +20,7 @@ import yaml
 from phoenix_operator.loadsim import profiles
 from tests.e2e import test_one_driver
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.experiment]
 
 
 def _phoenix(*args: str, timeout: float = 60) -> dict[str, Any]:

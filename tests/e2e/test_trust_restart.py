@@ -23,7 +23,7 @@ import yaml
 
 from tests.e2e import test_one_driver
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.experiment]
 # Early enough that the samples after the restart are in the verdict
 HANG_AFTER_MEASUREMENTS = 3
 # Longer than a request's retries take to fail (4 tries of a 5 s timeout, plus backoff), so the
