@@ -44,31 +44,39 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # Each real experiment keeps about a core busy with its collectors, Prometheus and load. More at once than
 # the machine has cores starve one another's scrapes and clocks, and the verdicts their tests hold them to
 # turn Inconclusive.
-EXPERIMENTS_AT_ONCE = 2
+EXPERIMENT_SLOTS = 2
 
 
 @pytest.fixture(scope="module", autouse=True)
-def experiment_slot(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """A file marked `experiment` runs while it holds one of the run's slots, which every xdist worker shares."""
-    if request.node.get_closest_marker("experiment") is None:
+def experiment_slots(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A file marked `experiment` runs while it holds one of the run's slots, which every xdist worker shares;
+    one marked `experiment(slots=2)` runs several experiments at once and holds them all."""
+    marker = request.node.get_closest_marker("experiment")
+    if marker is None:
         yield
         return
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # workers' base dirs are siblings
-    with _one_of_the_slots(shared, EXPERIMENTS_AT_ONCE):
-        yield
+    locks = [shared / f"experiment-slot-{index}.lock" for index in range(EXPERIMENT_SLOTS)]
+    with contextlib.ExitStack() as held:
+        if marker.kwargs.get("slots", 1) == EXPERIMENT_SLOTS:
+            for lock in locks:  # in order, waiting at each, so files that want one slot cannot starve this one
+                fcntl.flock(held.enter_context(lock.open("a")), fcntl.LOCK_EX)
+        else:
+            held.enter_context(_any_one_of(locks))
+        yield  # closing a lock's file releases it, and a worker that dies releases it too
 
 
 @contextlib.contextmanager
-def _one_of_the_slots(directory: Path, slots: int) -> Iterator[None]:
+def _any_one_of(locks: list[Path]) -> Iterator[None]:
     while True:
-        for index in range(slots):
-            with (directory / f"experiment-slot-{index}.lock").open("a") as lock:
+        for path in locks:
+            with path.open("a") as lock:
                 try:
                     fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     continue
-                yield  # closing the file releases the lock, and a worker that dies releases it too
+                yield
                 return
         time.sleep(1)
 

@@ -9,6 +9,7 @@ status the controllers write.
 from __future__ import annotations
 
 import copy
+import functools
 import http.server
 import json
 import os
@@ -75,12 +76,13 @@ def test_a_pipeline_becomes_configmap_workload_and_service_owned_by_it(
     child = reconcile_pipeline.child_name(manifest["metadata"]["name"])
     owner = harness.get(control_plane, namespace, "ppp", manifest["metadata"]["name"])
     assert owner is not None
-    workload = harness.wait_for(
-        "the DaemonSet", lambda: harness.get(control_plane, namespace, "daemonset", child), 30, operator.log
+    # the operator writes its children one after another, so each is waited for
+    workload, config, service = (
+        harness.wait_for(
+            f"the {kind}", functools.partial(harness.get, control_plane, namespace, kind, child), 30, operator.log
+        )
+        for kind in ("daemonset", "configmap", "service")
     )
-    config = harness.get(control_plane, namespace, "configmap", child)
-    service = harness.get(control_plane, namespace, "service", child)
-    assert config is not None and service is not None
     for obj in (workload, config, service):
         (reference,) = obj["metadata"]["ownerReferences"]
         assert (reference["kind"], reference["uid"], reference["controller"]) == (
