@@ -41,16 +41,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items[:] = [item for path in alternating for item in files[path]]
 
 
-# A real experiment's collectors, Prometheus and load keep a core busy for much of its run. With more at once
-# than the machine has cores, their scrapes gap and their clocks slip, and the verdicts their tests hold them
-# to turn Inconclusive (CONTRIBUTING.md gives the runs).
-EXPERIMENT_SLOTS = 2
+# One real experiment (two collectors, a load, a Prometheus and its driver) keeps about a third of a core busy,
+# mostly waiting for its samples. Many at once on two cores gap their scrapes and slip their clocks, and the
+# verdicts their tests hold them to turn Inconclusive (CONTRIBUTING.md gives the runs).
+EXPERIMENT_SLOTS = 3
 
 
 @pytest.fixture(scope="module", autouse=True)
 def experiment_slots(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """A file marked `experiment` runs while it holds one of the run's slots, which every xdist worker shares;
-    one marked `experiment(slots=2)` runs several experiments at once and holds them all."""
+    one marked `experiment(every_slot=True)` runs several experiments at once and holds them all."""
     marker = request.node.get_closest_marker("experiment")
     if marker is None:
         yield
@@ -59,7 +59,7 @@ def experiment_slots(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # workers' base dirs are siblings
     locks = [shared / f"experiment-slot-{index}.lock" for index in range(EXPERIMENT_SLOTS)]
     with contextlib.ExitStack() as held:
-        if marker.kwargs.get("slots", 1) >= EXPERIMENT_SLOTS:
+        if marker.kwargs.get("every_slot", False):
             for lock in locks:  # in order, waiting at each, so files that want one slot cannot starve this one
                 fcntl.flock(held.enter_context(lock.open("a")), fcntl.LOCK_EX)
         else:

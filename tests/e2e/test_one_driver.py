@@ -38,7 +38,7 @@ import yaml
 from tests.harness import controlplane
 from tests.harness import operator as harness
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.experiment(slots=2)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.experiment(every_slot=True)]
 QUICKSTART = controlplane.REPO / "examples" / "quickstart" / "experiment.yaml"
 MEASURE_STEP = ("--measure-step", "2s")
 # Longer than a query's 10 s timeout plus an analysis interval, so some measurement

@@ -21,7 +21,7 @@ from phoenix_operator.render import pipeline as render_pipeline
 from phoenix_operator.runtime import local_components
 from tests import conftest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.experiment(slots=2)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.experiment(every_slot=True)]
 PHOENIX = [sys.executable, "-m", "phoenix_operator"]
 FIXTURES = Path(__file__).resolve().parents[1] / "recommend"
 PROCESS_METRICS = '{__name__=~"process_.+"}'
