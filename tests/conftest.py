@@ -27,7 +27,8 @@ from tests.harness import operator as harness
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Workers take whole files in this order. Within each kind the files marked `slow` come first, so a long
     one never starts last and leaves the other workers idle; files of real experiments alternate with the
-    rest, so a worker that finishes one usually takes a file that needs no experiment slot."""
+    rest, so a worker that finishes one usually takes a file that needs no experiment slot. The experiment
+    files that hold every slot lead, before any other holds one they would wait for."""
     files: dict[Path, list[pytest.Item]] = {}
     for item in items:
         files.setdefault(item.path, []).append(item)
@@ -35,7 +36,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def slow_first(paths: list[Path]) -> list[Path]:
         return sorted(paths, key=lambda path: files[path][0].get_closest_marker("slow") is None)
 
-    experiments = slow_first([path for path in files if files[path][0].get_closest_marker("experiment")])
+    def every_slot(path: Path) -> bool:
+        marker = files[path][0].get_closest_marker("experiment")
+        return marker is not None and bool(marker.kwargs.get("every_slot", False))
+
+    experiments = sorted(
+        slow_first([path for path in files if files[path][0].get_closest_marker("experiment")]),
+        key=lambda path: not every_slot(path),
+    )
     others = slow_first([path for path in files if not files[path][0].get_closest_marker("experiment")])
     alternating = [path for pair in itertools.zip_longest(experiments, others) for path in pair if path is not None]
     items[:] = [item for path in alternating for item in files[path]]
