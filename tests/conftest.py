@@ -36,17 +36,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def slow_first(paths: list[Path]) -> list[Path]:
         return sorted(paths, key=lambda path: files[path][0].get_closest_marker("slow") is None)
 
-    def every_slot(path: Path) -> bool:
-        marker = files[path][0].get_closest_marker("experiment")
-        return marker is not None and bool(marker.kwargs.get("every_slot", False))
-
     experiments = sorted(
         slow_first([path for path in files if files[path][0].get_closest_marker("experiment")]),
-        key=lambda path: not every_slot(path),
+        key=lambda path: not _holds_every_slot(files[path][0].get_closest_marker("experiment")),
     )
     others = slow_first([path for path in files if not files[path][0].get_closest_marker("experiment")])
     alternating = [path for pair in itertools.zip_longest(experiments, others) for path in pair if path is not None]
     items[:] = [item for path in alternating for item in files[path]]
+
+
+def _holds_every_slot(marker: pytest.Mark | None) -> bool:
+    return marker is not None and bool(marker.kwargs.get("every_slot", False))
 
 
 # One real experiment (two collectors, a load, a Prometheus and its driver) keeps about a third of a core busy,
@@ -67,7 +67,7 @@ def experiment_slots(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # workers' base dirs are siblings
     locks = [shared / f"experiment-slot-{index}.lock" for index in range(EXPERIMENT_SLOTS)]
     with contextlib.ExitStack() as held:
-        if marker.kwargs.get("every_slot", False):
+        if _holds_every_slot(marker):
             for lock in locks:  # in order, waiting at each, so files that want one slot cannot starve this one
                 fcntl.flock(held.enter_context(lock.open("a")), fcntl.LOCK_EX)
         else:
