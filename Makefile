@@ -54,21 +54,26 @@ e2e: venv tools
 
 # pytest exits 5 when it collected nothing; that must fail, and it does,
 # because only exit code 0 passes here. Three runs, each printing its slowest
-# tests, and every one runs even when one before it failed, so a red run shows
-# all its failures:
-# - the unit tests, one worker per core: they are CPU-bound;
+# tests, and every one runs even when another failed, so a red run shows all
+# its failures:
 # - the integration and e2e files on four workers, each taking whole files
 #   (a file's module fixtures, such as one_driver's scenarios, run once, in
-#   one worker). At most two files of real experiments run at once
+#   one worker). At most three files of real experiments run at once
 #   (tests/conftest.py); the other workers take the rest, which mostly wait on
 #   the control plane;
+# - meanwhile the unit tests, one worker per core, at the lowest CPU priority:
+#   they are CPU-bound, and take only the CPU the experiments leave idle. Their
+#   report is printed when both runs have ended;
 # - the tests marked alone, one at a time: they need the machine to itself
 #   (the full-size quickstart held to its numbers, as `make demo` runs it, and
 #   a collector flooded past its limit).
 test: venv tools lint
-	@failed=0; \
-	$(BIN)/pytest -n 2 -m "not alone" tests/unit || failed=1; \
+	@failed=0; unit_report=$$(mktemp); \
+	trap 'kill $$unit 2>/dev/null; rm -f $$unit_report' EXIT; trap 'exit 130' INT TERM; \
+	echo "unit tests: running at the lowest CPU priority beside the integration and e2e tests; their report follows them"; \
+	nice -n 19 $(BIN)/pytest -n 2 -m "not alone" tests/unit > $$unit_report 2>&1 & unit=$$!; \
 	$(BIN)/pytest -n 4 --dist loadfile --no-loadscope-reorder -m "not alone" tests/integration tests/e2e || failed=1; \
+	wait $$unit || failed=1; cat $$unit_report; \
 	$(BIN)/pytest -m alone tests || failed=1; \
 	exit $$failed
 
