@@ -33,14 +33,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         files.setdefault(item.path, []).append(item)
 
-    def slow_first(paths: list[Path]) -> list[Path]:
-        return sorted(paths, key=lambda path: files[path][0].get_closest_marker("slow") is None)
+    def marker(path: Path, name: str) -> pytest.Mark | None:
+        return files[path][0].get_closest_marker(name)
 
     experiments = sorted(
-        slow_first([path for path in files if files[path][0].get_closest_marker("experiment")]),
-        key=lambda path: not _holds_every_slot(files[path][0].get_closest_marker("experiment")),
+        (path for path in files if marker(path, "experiment")),
+        key=lambda path: (not _holds_every_slot(marker(path, "experiment")), marker(path, "slow") is None),
     )
-    others = slow_first([path for path in files if not files[path][0].get_closest_marker("experiment")])
+    others = sorted(
+        (path for path in files if not marker(path, "experiment")), key=lambda path: marker(path, "slow") is None
+    )
     alternating = [path for pair in itertools.zip_longest(experiments, others) for path in pair if path is not None]
     items[:] = [item for path in alternating for item in files[path]]
 
