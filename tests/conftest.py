@@ -28,7 +28,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Workers take whole files in this order. Within each kind the files marked `slow` come first, so a long
     one never starts last and leaves the other workers idle; files of real experiments alternate with the
     rest, so a worker that finishes one usually takes a file that needs no experiment slot. The experiment
-    files that hold every slot lead, before any other holds one they would wait for."""
+    files that hold every slot lead, before any other holds one they would wait for. Then come those of several
+    tests: xdist hands a worker its next file once two or fewer of its tests are left, so a file queues behind
+    such a file's last test, and early on that wait does not leave the last minutes to one worker."""
     files: dict[Path, list[pytest.Item]] = {}
     for item in items:
         files.setdefault(item.path, []).append(item)
@@ -38,7 +40,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
     experiments = sorted(
         (path for path in files if marker(path, "experiment")),
-        key=lambda path: (not _holds_every_slot(marker(path, "experiment")), marker(path, "slow") is None),
+        key=lambda path: (
+            not _holds_every_slot(marker(path, "experiment")),
+            len(files[path]) == 1,
+            marker(path, "slow") is None,
+        ),
     )
     others = sorted(
         (path for path in files if not marker(path, "experiment")), key=lambda path: marker(path, "slow") is None
