@@ -15,7 +15,7 @@ Process = Callable[[workqueue.Key, bool], Awaitable[bool]]
 async def _run(queue: workqueue.WorkQueue, process: Process, until: Callable[[], bool], workers: int = 1) -> None:
     tasks = [asyncio.create_task(queue.work(process)) for _ in range(workers)]
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # a stall fails; a busy machine's slowness does not
         while not until():
             assert time.monotonic() < deadline, "the queue stalled"
             await asyncio.sleep(0.01)
